@@ -1,0 +1,352 @@
+//! Event times: parsing what Feast users send, formatting what Feast's server answers, and the
+//! `google.protobuf.Timestamp` bytes stored in `_ts:<view>` fields.
+//!
+//! Hand-written rather than chrono-based because this sits on the push hot path (one parse per
+//! record) and the formats are small and fixed: RFC 3339 plus the space-separated and naive forms
+//! pandas accepts.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prost::Message;
+
+/// An instant with nanosecond precision, ordered by time. The full `Timestamp` range fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct EventTime {
+    pub secs: i64,
+    /// Always in `0..1_000_000_000`.
+    pub nanos: u32,
+}
+
+impl EventTime {
+    pub const EPOCH: EventTime = EventTime { secs: 0, nanos: 0 };
+
+    pub fn new(secs: i64, nanos: u32) -> Self {
+        debug_assert!(nanos < 1_000_000_000);
+        EventTime { secs, nanos }
+    }
+
+    pub fn now() -> Self {
+        let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        EventTime { secs: d.as_secs() as i64, nanos: d.subsec_nanos() }
+    }
+
+    /// From a count of `unit_per_sec` units since the epoch (1 = seconds, 1000 = ms, ...).
+    pub fn from_units(value: i64, units_per_sec: i64) -> Self {
+        let secs = value.div_euclid(units_per_sec);
+        let rem = value.rem_euclid(units_per_sec);
+        EventTime { secs, nanos: (rem * (1_000_000_000 / units_per_sec)) as u32 }
+    }
+
+    pub fn from_micros(us: i64) -> Self {
+        Self::from_units(us, 1_000_000)
+    }
+
+    pub fn from_nanos(ns: i64) -> Self {
+        Self::from_units(ns, 1_000_000_000)
+    }
+
+    pub fn to_proto(self) -> prost_types::Timestamp {
+        prost_types::Timestamp { seconds: self.secs, nanos: self.nanos as i32 }
+    }
+
+    /// Normalizes out-of-range nanos the way protobuf's own libraries do.
+    pub fn from_proto(ts: &prost_types::Timestamp) -> Self {
+        let total_nanos = ts.nanos as i64;
+        let secs = ts.seconds + total_nanos.div_euclid(1_000_000_000);
+        EventTime { secs, nanos: total_nanos.rem_euclid(1_000_000_000) as u32 }
+    }
+
+    /// The serialized `google.protobuf.Timestamp`, as Feast stores it in `_ts:<view>`.
+    pub fn to_proto_bytes(self) -> Vec<u8> {
+        self.to_proto().encode_to_vec()
+    }
+
+    pub fn from_proto_bytes(bytes: &[u8]) -> Result<Self, String> {
+        prost_types::Timestamp::decode(bytes)
+            .map(|ts| Self::from_proto(&ts))
+            .map_err(|e| format!("stored timestamp is not a protobuf Timestamp: {e}"))
+    }
+
+    /// Seconds since the epoch as a float, for rates and logs.
+    pub fn as_secs_f64(self) -> f64 {
+        self.secs as f64 + self.nanos as f64 / 1e9
+    }
+
+    pub fn add_secs(self, secs: i64) -> Self {
+        EventTime { secs: self.secs.saturating_add(secs), nanos: self.nanos }
+    }
+
+    /// Parses RFC 3339 and the forms pandas reads: `2024-01-01T12:00:00Z`, `2024-01-01 12:00:00+00:00`,
+    /// `2024-01-01T12:00:00.123456789`, `2024-01-01`. A time without an offset is UTC, as in Feast.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        parse(text.trim()).ok_or_else(|| format!("'{text}' is not a timestamp (expected RFC 3339, e.g. 2024-01-01T12:00:00Z)"))
+    }
+
+    /// Writes the time as Feast's server prints it: seconds, then `.mmm`, `.uuuuuu` or
+    /// `.nnnnnnnnn` when the fraction needs it, then `Z`.
+    pub fn write_rfc3339(self, out: &mut Vec<u8>) {
+        let days = self.secs.div_euclid(86_400);
+        let sod = self.secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        let (hh, mm, ss) = (sod / 3600, (sod / 60) % 60, sod % 60);
+        if (0..=9999).contains(&y) {
+            push_digits(out, y as u64, 4);
+        } else {
+            // Outside four-digit years RFC 3339 has no form; ISO 8601's expanded years are the
+            // least surprising text.
+            if y < 0 {
+                out.push(b'-');
+            } else {
+                out.push(b'+');
+            }
+            push_digits(out, y.unsigned_abs(), 6);
+        }
+        out.push(b'-');
+        push_digits(out, m as u64, 2);
+        out.push(b'-');
+        push_digits(out, d as u64, 2);
+        out.push(b'T');
+        push_digits(out, hh as u64, 2);
+        out.push(b':');
+        push_digits(out, mm as u64, 2);
+        out.push(b':');
+        push_digits(out, ss as u64, 2);
+        let n = self.nanos;
+        if n != 0 {
+            out.push(b'.');
+            if n % 1_000_000 == 0 {
+                push_digits(out, (n / 1_000_000) as u64, 3);
+            } else if n % 1_000 == 0 {
+                push_digits(out, (n / 1_000) as u64, 6);
+            } else {
+                push_digits(out, n as u64, 9);
+            }
+        }
+        out.push(b'Z');
+    }
+
+    pub fn to_rfc3339(self) -> String {
+        let mut out = Vec::with_capacity(32);
+        self.write_rfc3339(&mut out);
+        String::from_utf8(out).expect("ascii")
+    }
+}
+
+impl fmt::Display for EventTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+fn push_digits(out: &mut Vec<u8>, mut v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    while v > 0 {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    let digits = buf.len() - i;
+    for _ in digits..width {
+        out.push(b'0');
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+struct Cursor<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    fn digits(&mut self, n: usize) -> Option<u32> {
+        let part = self.s.get(self.i..self.i + n)?;
+        let mut v = 0u32;
+        for &c in part {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + (c - b'0') as u32;
+        }
+        self.i += n;
+        Some(v)
+    }
+    fn eat(&mut self, c: u8) -> bool {
+        if self.s.get(self.i) == Some(&c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+    fn done(&self) -> bool {
+        self.i == self.s.len()
+    }
+}
+
+fn parse(text: &str) -> Option<EventTime> {
+    let mut c = Cursor { s: text.as_bytes(), i: 0 };
+    let year = c.digits(4)? as i64;
+    if !c.eat(b'-') {
+        return None;
+    }
+    let month = c.digits(2)?;
+    if !c.eat(b'-') {
+        return None;
+    }
+    let day = c.digits(2)?;
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    let (mut h, mut mi, mut s, mut nanos) = (0, 0, 0, 0u32);
+    let mut offset_secs = 0i64;
+    if !c.done() {
+        if !(c.eat(b'T') || c.eat(b't') || c.eat(b' ')) {
+            return None;
+        }
+        h = c.digits(2)?;
+        if !c.eat(b':') {
+            return None;
+        }
+        mi = c.digits(2)?;
+        if c.eat(b':') {
+            s = c.digits(2)?;
+            if c.eat(b'.') || c.eat(b',') {
+                let mut scale = 100_000_000u32;
+                let start = c.i;
+                while let Some(d) = c.peek().filter(u8::is_ascii_digit) {
+                    nanos += (d - b'0') as u32 * scale;
+                    scale /= 10;
+                    c.i += 1;
+                }
+                if c.i == start {
+                    return None;
+                }
+            }
+        }
+        if h > 23 || mi > 59 || s > 60 {
+            return None;
+        }
+        match c.peek() {
+            None => {}
+            Some(b'Z' | b'z') => c.i += 1,
+            Some(sign @ (b'+' | b'-')) => {
+                c.i += 1;
+                let oh = c.digits(2)? as i64;
+                c.eat(b':');
+                let om = if c.done() { 0 } else { c.digits(2)? as i64 };
+                if oh > 23 || om > 59 {
+                    return None;
+                }
+                offset_secs = (oh * 3600 + om * 60) * if sign == b'+' { 1 } else { -1 };
+            }
+            Some(_) => return None,
+        }
+        if !c.done() {
+            return None;
+        }
+    }
+    // A leap second (:60) folds into the next second, as every Unix clock does.
+    let secs = days_from_civil(year, month, day) * 86_400 + (h * 3600 + mi * 60 + s) as i64 - offset_secs;
+    Some(EventTime { secs, nanos })
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn timestamp_bytes_match_feast_vectors() {
+        // §1.3: 2021-12-31T23:00:00Z and 2024-01-01T12:00:00.123456Z.
+        let t = EventTime::parse("2021-12-31T23:00:00Z").unwrap();
+        assert_eq!(hex(&t.to_proto_bytes()), "08f096be8e06");
+        let t = EventTime::parse("2024-01-01T12:00:00.123456Z").unwrap();
+        assert_eq!(hex(&t.to_proto_bytes()), "08c0d2caac06108094ef3a");
+        assert_eq!(EventTime::from_proto_bytes(&t.to_proto_bytes()).unwrap(), t);
+        // Epoch is an empty message.
+        assert_eq!(EventTime::EPOCH.to_proto_bytes(), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn formats_like_feast_server() {
+        let cases = [
+            ("1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z"),
+            ("2021-01-01T00:00:00.5Z", "2021-01-01T00:00:00.500Z"),
+            ("2021-01-01T00:00:00.123456Z", "2021-01-01T00:00:00.123456Z"),
+            ("2021-01-01T00:00:00.123456789Z", "2021-01-01T00:00:00.123456789Z"),
+            ("2021-01-01T00:00:00.120Z", "2021-01-01T00:00:00.120Z"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(EventTime::parse(input).unwrap().to_rfc3339(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn parses_pandas_forms_and_offsets() {
+        let z = EventTime::parse("2022-05-13T10:59:42Z").unwrap();
+        for s in ["2022-05-13 10:59:42+00:00", "2022-05-13T10:59:42", "2022-05-13T12:59:42+02:00", "2022-05-13T07:59:42-0300", "2022-05-13 10:59:42.000"] {
+            assert_eq!(EventTime::parse(s).unwrap(), z, "{s}");
+        }
+        assert_eq!(EventTime::parse("2022-05-13").unwrap(), EventTime::parse("2022-05-13T00:00:00Z").unwrap());
+        assert_eq!(EventTime::parse("1969-12-31T23:59:59.5Z").unwrap(), EventTime { secs: -1, nanos: 500_000_000 });
+        for bad in ["", "2022-13-01", "2022-02-30", "yesterday", "2022-05-13T25:00:00Z", "2022-05-13T10:59:42Q", "2022-05-13T10:59:42."] {
+            assert!(EventTime::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn civil_round_trip_over_wide_range() {
+        for days in (-800_000..800_000).step_by(997) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn unit_conversions_floor_toward_negative_infinity() {
+        assert_eq!(EventTime::from_micros(-1), EventTime { secs: -1, nanos: 999_999_000 });
+        assert_eq!(EventTime::from_nanos(1_500_000_000), EventTime { secs: 1, nanos: 500_000_000 });
+        assert_eq!(EventTime::from_proto(&prost_types::Timestamp { seconds: 1, nanos: -1 }), EventTime { secs: 0, nanos: 999_999_999 });
+    }
+}

@@ -11,11 +11,12 @@
 //! - [`online`]: the online store trait, Redis, and an in-memory store with identical semantics.
 //! - [`error`]: the one error type; every variant has an HTTP status and a stable code.
 
+pub mod aws;
 pub mod config;
 pub mod error;
 pub mod keys;
 pub mod proto;
-// pub mod registry;
+pub mod registry;
 pub mod time;
 pub mod value;
 

@@ -335,6 +335,8 @@ pub struct FeatureViewProjection {
     pub batch_source: Option<DataSource>,
     #[prost(message, optional, tag = "9")]
     pub stream_source: Option<DataSource>,
+    #[prost(string, tag = "11")]
+    pub view_type: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

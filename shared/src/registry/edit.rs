@@ -1,0 +1,326 @@
+//! Changes to a serialized registry that keep everything Larder does not own byte for byte.
+//!
+//! - [`apply`]: makes the project's entities, data sources, feature views and feature services
+//!   match the definitions (creating, updating, deleting), keeps objects of other projects and
+//!   object kinds Larder does not define (on-demand and stream views, permissions, history)
+//!   untouched, and keeps an unchanged object's original bytes.
+//! - [`record_materialization`]: appends an interval to views' metadata and marks them
+//!   AVAILABLE_ONLINE, touching nothing else.
+
+use std::collections::{BTreeMap, HashMap};
+
+use prost::Message;
+
+use super::convert::{self, Stamps};
+use super::model::*;
+use crate::error::{Error, Result};
+use crate::proto::core::{self as pb, feature_view_field as fvf, feature_view_state, registry_field as rf};
+use crate::proto::wire::{self, RawField};
+use crate::time::EventTime;
+
+/// What `apply` does to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    Unchanged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Change {
+    pub kind: &'static str,
+    pub name: String,
+    pub action: Action,
+}
+
+/// The changes an apply makes, in a stable order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action != Action::Unchanged)
+    }
+}
+
+impl std::fmt::Display for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.has_changes() {
+            return writeln!(f, "No changes: the registry already matches the definitions.");
+        }
+        for c in self.changes.iter().filter(|c| c.action != Action::Unchanged) {
+            let verb = match c.action {
+                Action::Create => "+ create",
+                Action::Update => "~ update",
+                Action::Delete => "- delete",
+                Action::Unchanged => "  keep",
+            };
+            writeln!(f, "{verb} {} {}", c.kind, c.name)?;
+        }
+        let count = |a| self.changes.iter().filter(|c| c.action == a).count();
+        writeln!(
+            f,
+            "{} to create, {} to update, {} to delete.",
+            count(Action::Create),
+            count(Action::Update),
+            count(Action::Delete)
+        )
+    }
+}
+
+/// The bytes of one registry object of `project`, keyed by kind and name.
+struct Existing<'a> {
+    raw: HashMap<(u32, String), RawField<'a>>,
+}
+
+fn spec_project_and_name(field: &RawField<'_>) -> Option<(String, String)> {
+    match field.number {
+        rf::ENTITIES => pb::Entity::decode(field.payload).ok()?.spec.map(|s| (s.project, s.name)),
+        rf::FEATURE_VIEWS => pb::FeatureView::decode(field.payload).ok()?.spec.map(|s| (s.project, s.name)),
+        rf::FEATURE_SERVICES => pb::FeatureService::decode(field.payload).ok()?.spec.map(|s| (s.project, s.name)),
+        rf::DATA_SOURCES => pb::DataSource::decode(field.payload).ok().map(|s| (s.project, s.name)),
+        rf::PROJECTS => pb::Project::decode(field.payload).ok()?.spec.map(|s| (s.name.clone(), s.name)),
+        _ => None,
+    }
+}
+
+/// Kinds whose objects `apply` owns for the project.
+const OWNED: [u32; 4] = [rf::ENTITIES, rf::DATA_SOURCES, rf::FEATURE_VIEWS, rf::FEATURE_SERVICES];
+
+fn kind_name(number: u32) -> &'static str {
+    match number {
+        rf::ENTITIES => "entity",
+        rf::DATA_SOURCES => "data source",
+        rf::FEATURE_VIEWS => "feature view",
+        _ => "feature service",
+    }
+}
+
+fn same_view_definition(a: &FeatureView, b: &FeatureView) -> bool {
+    a.name == b.name
+        && a.entities == b.entities
+        && a.features == b.features
+        && a.entity_columns == b.entity_columns
+        && a.ttl == b.ttl
+        && a.batch_source == b.batch_source
+        && a.stream_source == b.stream_source
+        && a.online == b.online
+        && a.offline == b.offline
+        && a.disabled == b.disabled
+        && a.description == b.description
+        && a.tags == b.tags
+        && a.owner == b.owner
+}
+
+fn created_of(field: &RawField<'_>) -> Option<EventTime> {
+    let ts = match field.number {
+        rf::ENTITIES => pb::Entity::decode(field.payload).ok()?.meta?.created_timestamp,
+        rf::FEATURE_VIEWS => pb::FeatureView::decode(field.payload).ok()?.meta?.created_timestamp,
+        rf::FEATURE_SERVICES => pb::FeatureService::decode(field.payload).ok()?.meta?.created_timestamp,
+        _ => None,
+    };
+    ts.as_ref().map(EventTime::from_proto)
+}
+
+/// Makes the registry's definitions for `desired.project` match `desired`. `current` is the
+/// serialized registry (`None` if there is none yet). Returns the new bytes (`None` when
+/// nothing changes) and the plan.
+pub fn apply(current: Option<&[u8]>, desired: &Registry, key_version: u32, now: EventTime) -> Result<(Option<Vec<u8>>, Plan)> {
+    let project = desired.project.as_str();
+    let fields = match current {
+        Some(bytes) => wire::split(bytes).map_err(|e| Error::Storage(format!("registry is corrupt: {e}")))?,
+        None => Vec::new(),
+    };
+    let existing_model = match current {
+        Some(bytes) => convert::registry_from_bytes(bytes, project, key_version)?,
+        None => Registry { project: project.to_string(), ..Default::default() },
+    };
+    let mut existing = Existing { raw: HashMap::new() };
+    for f in &fields {
+        if OWNED.contains(&f.number) {
+            if let Some((_, name)) = spec_project_and_name(f).filter(|(p, _)| p == project) {
+                existing.raw.insert((f.number, name), *f);
+            }
+        }
+    }
+
+    let mut plan = Plan::default();
+    let mut owned_out: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut emit = |number: u32, name: &str, same: bool, build: &dyn Fn(Stamps) -> Result<Vec<u8>>| -> Result<()> {
+        let old = existing.raw.remove(&(number, name.to_string()));
+        let (action, bytes) = match old {
+            Some(raw) if same => (Action::Unchanged, raw.payload.to_vec()),
+            Some(raw) => (Action::Update, build(Stamps { created: created_of(&raw).unwrap_or(now), updated: now })?),
+            None => (Action::Create, build(Stamps { created: now, updated: now })?),
+        };
+        plan.changes.push(Change { kind: kind_name(number), name: name.to_string(), action });
+        owned_out.entry(number).or_default().push(bytes);
+        Ok(())
+    };
+
+    let mut entities: Vec<Entity> = desired.entities.values().cloned().collect();
+    if !desired.entities.contains_key(crate::keys::DUMMY_ENTITY_NAME) {
+        entities.push(convert::dummy_entity());
+    }
+    for e in &entities {
+        let same = existing_model.entities.get(&e.name) == Some(e);
+        emit(rf::ENTITIES, &e.name, same, &|t| Ok(convert::entity_to_proto(e, project, t).encode_to_vec()))?;
+    }
+    for s in desired.data_sources.values() {
+        let same = existing_model.data_sources.get(&s.name) == Some(s);
+        emit(rf::DATA_SOURCES, &s.name, same, &|t| Ok(convert::source_to_proto(s, Some(project), true, t).encode_to_vec()))?;
+    }
+    for v in desired.feature_views.values() {
+        let old = existing_model.feature_views.get(&v.name);
+        let same = old.is_some_and(|o| same_view_definition(o, v));
+        emit(rf::FEATURE_VIEWS, &v.name, same, &|t| {
+            // A redefined view keeps its materialization history and state.
+            let mut view = (**v).clone();
+            if let Some(o) = old {
+                view.materialization_intervals = o.materialization_intervals.clone();
+                view.state = o.state;
+            }
+            Ok(convert::view_to_proto(&view, project, t).encode_to_vec())
+        })?;
+    }
+    for s in desired.feature_services.values() {
+        let same = existing_model.feature_services.get(&s.name) == Some(s);
+        emit(rf::FEATURE_SERVICES, &s.name, same, &|t| Ok(convert::service_to_proto(s, desired, project, t)?.encode_to_vec()))?;
+    }
+    // What is left in `existing` is no longer defined: deleted.
+    let mut deleted: Vec<&(u32, String)> = existing.raw.keys().collect();
+    deleted.sort();
+    for (number, name) in deleted {
+        plan.changes.push(Change { kind: kind_name(*number), name: name.clone(), action: Action::Delete });
+    }
+    plan.changes.sort_by(|a, b| (a.action, a.kind, &a.name).cmp(&(b.action, b.kind, &b.name)));
+
+    if !plan.has_changes() && current.is_some() {
+        return Ok((None, plan));
+    }
+
+    let has_project = fields.iter().any(|f| f.number == rf::PROJECTS && spec_project_and_name(f).is_some_and(|(_, n)| n == project));
+    let mut out = Vec::with_capacity(current.map_or(1024, <[u8]>::len) + 1024);
+    for f in &fields {
+        match f.number {
+            n if OWNED.contains(&n) => {
+                let ours = spec_project_and_name(f).is_some_and(|(p, _)| p == project);
+                if !ours {
+                    out.extend_from_slice(f.raw);
+                }
+            }
+            rf::REGISTRY_SCHEMA_VERSION | rf::VERSION_ID | rf::LAST_UPDATED => {}
+            _ => out.extend_from_slice(f.raw),
+        }
+    }
+    for (number, items) in &owned_out {
+        for item in items {
+            wire::put_bytes(*number, item, &mut out);
+        }
+    }
+    if !has_project {
+        wire::put_message(rf::PROJECTS, &convert::project_to_proto(project, Stamps { created: now, updated: now }), &mut out);
+    }
+    stamp_registry(&mut out, now);
+    Ok((Some(out), plan))
+}
+
+/// Appends the registry-level fields every commit rewrites: schema version, a new version id,
+/// and the update time.
+fn stamp_registry(out: &mut Vec<u8>, now: EventTime) {
+    wire::put_bytes(rf::REGISTRY_SCHEMA_VERSION, b"1", out);
+    wire::put_bytes(rf::VERSION_ID, uuid::Uuid::new_v4().to_string().as_bytes(), out);
+    wire::put_message(rf::LAST_UPDATED, &now.to_proto(), out);
+}
+
+/// One materialization to record: the view's name and the window written.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    pub view: String,
+    pub start: EventTime,
+    pub end: EventTime,
+}
+
+/// Appends each interval to its view's `meta.materialization_intervals`, sets the view's state
+/// to AVAILABLE_ONLINE and its update time, and stamps the registry. Everything else is copied
+/// verbatim. A view that no longer exists is an error (it was deleted while materializing).
+pub fn record_materialization(current: &[u8], project: &str, intervals: &[Interval], now: EventTime) -> Result<Vec<u8>> {
+    let fields = wire::split(current).map_err(|e| Error::Storage(format!("registry is corrupt: {e}")))?;
+    let mut pending: Vec<&Interval> = intervals.iter().collect();
+    let mut out = Vec::with_capacity(current.len() + 64 * intervals.len());
+    for f in &fields {
+        match f.number {
+            rf::FEATURE_VIEWS | rf::STREAM_FEATURE_VIEWS => {
+                let view = view_identity(f.payload).filter(|(p, _)| p == project).map(|(_, n)| n);
+                let mine: Vec<&Interval> = match &view {
+                    Some(name) => pending.iter().copied().filter(|i| &i.view == name).collect(),
+                    None => Vec::new(),
+                };
+                if mine.is_empty() {
+                    out.extend_from_slice(f.raw);
+                } else {
+                    pending.retain(|i| Some(&i.view) != view.as_ref());
+                    let edited = edit_view_meta(f.payload, &mine, now)?;
+                    wire::put_bytes(f.number, &edited, &mut out);
+                }
+            }
+            rf::REGISTRY_SCHEMA_VERSION | rf::VERSION_ID | rf::LAST_UPDATED => {}
+            _ => out.extend_from_slice(f.raw),
+        }
+    }
+    if let Some(missing) = pending.first() {
+        return Err(Error::Conflict(format!(
+            "feature view '{}' is no longer in the registry; it was removed while being materialized",
+            missing.view
+        )));
+    }
+    stamp_registry(&mut out, now);
+    Ok(out)
+}
+
+/// (project, name) of a serialized FeatureView or StreamFeatureView.
+fn view_identity(view: &[u8]) -> Option<(String, String)> {
+    let fields = wire::split(view).ok()?;
+    let spec = wire::split(wire::first_bytes(&fields, fvf::SPEC)?).ok()?;
+    let text = |n| wire::first_bytes(&spec, n).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    Some((text(fvf::SPEC_PROJECT), text(fvf::SPEC_NAME)))
+}
+
+fn edit_view_meta(view: &[u8], intervals: &[&Interval], now: EventTime) -> Result<Vec<u8>> {
+    let corrupt = |e: String| Error::Storage(format!("registry feature view is corrupt: {e}"));
+    let fields = wire::split(view).map_err(corrupt)?;
+    let meta = wire::first_bytes(&fields, fvf::META).unwrap_or_default();
+    let meta_fields = wire::split(meta).map_err(corrupt)?;
+    let mut new_meta = Vec::with_capacity(meta.len() + 32 * intervals.len());
+    for m in &meta_fields {
+        if m.number != fvf::META_STATE && m.number != fvf::META_LAST_UPDATED {
+            new_meta.extend_from_slice(m.raw);
+        }
+    }
+    for i in intervals {
+        let interval = pb::MaterializationInterval { start_time: Some(i.start.to_proto()), end_time: Some(i.end.to_proto()) };
+        wire::put_message(fvf::META_INTERVALS, &interval, &mut new_meta);
+    }
+    wire::put_message(fvf::META_LAST_UPDATED, &now.to_proto(), &mut new_meta);
+    wire::put_varint(fvf::META_STATE, feature_view_state::AVAILABLE_ONLINE as u64, &mut new_meta);
+
+    let mut out = Vec::with_capacity(view.len() + new_meta.len());
+    let mut wrote = false;
+    for f in &fields {
+        if f.number == fvf::META {
+            if !wrote {
+                wire::put_bytes(fvf::META, &new_meta, &mut out);
+                wrote = true;
+            }
+        } else {
+            out.extend_from_slice(f.raw);
+        }
+    }
+    if !wrote {
+        wire::put_bytes(fvf::META, &new_meta, &mut out);
+    }
+    Ok(out)
+}

@@ -1,0 +1,657 @@
+//! `features.yaml`: Larder's hand-written definitions, turned into a registry by `larder apply`.
+//!
+//! Written for people: objects are maps keyed by name, a feature is `name: Type` (or a map when
+//! it needs a description), a feature view names one `source`, TTLs read like `7d` or `1h30m`.
+//!
+//! ```yaml
+//! entities:
+//!   driver: {join_key: driver_id, type: Int64}
+//! sources:
+//!   driver_stats:
+//!     type: file                      # file | push
+//!     path: data/driver_stats.parquet # local (relative to the repo) or s3://bucket/prefix/
+//!     timestamp_field: event_timestamp
+//!     created_timestamp_column: created
+//!   driver_stats_push: {type: push, batch_source: driver_stats}
+//! feature_views:
+//!   driver_hourly_stats:
+//!     entities: [driver]
+//!     ttl: 3650d
+//!     source: driver_stats
+//!     features:
+//!       conv_rate: Float32
+//!       city: {type: String, description: home city}
+//! feature_services:
+//!   driver_model:
+//!     features:
+//!       - driver_hourly_stats                  # every feature of the view
+//!       - driver_fresh: [conv_rate]            # a selection
+//! ```
+//!
+//! Mistakes are errors naming the file, line and object: unknown keys, bad types, references
+//! to entities, sources, views or features that are not defined.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::model::*;
+use crate::error::{Error, Result};
+use crate::keys::{DUMMY_ENTITY_NAME, DUMMY_JOIN_KEY};
+use crate::value::ValueType;
+
+/// The file name Larder looks for beside `feature_store.yaml`.
+pub const FILE_NAME: &str = "features.yaml";
+
+/// A YAML map whose order is kept (features are served in the order they are written).
+struct Ordered<T>(Vec<(String, T)>);
+
+impl<T> Default for Ordered<T> {
+    fn default() -> Self {
+        Ordered(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Ordered<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of names to definitions")
+            }
+            fn visit_unit<E: de::Error>(self) -> std::result::Result<Ordered<T>, E> {
+                Ok(Ordered(Vec::new()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Ordered<T>, A::Error> {
+                let mut out: Vec<(String, T)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if out.iter().any(|(k, _)| *k == key) {
+                        return Err(de::Error::custom(format!("'{key}' is defined twice")));
+                    }
+                    let value = map.next_value()?;
+                    out.push((key, value));
+                }
+                Ok(Ordered(out))
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    entities: Ordered<EntityDef>,
+    #[serde(default)]
+    sources: Ordered<SourceDef>,
+    #[serde(default)]
+    feature_views: Ordered<ViewDef>,
+    #[serde(default)]
+    feature_services: Ordered<ServiceDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntityDef {
+    join_key: Option<String>,
+    #[serde(rename = "type")]
+    dtype: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    owner: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceDef {
+    #[serde(rename = "type")]
+    kind: String,
+    path: Option<String>,
+    s3_endpoint_override: Option<String>,
+    timestamp_field: Option<String>,
+    created_timestamp_column: Option<String>,
+    date_partition_column: Option<String>,
+    #[serde(default)]
+    field_mapping: BTreeMap<String, String>,
+    batch_source: Option<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    owner: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ViewDef {
+    #[serde(default)]
+    entities: Vec<String>,
+    source: String,
+    features: Ordered<FeatureDef>,
+    ttl: Option<TtlDef>,
+    #[serde(default = "yes")]
+    online: bool,
+    #[serde(default)]
+    offline: bool,
+    #[serde(default)]
+    disabled: bool,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    owner: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A feature: `Float32`, or `{type: Float32, description: ..., tags: {...}}`.
+struct FeatureDef {
+    dtype: String,
+    description: String,
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeatureMap {
+    #[serde(rename = "type")]
+    dtype: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+impl<'de> Deserialize<'de> for FeatureDef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FeatureDef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a type name such as Float32, or a map with type, description, tags")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<FeatureDef, E> {
+                Ok(FeatureDef { dtype: v.to_string(), description: String::new(), tags: BTreeMap::new() })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<FeatureDef, A::Error> {
+                let m = FeatureMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(FeatureDef { dtype: m.dtype, description: m.description, tags: m.tags })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A TTL: `7d`, `1h30m`, `90s`, `2w`, or a number of seconds. 0 means no limit.
+struct TtlDef(Duration);
+
+impl<'de> Deserialize<'de> for TtlDef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = TtlDef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as 7d, 1h30m, 90s or a number of seconds")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<TtlDef, E> {
+                Ok(TtlDef(Duration::from_secs(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<TtlDef, E> {
+                u64::try_from(v).map(|s| TtlDef(Duration::from_secs(s))).map_err(|_| E::custom("a TTL cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<TtlDef, E> {
+                parse_duration(v).map(TtlDef).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            'w' => 604_800,
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            ' ' => continue,
+            _ => return Err(format!("'{text}' is not a duration (use e.g. 7d, 1h30m, 90s)")),
+        };
+        let n: u64 = num.parse().map_err(|_| format!("'{text}' is not a duration (use e.g. 7d, 1h30m, 90s)"))?;
+        total += n * unit;
+        num.clear();
+    }
+    if !num.is_empty() || t.is_empty() {
+        return Err(format!("'{text}' is not a duration (use e.g. 7d, 1h30m, 90s)"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceDef {
+    features: Vec<ProjectionDef>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    owner: String,
+}
+
+/// `view`, `{view: [f1, f2]}`, or `{view: v, alias: a, features: [...], join_key_map: {...}}`.
+struct ProjectionDef {
+    view: String,
+    alias: Option<String>,
+    features: Option<Vec<String>>,
+    join_key_map: BTreeMap<String, String>,
+}
+
+impl<'de> Deserialize<'de> for ProjectionDef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ProjectionDef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a feature view name, {view_name: [features]}, or {view, alias, features, join_key_map}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<ProjectionDef, E> {
+                Ok(ProjectionDef { view: v.to_string(), alias: None, features: None, join_key_map: BTreeMap::new() })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<ProjectionDef, A::Error> {
+                let mut p = ProjectionDef { view: String::new(), alias: None, features: None, join_key_map: BTreeMap::new() };
+                let mut long_form = false;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "view" => {
+                            long_form = true;
+                            p.view = map.next_value()?;
+                        }
+                        "alias" => p.alias = Some(map.next_value()?),
+                        "features" => p.features = Some(map.next_value()?),
+                        "join_key_map" => p.join_key_map = map.next_value()?,
+                        _ if p.view.is_empty() && !long_form => {
+                            p.view = key;
+                            p.features = Some(map.next_value::<StringList>()?.0);
+                        }
+                        other => {
+                            return Err(de::Error::unknown_field(other, &["view", "alias", "features", "join_key_map"]));
+                        }
+                    }
+                }
+                if p.view.is_empty() {
+                    return Err(de::Error::missing_field("view"));
+                }
+                Ok(p)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+struct StringList(Vec<String>);
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StringList;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of feature names")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<StringList, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element()? {
+                    out.push(s);
+                }
+                Ok(StringList(out))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// Finds the line where `name:` is defined under the top-level `section:`, for messages about
+/// problems serde cannot see (dangling references). 1-based; `None` if not found.
+fn locate(text: &str, section: &str, name: &str) -> Option<usize> {
+    let mut in_section = false;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if !line.starts_with([' ', '\t']) && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            in_section = trimmed.strip_prefix(section).is_some_and(|r| r.trim_start().starts_with(':'));
+            continue;
+        }
+        if in_section {
+            let key = trimmed.trim_start_matches("- ");
+            let key = key.trim_matches(|c| c == '"' || c == '\'');
+            if key.strip_prefix(name).is_some_and(|r| r.trim_start_matches(['"', '\'']).trim_start().starts_with(':')) {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
+}
+
+/// Parses `features.yaml` text into a validated registry for `project`.
+pub fn parse(text: &str, origin: &str, project: &str, key_version: u32) -> Result<Registry> {
+    let file: File = if text.trim().is_empty() {
+        File::default()
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?
+    };
+    let at = |section: &str, name: &str| match locate(text, section, name) {
+        Some(line) => format!("{origin} line {line}"),
+        None => origin.to_string(),
+    };
+    let mut reg = Registry { project: project.to_string(), ..Default::default() };
+
+    for (name, e) in file.entities.0 {
+        let dtype = ValueType::parse(&e.dtype)
+            .ok_or_else(|| Error::Config(format!("{}: entity '{name}': unknown type '{}'", at("entities", &name), e.dtype)))?;
+        if !dtype.is_key_type() {
+            return Err(Error::Config(format!(
+                "{}: entity '{name}': type {dtype} cannot be a join key (use String, Bytes, Int32, Int64 or UnixTimestamp)",
+                at("entities", &name)
+            )));
+        }
+        reg.entities.insert(
+            name.clone(),
+            Entity {
+                join_key: e.join_key.unwrap_or_else(|| name.clone()),
+                name,
+                value_type: dtype,
+                description: e.description,
+                tags: e.tags,
+                owner: e.owner,
+            },
+        );
+    }
+
+    // Batch sources first, so push sources can refer to them in any order.
+    let (push_defs, batch_defs): (Vec<_>, Vec<_>) = file.sources.0.into_iter().partition(|(_, s)| s.kind == "push");
+    for (name, s) in batch_defs {
+        let here = at("sources", &name);
+        if s.kind != "file" {
+            return Err(Error::Config(format!("{here}: source '{name}': unknown type '{}' (use file or push)", s.kind)));
+        }
+        if s.batch_source.is_some() {
+            return Err(Error::Config(format!("{here}: source '{name}': batch_source only applies to type: push")));
+        }
+        let path = s.path.ok_or_else(|| Error::Config(format!("{here}: source '{name}': a file source needs a path")))?;
+        let timestamp_field = s
+            .timestamp_field
+            .ok_or_else(|| Error::Config(format!("{here}: source '{name}': timestamp_field is required")))?;
+        reg.data_sources.insert(
+            name.clone(),
+            DataSource {
+                name,
+                kind: SourceKind::File { path, s3_endpoint_override: s.s3_endpoint_override },
+                timestamp_field,
+                created_timestamp_column: s.created_timestamp_column,
+                field_mapping: s.field_mapping,
+                date_partition_column: s.date_partition_column,
+                description: s.description,
+                tags: s.tags,
+                owner: s.owner,
+            },
+        );
+    }
+    for (name, s) in push_defs {
+        let here = at("sources", &name);
+        let batch_name = s.batch_source.ok_or_else(|| {
+            Error::Config(format!("{here}: push source '{name}' needs a batch_source (the file source history lives in)"))
+        })?;
+        if s.path.is_some() || s.timestamp_field.is_some() || !s.field_mapping.is_empty() {
+            return Err(Error::Config(format!(
+                "{here}: push source '{name}': path, timestamp_field and field_mapping belong on its batch_source '{batch_name}'"
+            )));
+        }
+        let batch = reg.data_sources.get(&batch_name).cloned().ok_or_else(|| {
+            Error::Config(format!("{here}: push source '{name}' uses batch_source '{batch_name}', which is not a file source defined in sources"))
+        })?;
+        reg.data_sources.insert(
+            name.clone(),
+            DataSource {
+                name,
+                timestamp_field: batch.timestamp_field.clone(),
+                created_timestamp_column: batch.created_timestamp_column.clone(),
+                field_mapping: batch.field_mapping.clone(),
+                date_partition_column: batch.date_partition_column.clone(),
+                kind: SourceKind::Push { batch: Box::new(batch) },
+                description: s.description,
+                tags: s.tags,
+                owner: s.owner,
+            },
+        );
+    }
+
+    for (name, v) in file.feature_views.0 {
+        let here = at("feature_views", &name);
+        let mut entity_columns = Vec::new();
+        for e in &v.entities {
+            let ent = reg.entities.get(e).ok_or_else(|| {
+                let known: Vec<&str> = reg.entities.keys().map(String::as_str).collect();
+                Error::Config(format!("{here}: feature view '{name}' uses entity '{e}', which is not defined (entities: {})", known.join(", ")))
+            })?;
+            entity_columns.push(Field::new(ent.join_key.clone(), ent.value_type));
+        }
+        if entity_columns.is_empty() {
+            entity_columns.push(Field::new(DUMMY_JOIN_KEY, ValueType::String));
+        }
+        let source = reg.data_sources.get(&v.source).cloned().ok_or_else(|| {
+            let known: Vec<&str> = reg.data_sources.keys().map(String::as_str).collect();
+            Error::Config(format!("{here}: feature view '{name}' uses source '{}', which is not defined (sources: {})", v.source, known.join(", ")))
+        })?;
+        let (batch_source, stream_source) = match &source.kind {
+            SourceKind::Push { batch } => (Some((**batch).clone()), Some(source.clone())),
+            _ => (Some(source.clone()), None),
+        };
+        let mut features = Vec::new();
+        for (fname, f) in v.features.0 {
+            let dtype = ValueType::parse(&f.dtype).ok_or_else(|| {
+                Error::Config(format!("{here}: feature view '{name}', feature '{fname}': unknown type '{}' (e.g. Int64, Float32, String, Array(Float64))", f.dtype))
+            })?;
+            features.push(Field { name: fname, dtype, description: f.description, tags: f.tags });
+        }
+        if features.is_empty() {
+            return Err(Error::Config(format!("{here}: feature view '{name}' has no features")));
+        }
+        let layout = ViewLayout::new(&name, &features, &entity_columns, key_version)?;
+        let view = FeatureView {
+            name: name.clone(),
+            kind: ViewKind::Batch,
+            entities: if v.entities.is_empty() { vec![DUMMY_ENTITY_NAME.into()] } else { v.entities },
+            features,
+            entity_columns,
+            ttl: v.ttl.map(|t| t.0).filter(|d| !d.is_zero()),
+            batch_source,
+            stream_source,
+            online: v.online,
+            offline: v.offline,
+            disabled: v.disabled,
+            state: ViewState::Unspecified,
+            materialization_intervals: Vec::new(),
+            has_transformation: false,
+            description: v.description,
+            tags: v.tags,
+            owner: v.owner,
+            layout,
+        };
+        reg.feature_views.insert(name, Arc::new(view));
+    }
+
+    for (name, s) in file.feature_services.0 {
+        let here = at("feature_services", &name);
+        let mut projections = Vec::new();
+        for p in s.features {
+            let view = reg.feature_views.get(&p.view).ok_or_else(|| {
+                Error::Config(format!("{here}: feature service '{name}' uses feature view '{}', which is not defined", p.view))
+            })?;
+            let features = match p.features {
+                Some(list) => {
+                    for f in &list {
+                        if view.feature(f).is_none() {
+                            return Err(Error::Config(format!(
+                                "{here}: feature service '{name}': feature view '{}' has no feature '{f}'",
+                                p.view
+                            )));
+                        }
+                    }
+                    list
+                }
+                None => view.features.iter().map(|f| f.name.clone()).collect(),
+            };
+            for key in p.join_key_map.keys() {
+                if !view.entity_columns.iter().any(|c| &c.name == key) {
+                    return Err(Error::Config(format!(
+                        "{here}: feature service '{name}': join_key_map renames '{key}', which is not a join key of '{}'",
+                        p.view
+                    )));
+                }
+            }
+            projections.push(Projection { view: p.view, alias: p.alias, features, join_key_map: p.join_key_map });
+        }
+        reg.feature_services.insert(
+            name.clone(),
+            FeatureService { name, projections, description: s.description, tags: s.tags, owner: s.owner },
+        );
+    }
+
+    reg.reindex();
+    reg.validate().map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+    Ok(reg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+entities:
+  driver: {join_key: driver_id, type: Int64}
+sources:
+  driver_stats_push: {type: push, batch_source: driver_stats}
+  driver_stats:
+    type: file
+    path: data/driver_stats.parquet
+    timestamp_field: event_timestamp
+    created_timestamp_column: created
+feature_views:
+  driver_hourly_stats:
+    entities: [driver]
+    ttl: 3650d
+    source: driver_stats
+    features:
+      conv_rate: Float32
+      avg_daily_trips: Int64
+      city: {type: String, description: home city}
+  driver_fresh:
+    entities: [driver]
+    source: driver_stats_push
+    features:
+      conv_rate: Float32
+feature_services:
+  driver_model:
+    features:
+      - driver_hourly_stats
+      - driver_fresh: [conv_rate]
+      - view: driver_hourly_stats
+        alias: dhs
+        features: [city]
+"#;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let reg = parse(EXAMPLE, "features.yaml", "p", 3).unwrap();
+        let v = &reg.feature_views["driver_hourly_stats"];
+        assert_eq!(v.features.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["conv_rate", "avg_daily_trips", "city"]);
+        assert_eq!(v.features[2].description, "home city");
+        assert_eq!(v.ttl, Some(Duration::from_secs(3650 * 86_400)));
+        assert_eq!(v.entity_columns, vec![Field::new("driver_id", ValueType::Int64)]);
+        let fresh = &reg.feature_views["driver_fresh"];
+        assert_eq!(fresh.push_source_name(), Some("driver_stats_push"));
+        assert_eq!(fresh.offline_source().unwrap().name, "driver_stats");
+        assert_eq!(reg.views_for_push_source("driver_stats_push").unwrap().len(), 1);
+        let svc = &reg.feature_services["driver_model"];
+        assert_eq!(svc.projections.len(), 3);
+        assert_eq!(svc.projections[0].features.len(), 3);
+        assert_eq!(svc.projections[1].features, vec!["conv_rate"]);
+        assert_eq!(svc.projections[2].alias.as_deref(), Some("dhs"));
+    }
+
+    fn err(text: &str) -> String {
+        parse(text, "features.yaml", "p", 3).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn dangling_references_name_object_and_line() {
+        let e = err("entities:\n  driver: {type: Int64}\nsources:\n  s: {type: file, path: x, timestamp_field: ts}\nfeature_views:\n  v:\n    entities: [drvier]\n    source: s\n    features: {a: Int64}\n");
+        assert!(e.contains("drvier") && e.contains("line 6") && e.contains("entities: driver"), "{e}");
+        let e = err("sources:\n  s: {type: file, path: x, timestamp_field: ts}\nfeature_views:\n  v:\n    source: nope\n    features: {a: Int64}\n");
+        assert!(e.contains("'nope'") && e.contains("line 4"), "{e}");
+        let e = err("sources:\n  p: {type: push, batch_source: missing}\n");
+        assert!(e.contains("missing") && e.contains("line 2"), "{e}");
+        let e = err("sources:\n  s: {type: file, path: x, timestamp_field: ts}\nfeature_views:\n  v:\n    source: s\n    features: {a: Int64}\nfeature_services:\n  svc:\n    features:\n      - v: [b]\n");
+        assert!(e.contains("no feature 'b'") && e.contains("line 8"), "{e}");
+        let e = err("feature_services:\n  svc:\n    features: [ghost]\n");
+        assert!(e.contains("ghost"), "{e}");
+    }
+
+    #[test]
+    fn bad_types_and_keys_are_reported_with_lines() {
+        let e = err("sources:\n  s: {type: file, path: x, timestamp_field: ts}\nfeature_views:\n  v:\n    source: s\n    features:\n      a: Int65\n");
+        assert!(e.contains("Int65") && e.contains("'a'"), "{e}");
+        let e = err("entities:\n  d: {type: Float32}\n");
+        assert!(e.contains("cannot be a join key"), "{e}");
+        let e = err("entities:\n  d:\n    type: Int64\n    joinkey: x\n");
+        assert!(e.contains("joinkey") && e.contains("line 4"), "{e}");
+        let e = err("sources:\n  s: {type: kafka}\n");
+        assert!(e.contains("kafka"), "{e}");
+        let e = err("sources:\n  s: {type: file, path: x, timestamp_field: ts}\nfeature_views:\n  v:\n    source: s\n    ttl: forever\n    features: {a: Int64}\n");
+        assert!(e.contains("forever") && e.contains("line 6"), "{e}");
+        let e = err("sources:\n  s: {type: file, path: x, timestamp_field: ts}\n  s: {type: file, path: y, timestamp_field: ts}\n");
+        assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("2w").unwrap(), Duration::from_secs(1_209_600));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("5d3").is_err());
+    }
+
+    #[test]
+    fn entityless_views_use_the_dummy_key() {
+        let reg = parse("sources:\n  s: {type: file, path: x, timestamp_field: ts}\nfeature_views:\n  g:\n    source: s\n    features: {total: Int64}\n", "f", "p", 3).unwrap();
+        let g = &reg.feature_views["g"];
+        assert!(g.is_entityless());
+        assert_eq!(g.entities, vec![DUMMY_ENTITY_NAME]);
+    }
+}

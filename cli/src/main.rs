@@ -1,1 +1,36 @@
-fn main() {}
+//! `larder`: the command line for laptops and CI/CD.
+//!
+//! Each subcommand lives in its own module under `commands/` and is a thin layer over the
+//! `larder` crate: parse arguments, call the operation, print the result. Errors print one
+//! line naming what was wrong and exit with status 1.
+
+mod commands;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "larder", version, about = "Larder: a Feast-compatible, serverless feature store data plane")]
+struct Cli {
+    #[command(subcommand)]
+    command: commands::Command,
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LARDER_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match commands::run(cli.command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+

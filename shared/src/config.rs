@@ -96,6 +96,8 @@ impl RepoConfig {
             Some(d) => d.to_path_buf(),
             None => env("LARDER_REPO").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")),
         };
+        // Absolute, so paths in messages and in the registry resolve the same from anywhere.
+        let repo_dir = std::path::absolute(&repo_dir).unwrap_or(repo_dir);
         let file = match env("LARDER_CONFIG") {
             Some(p) => Some(PathBuf::from(p)),
             None => Some(repo_dir.join("feature_store.yaml")).filter(|p| p.exists()),

@@ -9,14 +9,22 @@
 //! - [`value`]: Feast value types and their conversions (protobuf bytes, JSON, Arrow).
 //! - [`keys`]: entity key serialization and Redis hash field names.
 //! - [`online`]: the online store trait, Redis, and an in-memory store with identical semantics.
+//! - [`retrieval`], [`push`], [`materialize`]: the three operations, plain async functions
+//!   over the traits above; [`offline`] reads parquet history for materialization.
 //! - [`error`]: the one error type; every variant has an HTTP status and a stable code.
 
 pub mod aws;
 pub mod config;
 pub mod error;
+pub mod example_data;
 pub mod keys;
+pub mod materialize;
+pub mod offline;
+pub mod online;
 pub mod proto;
+pub mod push;
 pub mod registry;
+pub mod retrieval;
 pub mod time;
 pub mod value;
 

@@ -1,1 +1,9 @@
+//! The test harness: real peers started on free loopback ports and stopped when dropped.
+//!
+//! Nothing here ever connects to a server it did not start. The programs come from the
+//! machine (`redis-server` from Debian) and from the virtualenv `scripts/test.sh` prepares
+//! (`moto_server`, `feast`, `cargo-lambda`); [`venv`] finds it.
 
+pub mod peers;
+
+pub use peers::*;

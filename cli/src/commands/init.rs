@@ -1,0 +1,31 @@
+use std::path::PathBuf;
+
+use clap::Args;
+use larder::{Error, Result};
+
+const FEATURE_STORE_YAML: &str = include_str!("../../../examples/driver/feature_store.yaml");
+const FEATURES_YAML: &str = include_str!("../../../examples/driver/features.yaml");
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// Directory to create the repository in.
+    #[arg(default_value = "feature_repo")]
+    pub dir: PathBuf,
+    /// Overwrite files that already exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(a: InitArgs) -> Result<()> {
+    std::fs::create_dir_all(a.dir.join("data")).map_err(|e| Error::Config(format!("cannot create {}: {e}", a.dir.display())))?;
+    for (name, text) in [("feature_store.yaml", FEATURE_STORE_YAML), ("features.yaml", FEATURES_YAML)] {
+        let path = a.dir.join(name);
+        if path.exists() && !a.force {
+            return Err(Error::Config(format!("{} already exists (use --force to overwrite)", path.display())));
+        }
+        std::fs::write(&path, text).map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))?;
+    }
+    println!("Created a feature repository in {}.", a.dir.display());
+    println!("Next: cd {} && larder example-data && larder apply", a.dir.display());
+    Ok(())
+}

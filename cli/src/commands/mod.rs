@@ -1,0 +1,46 @@
+//! The subcommands. Add one by writing a module with an `Args` struct and a `run` function,
+//! then a variant below.
+
+mod apply;
+mod example_data;
+mod init;
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use larder::Result;
+use larder::config::RepoConfig;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a feature repository (feature_store.yaml + features.yaml) from the driver example.
+    Init(init::InitArgs),
+    /// Show what `apply` would change in the registry.
+    Plan(RepoArgs),
+    /// Write features.yaml to the registry (registry.db in Feast's format).
+    Apply(RepoArgs),
+    /// Generate the example driver statistics parquet file.
+    ExampleData(example_data::ExampleDataArgs),
+}
+
+/// `--repo DIR`: the feature repository (where feature_store.yaml is).
+#[derive(Args, Clone)]
+pub struct RepoArgs {
+    #[arg(long, env = "LARDER_REPO", default_value = ".")]
+    pub repo: PathBuf,
+}
+
+impl RepoArgs {
+    pub fn config(&self) -> Result<RepoConfig> {
+        RepoConfig::load(Some(&self.repo))
+    }
+}
+
+pub async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Init(a) => init::run(a),
+        Command::Plan(a) => apply::run(a, true).await,
+        Command::Apply(a) => apply::run(a, false).await,
+        Command::ExampleData(a) => example_data::run(a),
+    }
+}

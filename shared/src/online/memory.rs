@@ -1,0 +1,108 @@
+//! An in-process online store with exactly Redis's semantics: a hash per key, newest event
+//! wins per key (compared on the stored `_ts` bytes, as the Redis script does), ties keep the
+//! stored row, `key_ttl_seconds` expires the whole hash. For unit tests and
+//! `larder serve --memory`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{KeyRead, OnlineStore, ViewWrite, WriteMode, WriteStats, newest_per_key};
+use crate::error::Result;
+use crate::time::EventTime;
+
+#[derive(Default)]
+struct Entry {
+    fields: HashMap<Vec<u8>, Bytes>,
+    expires_at: Option<Instant>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    data: Mutex<HashMap<Vec<u8>, Entry>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every field of a key (like HGETALL), for tests.
+    pub fn hash(&self, key: &[u8]) -> Option<HashMap<Vec<u8>, Bytes>> {
+        let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        data.get(key).filter(|e| !expired(e)).map(|e| e.fields.clone())
+    }
+
+    /// Number of live keys.
+    pub fn len(&self) -> usize {
+        let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        data.values().filter(|e| !expired(e)).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn expired(e: &Entry) -> bool {
+    e.expires_at.is_some_and(|t| Instant::now() >= t)
+}
+
+#[async_trait]
+impl OnlineStore for MemoryStore {
+    async fn read(&self, reads: &[KeyRead<'_>]) -> Result<Vec<Vec<Option<Bytes>>>> {
+        let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(reads
+            .iter()
+            .map(|r| match data.get(r.key).filter(|e| !expired(e)) {
+                Some(entry) => r.fields.iter().map(|f| entry.fields.get(*f).cloned()).collect(),
+                None => vec![None; r.fields.len()],
+            })
+            .collect())
+    }
+
+    async fn write(&self, batch: &ViewWrite<'_>) -> Result<WriteStats> {
+        let (rows, mut skipped) = match batch.mode {
+            WriteMode::NewestWins => newest_per_key(batch.rows.clone()),
+            WriteMode::Overwrite => (batch.rows.clone(), 0),
+        };
+        let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        let mut written = 0;
+        for row in rows {
+            let entry = data.entry(row.key.clone()).or_default();
+            if expired(entry) {
+                *entry = Entry::default();
+            }
+            if batch.mode == WriteMode::NewestWins {
+                let stored = entry.fields.get(batch.ts_field).and_then(|b| EventTime::from_proto_bytes(b).ok());
+                // Feast treats a stored epoch (0) like no stored time.
+                if let Some(stored) = stored.filter(|t| *t != EventTime::EPOCH) {
+                    if row.event_time <= stored {
+                        skipped += 1;
+                        continue;
+                    }
+                }
+            }
+            entry.fields.insert(batch.ts_field.to_vec(), Bytes::from(row.event_time.to_proto_bytes()));
+            for (field, value) in batch.fields.iter().zip(row.values) {
+                entry.fields.insert(field.to_vec(), Bytes::from(value));
+            }
+            if let Some(ttl) = batch.key_ttl_seconds.filter(|t| *t > 0) {
+                entry.expires_at = Some(Instant::now() + Duration::from_secs(ttl));
+            }
+            written += 1;
+        }
+        Ok(WriteStats { written, skipped })
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "in-memory store".into()
+    }
+}

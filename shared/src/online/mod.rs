@@ -1,0 +1,231 @@
+//! The online store: where served features live.
+//!
+//! [`OnlineStore`] is the contract every operation uses. It is deliberately close to Redis's
+//! data model (a hash per entity key, fields named by `keys`), because that layout *is* the
+//! Feast compatibility surface:
+//! - [`OnlineStore::read`] is one round trip of HMGETs;
+//! - [`OnlineStore::write`] writes rows of one view, newest event wins, atomically per key.
+//!
+//! The semantics on top (which fields to read for which views, what "missing" and "null"
+//! mean, how rows are encoded) live in this module once, in [`read_views`] and [`WriteRow`],
+//! so every backend behaves the same by construction. [`memory::MemoryStore`] implements the
+//! trait in process for tests and `larder serve --memory`.
+
+pub mod memory;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::registry::FeatureView;
+use crate::time::EventTime;
+use crate::value::{self, Value};
+
+/// One HMGET: a Redis key and the hash fields to read.
+#[derive(Debug, Clone)]
+pub struct KeyRead<'a> {
+    pub key: &'a [u8],
+    pub fields: Vec<&'a [u8]>,
+}
+
+/// How a write treats what is already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Write a row only if its event time is strictly later than the stored one (Feast's
+    /// rule; an equal time keeps the stored values). Atomic per key.
+    NewestWins,
+    /// Feast's `skip_dedup: true`: write without comparing.
+    Overwrite,
+}
+
+/// One row to write: the Redis key, its event time, and one serialized `Value` per field of
+/// [`ViewWrite::fields`] (an empty vector is a null, as Feast stores it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteRow {
+    pub key: Vec<u8>,
+    pub event_time: EventTime,
+    pub values: Vec<Vec<u8>>,
+}
+
+impl WriteRow {
+    /// Encodes a row of `view` from typed values, parallel to the view's features.
+    pub fn encode(key: Vec<u8>, event_time: EventTime, values: &[Value]) -> WriteRow {
+        WriteRow { key, event_time, values: values.iter().map(value::encode).collect() }
+    }
+}
+
+/// Rows of one feature view.
+#[derive(Debug, Clone)]
+pub struct ViewWrite<'a> {
+    /// `_ts:<view>`.
+    pub ts_field: &'a [u8],
+    /// The hash fields written for every row, parallel to [`WriteRow::values`].
+    pub fields: &'a [[u8; 4]],
+    pub rows: Vec<WriteRow>,
+    pub mode: WriteMode,
+    /// EXPIRE applied to the whole entity hash after a write (`key_ttl_seconds`).
+    pub key_ttl_seconds: Option<u64>,
+}
+
+impl<'a> ViewWrite<'a> {
+    pub fn for_view(view: &'a FeatureView, rows: Vec<WriteRow>, mode: WriteMode, key_ttl_seconds: Option<u64>) -> Self {
+        ViewWrite { ts_field: &view.layout.ts_field, fields: &view.layout.feature_fields, rows, mode, key_ttl_seconds }
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Rows written.
+    pub written: usize,
+    /// Rows skipped because the stored (or an earlier row's) event time was the same or later.
+    pub skipped: usize,
+}
+
+impl std::ops::AddAssign for WriteStats {
+    fn add_assign(&mut self, o: WriteStats) {
+        self.written += o.written;
+        self.skipped += o.skipped;
+    }
+}
+
+#[async_trait]
+pub trait OnlineStore: Send + Sync {
+    /// Reads the fields of each key in one round trip. The answer has one entry per read and,
+    /// inside, one per field: `None` when the key or the field does not exist.
+    async fn read(&self, reads: &[KeyRead<'_>]) -> Result<Vec<Vec<Option<Bytes>>>>;
+
+    /// Writes rows of one view. With [`WriteMode::NewestWins`] each key ends with the row of
+    /// the greatest event time, among the stored one and all rows of the batch; ties keep the
+    /// earlier (stored, or first in the batch). Only this view's fields are touched.
+    async fn write(&self, batch: &ViewWrite<'_>) -> Result<WriteStats>;
+
+    /// Checks the store answers (used by `/health`).
+    async fn ping(&self) -> Result<()>;
+
+    /// A short description for logs and health output (no secrets).
+    fn describe(&self) -> String;
+}
+
+/// Resolves rows of one batch that share a key: keeps, per key, the row with the greatest event
+/// time, the first one on ties (Feast skips a later row whose time is not strictly greater).
+/// Order of first appearance is kept. Every backend calls this before writing.
+pub fn newest_per_key(rows: Vec<WriteRow>) -> (Vec<WriteRow>, usize) {
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::with_capacity(rows.len());
+    let mut out: Vec<WriteRow> = Vec::with_capacity(rows.len());
+    let mut dropped = 0;
+    for row in rows {
+        match index.get(&row.key) {
+            Some(&i) => {
+                dropped += 1;
+                if row.event_time > out[i].event_time {
+                    out[i] = row;
+                }
+            }
+            None => {
+                index.insert(row.key.clone(), out.len());
+                out.push(row);
+            }
+        }
+    }
+    (out, dropped)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading views: the semantics shared by every backend.
+// ---------------------------------------------------------------------------------------------
+
+/// What to read for one feature view: some of its features, for some entity keys.
+#[derive(Debug, Clone)]
+pub struct ViewRead<'a> {
+    pub view: &'a FeatureView,
+    /// Indexes into `view.features`.
+    pub features: &'a [usize],
+    /// Full Redis keys (serialized entity key + project).
+    pub keys: &'a [Vec<u8>],
+}
+
+/// A feature's value in one row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// The field does not exist (the view was written before the feature was added).
+    Missing,
+    /// Stored as null (an empty or null `Value`).
+    Null,
+    Value(Value),
+}
+
+/// One entity's row of one view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewRow {
+    pub event_time: EventTime,
+    /// Parallel to [`ViewRead::features`].
+    pub cells: Vec<Cell>,
+}
+
+/// Reads several views for their keys in one round trip. All fields of views that share an
+/// entity key go into one HMGET. The result is parallel to `reads`, and inside to each
+/// read's keys: `None` means the view has no row for that entity (no `_ts:<view>` field).
+pub async fn read_views(store: &dyn OnlineStore, reads: &[ViewRead<'_>]) -> Result<Vec<Vec<Option<ViewRow>>>> {
+    // Where each (view, key) answer sits: which HMGET and from which field offset.
+    let mut by_key: HashMap<&[u8], usize> = HashMap::new();
+    let mut hmgets: Vec<KeyRead<'_>> = Vec::new();
+    let mut slots: Vec<Vec<(usize, usize)>> = Vec::with_capacity(reads.len());
+    for r in reads {
+        let mut view_slots = Vec::with_capacity(r.keys.len());
+        let mut seen_in_view: HashMap<&[u8], (usize, usize)> = HashMap::new();
+        for key in r.keys {
+            if let Some(slot) = seen_in_view.get(key.as_slice()) {
+                view_slots.push(*slot);
+                continue;
+            }
+            let h = *by_key.entry(key.as_slice()).or_insert_with(|| {
+                hmgets.push(KeyRead { key: key.as_slice(), fields: Vec::new() });
+                hmgets.len() - 1
+            });
+            let fields = &mut hmgets[h].fields;
+            let offset = fields.len();
+            fields.extend(r.features.iter().map(|&i| &r.view.layout.feature_fields[i][..]));
+            fields.push(&r.view.layout.ts_field);
+            seen_in_view.insert(key.as_slice(), (h, offset));
+            view_slots.push((h, offset));
+        }
+        slots.push(view_slots);
+    }
+    let answers = if hmgets.is_empty() { Vec::new() } else { store.read(&hmgets).await? };
+    if answers.len() != hmgets.len() {
+        return Err(Error::Internal(format!("online store answered {} reads for {} keys", answers.len(), hmgets.len())));
+    }
+    let mut out = Vec::with_capacity(reads.len());
+    for (r, view_slots) in reads.iter().zip(slots) {
+        let mut rows = Vec::with_capacity(view_slots.len());
+        for (h, offset) in view_slots {
+            let fields = &answers[h];
+            let n = r.features.len();
+            let Some(ts_bytes) = fields.get(offset + n).and_then(Option::as_ref) else {
+                rows.push(None);
+                continue;
+            };
+            let event_time = EventTime::from_proto_bytes(ts_bytes)
+                .map_err(|e| Error::Storage(format!("view '{}': {e}", r.view.name)))?;
+            let mut cells = Vec::with_capacity(n);
+            for (j, &fi) in r.features.iter().enumerate() {
+                cells.push(match fields.get(offset + j).and_then(Option::as_ref) {
+                    None => Cell::Missing,
+                    Some(b) if b.is_empty() => Cell::Null,
+                    Some(b) => {
+                        let v = value::decode(b).map_err(|e| {
+                            Error::Storage(format!("view '{}', feature '{}': {e}", r.view.name, r.view.features[fi].name))
+                        })?;
+                        if value::is_null(&v) { Cell::Null } else { Cell::Value(v) }
+                    }
+                });
+            }
+            rows.push(Some(ViewRow { event_time, cells }));
+        }
+        out.push(rows);
+    }
+    Ok(out)
+}

@@ -1,0 +1,2 @@
+//! Online retrieval: Feast's `get-online-features` over the online store.
+//! (Filled in by the retrieval work.)

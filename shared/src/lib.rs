@@ -13,6 +13,7 @@
 //!   over the traits above; [`offline`] reads parquet history for materialization.
 //! - [`error`]: the one error type; every variant has an HTTP status and a stable code.
 
+pub mod api;
 pub mod aws;
 pub mod config;
 pub mod error;

@@ -1,0 +1,136 @@
+//! The HTTP API, without an HTTP framework: a request is method, path, query and body bytes;
+//! a response is status, content type and body bytes. The Lambda functions (API Gateway
+//! events) and `larder serve` (a local HTTP server) both adapt to this one router, so they
+//! answer byte for byte the same.
+//!
+//! Every error is answered `{"error": {"code", "message"}}` with the status of its
+//! [`Error`] variant; nothing here returns a 5xx for a client's mistake, and no internal
+//! `Debug` text reaches a client.
+
+use std::sync::Arc;
+
+use crate::config::RepoConfig;
+use crate::error::{Error, ObjectKind, Result};
+use crate::online::OnlineStore;
+use crate::registry::RegistryCache;
+
+/// Request limits, from the environment (`LARDER_MAX_BODY_BYTES`, `LARDER_MAX_ENTITY_ROWS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest body accepted (API Gateway's own limit is 6 MB, which is the default).
+    pub max_body_bytes: usize,
+    /// Most entity rows one get-online-features request may ask for.
+    pub max_entity_rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_body_bytes: 6 * 1024 * 1024, max_entity_rows: 10_000 }
+    }
+}
+
+impl Limits {
+    pub fn from_env() -> Result<Limits> {
+        let mut l = Limits::default();
+        let read = |name: &str, into: &mut usize| -> Result<()> {
+            if let Ok(v) = std::env::var(name) {
+                *into = v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| Error::Config(format!("{name}: '{v}' is not a positive number")))?;
+            }
+            Ok(())
+        };
+        read("LARDER_MAX_BODY_BYTES", &mut l.max_body_bytes)?;
+        read("LARDER_MAX_ENTITY_ROWS", &mut l.max_entity_rows)?;
+        Ok(l)
+    }
+}
+
+/// Everything a request needs, built once per process.
+pub struct Services {
+    pub config: RepoConfig,
+    pub registry: Arc<RegistryCache>,
+    pub store: Arc<dyn OnlineStore>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ApiRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    /// The raw query string, without `?`.
+    pub query: &'a str,
+    pub body: &'a [u8],
+}
+
+impl ApiRequest<'_> {
+    /// The value of a query parameter (no percent-decoding is needed for Larder's options).
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query.split('&').filter_map(|kv| kv.split_once('=').or(Some((kv, "")))).find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl ApiResponse {
+    pub fn json(status: u16, body: Vec<u8>) -> Self {
+        ApiResponse { status, content_type: "application/json", body }
+    }
+
+    pub fn error(e: &Error) -> Self {
+        if e.status() >= 500 {
+            tracing::error!(code = e.code(), error = %e, "request failed");
+        } else {
+            tracing::debug!(code = e.code(), error = %e, "request rejected");
+        }
+        ApiResponse::json(e.status(), e.to_json_body())
+    }
+}
+
+/// Routes one request. Never fails: errors become responses.
+pub async fn handle(services: &Services, req: ApiRequest<'_>) -> ApiResponse {
+    if req.body.len() > services.limits.max_body_bytes {
+        return ApiResponse::error(&Error::TooLarge(format!(
+            "request body is {} bytes; the limit is {} (LARDER_MAX_BODY_BYTES)",
+            req.body.len(),
+            services.limits.max_body_bytes
+        )));
+    }
+    let path = req.path.trim_end_matches('/');
+    let result = match (req.method, path) {
+        ("GET", "/health") => health(services).await,
+        ("POST", "/get-online-features") => crate::retrieval::http::get_online_features(services, &req).await,
+        (_, "/health" | "/get-online-features") => Err(method_not_allowed(&req)),
+        _ => Err(Error::not_found(ObjectKind::Route, format!("{} {}", req.method, req.path), &services.config.project)),
+    };
+    result.unwrap_or_else(|e| ApiResponse::error(&e))
+}
+
+fn method_not_allowed(req: &ApiRequest<'_>) -> Error {
+    Error::BadRequest(format!("{} is not allowed on {}", req.method, req.path))
+}
+
+/// `GET /health`: 200 when the registry is loaded and the online store answers; 503 otherwise,
+/// saying which. A registry refresh that failed is reported while the last good one serves.
+async fn health(services: &Services) -> Result<ApiResponse> {
+    let registry = services.registry.health();
+    let store = services.store.ping().await;
+    let healthy = store.is_ok();
+    let body = serde_json::json!({
+        "status": if healthy { "ok" } else { "unavailable" },
+        "project": services.config.project,
+        "registry": {
+            "version": registry.version,
+            "checked_seconds_ago": registry.age.as_secs(),
+            "last_refresh_error": registry.last_error,
+        },
+        "online_store": {
+            "kind": services.store.describe(),
+            "error": store.err().map(|e| e.to_string()),
+        },
+    });
+    Ok(ApiResponse::json(if healthy { 200 } else { 503 }, serde_json::to_vec(&body).unwrap_or_default()))
+}

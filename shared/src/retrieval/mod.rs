@@ -246,12 +246,21 @@ fn too_old(now: EventTime, event: EventTime, ttl: Option<Duration>) -> bool {
     age_nanos > ttl.as_nanos() as i128
 }
 
-fn typed_entity_value(j: &serde_json::Value, dtype: ValueType, column: &str, row: usize, view: &FeatureView) -> Result<Value> {
+fn typed_entity_value(
+    j: &serde_json::Value,
+    dtype: ValueType,
+    column: &str,
+    row: usize,
+    view: &FeatureView,
+) -> Result<Value> {
     if j.is_null() {
         return Err(Error::InvalidValue(format!("entity column '{column}', row {row}: a join key cannot be null")));
     }
     let v = value::from_json(j, dtype).map_err(|e| {
-        Error::InvalidValue(format!("entity column '{column}', row {row}: {e} (join key of feature view '{}')", view.name))
+        Error::InvalidValue(format!(
+            "entity column '{column}', row {row}: {e} (join key of feature view '{}')",
+            view.name
+        ))
     })?;
     if !value::type_of(&v).is_key_type() {
         return Err(Error::InvalidValue(format!(
@@ -262,7 +271,13 @@ fn typed_entity_value(j: &serde_json::Value, dtype: ValueType, column: &str, row
     Ok(v)
 }
 
-fn build_keys(view: &FeatureView, columns: &[String], entities: &EntityColumns, rows: usize, project: &str) -> Result<Vec<Vec<u8>>> {
+fn build_keys(
+    view: &FeatureView,
+    columns: &[String],
+    entities: &EntityColumns,
+    rows: usize,
+    project: &str,
+) -> Result<Vec<Vec<u8>>> {
     if view.is_entityless() {
         // Views without entities are all under the dummy key.
         let dummy = Value { val: Some(crate::proto::types::value::Val::StringVal(String::new())) };

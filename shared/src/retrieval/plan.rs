@@ -42,31 +42,41 @@ fn split_ref(r: &str) -> Result<(&str, &str)> {
 }
 
 fn servable_view<'r>(registry: &'r Registry, name: &str) -> Result<&'r Arc<FeatureView>> {
-    if let Some((base, version)) = name.split_once('@') {
-        if version == "latest" || version.strip_prefix('v').is_some_and(|n| n.chars().all(|c| c.is_ascii_digit())) {
-            return Err(Error::Unsupported(format!(
-                "'{name}': versioned feature view references need feature view versioning, which Larder does not support yet (use '{base}')"
-            )));
-        }
+    if let Some((base, version)) = name.split_once('@')
+        && (version == "latest" || version.strip_prefix('v').is_some_and(|n| n.chars().all(|c| c.is_ascii_digit())))
+    {
+        return Err(Error::Unsupported(format!(
+            "'{name}': versioned feature view references need feature view versioning, which Larder does not support yet (use '{base}')"
+        )));
     }
     let view = registry.view(name)?;
     if view.disabled {
         return Err(Error::Unsupported(format!("feature view '{name}' is disabled")));
     }
     if !view.servable() {
-        return Err(Error::Unsupported(format!("feature view '{name}' is not available online (state {:?})", view.state)));
+        return Err(Error::Unsupported(format!(
+            "feature view '{name}' is not available online (state {:?})",
+            view.state
+        )));
     }
     Ok(view)
 }
 
 fn feature_index(view: &FeatureView, feature: &str, project: &str) -> Result<usize> {
-    view.feature(feature).map(|(i, _)| i).ok_or_else(|| {
-        Error::NotFound { kind: ObjectKind::Feature, name: format!("{}:{feature}", view.name), project: project.to_string() }
+    view.feature(feature).map(|(i, _)| i).ok_or_else(|| Error::NotFound {
+        kind: ObjectKind::Feature,
+        name: format!("{}:{feature}", view.name),
+        project: project.to_string(),
     })
 }
 
 /// Builds the plan for `features` refs or a `feature_service` (which wins when set).
-pub fn plan(registry: &Registry, features: &[String], feature_service: Option<&str>, full_feature_names: bool) -> Result<Plan> {
+pub fn plan(
+    registry: &Registry,
+    features: &[String],
+    feature_service: Option<&str>,
+    full_feature_names: bool,
+) -> Result<Plan> {
     let mut groups: Vec<ViewGroup> = Vec::new();
     // (group, feature index) pairs in request order, with the display prefix for full names.
     let mut wanted: Vec<(usize, usize, String)> = Vec::new();
@@ -92,7 +102,9 @@ pub fn plan(registry: &Registry, features: &[String], feature_service: Option<&s
         }
         None => {
             if features.is_empty() {
-                return Err(Error::BadRequest("the request names no features: give `features` (view:feature) or `feature_service`".into()));
+                return Err(Error::BadRequest(
+                    "the request names no features: give `features` (view:feature) or `feature_service`".into(),
+                ));
             }
             for r in features {
                 let (view_name, feature) = split_ref(r)?;

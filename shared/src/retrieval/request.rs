@@ -68,7 +68,11 @@ impl Request {
             return Err(Error::BadRequest("the request body is empty; send Feast's get-online-features JSON".into()));
         }
         serde_json::from_slice(body).map_err(|e| {
-            let what = if e.is_data() { "the request is not a get-online-features request" } else { "the request body is not valid JSON" };
+            let what = if e.is_data() {
+                "the request is not a get-online-features request"
+            } else {
+                "the request body is not valid JSON"
+            };
             Error::BadRequest(format!("{what}: {e}"))
         })
     }
@@ -91,7 +95,15 @@ mod tests {
 
     #[test]
     fn malformed_bodies_are_bad_requests() {
-        for body in [&b""[..], b"   ", b"{", b"[1]", br#"{"features":["v:a"]}"#, br#"{"entities":[1]}"#, br#"{"entities":{},"features":"v:a"}"#] {
+        for body in [
+            &b""[..],
+            b"   ",
+            b"{",
+            b"[1]",
+            br#"{"features":["v:a"]}"#,
+            br#"{"entities":[1]}"#,
+            br#"{"entities":{},"features":"v:a"}"#,
+        ] {
             let e = Request::parse(body).unwrap_err();
             assert_eq!(e.status(), 400, "{}: {e}", String::from_utf8_lossy(body));
         }

@@ -46,9 +46,17 @@ fn registry() -> Registry {
     yaml::parse(DEFS, "features.yaml", "proj", 3).unwrap()
 }
 
-async fn write(store: &MemoryStore, reg: &Registry, view: &str, keys: &[&[serde_json::Value]], at: i64, values: &[serde_json::Value]) {
+async fn write(
+    store: &MemoryStore,
+    reg: &Registry,
+    view: &str,
+    keys: &[&[serde_json::Value]],
+    at: i64,
+    values: &[serde_json::Value],
+) {
     let v = &reg.feature_views[view];
-    let key_values: Vec<Value> = v.entity_columns.iter().zip(keys[0]).map(|(c, j)| from_json(j, c.dtype).unwrap()).collect();
+    let key_values: Vec<Value> =
+        v.entity_columns.iter().zip(keys[0]).map(|(c, j)| from_json(j, c.dtype).unwrap()).collect();
     let refs: Vec<&Value> = key_values.iter().collect();
     let key = v.layout.key_encoder.redis_key(&refs, "proj").unwrap();
     let typed: Vec<Value> = v.features.iter().zip(values).map(|(f, j)| from_json(j, f.dtype).unwrap()).collect();
@@ -56,7 +64,13 @@ async fn write(store: &MemoryStore, reg: &Registry, view: &str, keys: &[&[serde_
     let row = WriteRow::encode(key, EventTime::new(at, 0), &typed);
     let fields: Vec<[u8; 4]> = v.layout.feature_fields[..values.len()].to_vec();
     store
-        .write(&ViewWrite { ts_field: &v.layout.ts_field, fields: &fields, rows: vec![row], mode: WriteMode::NewestWins, key_ttl_seconds: None })
+        .write(&ViewWrite {
+            ts_field: &v.layout.ts_field,
+            fields: &fields,
+            rows: vec![row],
+            mode: WriteMode::NewestWins,
+            key_ttl_seconds: None,
+        })
         .await
         .unwrap();
 }
@@ -74,7 +88,14 @@ async fn setup() -> (Registry, MemoryStore) {
 
 async fn ask(reg: &Registry, store: &MemoryStore, body: serde_json::Value) -> Result<Response> {
     let req = Request::parse(body.to_string().as_bytes())?;
-    get_online_features(reg, store, &req, &Limits { max_body_bytes: 1 << 20, max_entity_rows: 5 }, EventTime::new(NOW, 0)).await
+    get_online_features(
+        reg,
+        store,
+        &req,
+        &Limits { max_body_bytes: 1 << 20, max_entity_rows: 5 },
+        EventTime::new(NOW, 0),
+    )
+    .await
 }
 
 fn json_of(r: &Response) -> serde_json::Value {
@@ -93,11 +114,17 @@ async fn answers_in_feast_shape_with_statuses() {
     .unwrap();
     let j = json_of(&r);
     assert_eq!(j["metadata"]["feature_names"], json!(["driver_id", "trips", "conv_rate", "city", "added_later"]));
-    assert_eq!(j["results"][0], json!({"values": [1001, 1002, 9999], "statuses": ["PRESENT", "PRESENT", "PRESENT"], "event_timestamps": ["1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z"]}));
+    assert_eq!(
+        j["results"][0],
+        json!({"values": [1001, 1002, 9999], "statuses": ["PRESENT", "PRESENT", "PRESENT"], "event_timestamps": ["1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z"]})
+    );
     // 1001 is fresh; 1002 is older than the 1h TTL (value kept); 9999 has no row.
     assert_eq!(j["results"][1]["values"], json!([7, 3, null]));
     assert_eq!(j["results"][1]["statuses"], json!(["PRESENT", "OUTSIDE_MAX_AGE", "NOT_FOUND"]));
-    assert_eq!(j["results"][1]["event_timestamps"], json!(["2027-01-15T07:59:00Z", "2027-01-15T06:00:00Z", "1970-01-01T00:00:00Z"]));
+    assert_eq!(
+        j["results"][1]["event_timestamps"],
+        json!(["2027-01-15T07:59:00Z", "2027-01-15T06:00:00Z", "1970-01-01T00:00:00Z"])
+    );
     assert_eq!(j["results"][2]["values"], json!([0.5, 0.25, null]));
     // A stored null is NULL_VALUE; a feature never written is NOT_FOUND.
     assert_eq!(j["results"][3]["statuses"], json!(["PRESENT", "NULL_VALUE", "NOT_FOUND"]));
@@ -130,7 +157,9 @@ async fn names_order_and_duplicate_rows() {
     assert_eq!(names, ["driver_id", "stats__trips", "other__trips", "stats__conv_rate"]);
     assert_eq!(json_of(&r)["results"][2]["values"], json!([99, 99]));
     // Without full names the two `trips` collide: a clear 400.
-    let e = ask(&reg, &store, json!({"features": ["stats:trips", "other:trips"], "entities": {"driver_id": [1001]}})).await.unwrap_err();
+    let e = ask(&reg, &store, json!({"features": ["stats:trips", "other:trips"], "entities": {"driver_id": [1001]}}))
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), 400);
     assert!(e.to_string().contains("full_feature_names"), "{e}");
 }
@@ -155,7 +184,10 @@ async fn multi_key_and_entityless_views() {
     assert_eq!(j["results"][2]["values"], json!([1.5, null]));
     assert_eq!(j["results"][3]["values"], json!([12345, 12345]));
     // A numeric value for a String join key is its text, as Feast's server does.
-    let r = ask(&reg, &store, json!({"features": ["pair:score"], "entities": {"customer_id": [7], "driver_id": ["1001"]}})).await.unwrap();
+    let r =
+        ask(&reg, &store, json!({"features": ["pair:score"], "entities": {"customer_id": [7], "driver_id": ["1001"]}}))
+            .await
+            .unwrap();
     assert_eq!(json_of(&r)["results"][0]["values"], json!(["7"]));
     assert_eq!(json_of(&r)["results"][1]["values"], json!([1001]));
 }
@@ -188,7 +220,10 @@ async fn client_mistakes_are_4xx_naming_the_problem() {
 async fn zero_rows_is_an_empty_answer() {
     let (reg, store) = setup().await;
     let r = ask(&reg, &store, json!({"features": ["stats:trips"], "entities": {"driver_id": []}})).await.unwrap();
-    assert_eq!(json_of(&r), json!({"results": [{"values": [], "statuses": []}, {"values": [], "statuses": []}], "metadata": {"feature_names": ["driver_id", "trips"]}}));
+    assert_eq!(
+        json_of(&r),
+        json!({"results": [{"values": [], "statuses": []}, {"values": [], "statuses": []}], "metadata": {"feature_names": ["driver_id", "trips"]}})
+    );
 }
 
 #[tokio::test]
@@ -197,7 +232,8 @@ async fn disabled_views_are_not_served() {
     let mut v = (*reg.feature_views["other"]).clone();
     v.disabled = true;
     reg.feature_views.insert("other".into(), Arc::new(v));
-    let e = ask(&reg, &store, json!({"features": ["other:trips"], "entities": {"driver_id": [1001]}})).await.unwrap_err();
+    let e =
+        ask(&reg, &store, json!({"features": ["other:trips"], "entities": {"driver_id": [1001]}})).await.unwrap_err();
     assert_eq!(e.status(), 422);
     assert!(e.to_string().contains("disabled"));
 }

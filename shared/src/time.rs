@@ -115,9 +115,9 @@ impl EventTime {
         let n = self.nanos;
         if n != 0 {
             out.push(b'.');
-            if n % 1_000_000 == 0 {
+            if n.is_multiple_of(1_000_000) {
                 push_digits(out, (n / 1_000_000) as u64, 3);
-            } else if n % 1_000 == 0 {
+            } else if n.is_multiple_of(1_000) {
                 push_digits(out, (n / 1_000) as u64, 6);
             } else {
                 push_digits(out, n as u64, 9);

@@ -140,10 +140,10 @@ pub fn apply(current: Option<&[u8]>, desired: &Registry, key_version: u32, now: 
     };
     let mut existing = Existing { raw: HashMap::new() };
     for f in &fields {
-        if OWNED.contains(&f.number) {
-            if let Some((_, name)) = spec_project_and_name(f).filter(|(p, _)| p == project) {
-                existing.raw.insert((f.number, name), *f);
-            }
+        if OWNED.contains(&f.number)
+            && let Some((_, name)) = spec_project_and_name(f).filter(|(p, _)| p == project)
+        {
+            existing.raw.insert((f.number, name), *f);
         }
     }
 

@@ -7,3 +7,5 @@
 pub mod peers;
 
 pub use peers::*;
+
+pub mod conformance;

@@ -232,26 +232,34 @@ impl RedisTarget {
     /// are set, never their values.
     pub fn describe(&self) -> String {
         let nodes: Vec<String> = self.nodes.iter().map(Node::to_string).collect();
-        let mut s = nodes.join(",");
+        let mut notes = Vec::new();
         if self.db != 0 {
-            s.push_str(&format!(" db {}", self.db));
+            notes.push(format!("db {}", self.db));
         }
         if let Some(tls) = &self.tls {
-            s.push_str(if !tls.verify_certificate {
-                " tls (certificate not verified)"
-            } else if !tls.verify_hostname {
-                " tls (hostname not verified)"
-            } else {
-                " tls"
-            });
+            notes.push(
+                if !tls.verify_certificate {
+                    "tls, certificate not verified"
+                } else if !tls.verify_hostname {
+                    "tls, hostname not verified"
+                } else {
+                    "tls"
+                }
+                .to_string(),
+            );
         }
         if self.password.is_some() {
-            match &self.username {
-                Some(u) => s.push_str(&format!(" auth as '{u}'")),
-                None => s.push_str(" auth"),
-            }
+            notes.push(match &self.username {
+                Some(u) => format!("auth as '{u}'"),
+                None => "auth".to_string(),
+            });
         }
-        s
+        let nodes = nodes.join(",");
+        if notes.is_empty() {
+            nodes
+        } else {
+            format!("{nodes} ({})", notes.join(", "))
+        }
     }
 
     /// The redis crate's connection info for one node (credentials and database included;
@@ -830,7 +838,7 @@ mod tests {
         );
         let t = RedisTarget::parse("h:1,password=hunter2,username=bob").unwrap();
         assert!(!format!("{t:?}").contains("hunter2"));
-        assert_eq!(t.describe(), "h:1 auth as 'bob'");
+        assert_eq!(t.describe(), "h:1 (auth as 'bob')");
         assert_eq!(
             redact("a:1, password=x,redis://:y@b"),
             "a:1, password=***,redis://:***@b"
@@ -843,11 +851,11 @@ mod tests {
             RedisTarget::parse("h:1,ssl=true,ssl_cert_reqs=none,db=2")
                 .unwrap()
                 .describe(),
-            "h:1 db 2 tls (certificate not verified)"
+            "h:1 (db 2, tls, certificate not verified)"
         );
         assert_eq!(
             RedisTarget::parse("rediss://h:1").unwrap().describe(),
-            "h:1 tls"
+            "h:1 (tls)"
         );
     }
 

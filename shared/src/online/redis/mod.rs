@@ -408,7 +408,7 @@ mod tests {
             RedisOptions::default(),
         )
         .unwrap();
-        assert_eq!(s.describe(), "redis 127.0.0.1:1 auth");
+        assert_eq!(s.describe(), "redis 127.0.0.1:1 (auth)");
         let err = RedisStore::open(
             "127.0.0.1:1,db=2",
             RedisType::RedisCluster,

@@ -128,7 +128,10 @@ impl Policy {
             String::new()
         };
         if e.is_timeout() {
-            return Error::Unavailable(format!("Redis {store}: {op} timed out{after}: {e}"));
+            return Error::Unavailable(format!(
+                "Redis {store}: {op} timed out after {} ms (LARDER_REDIS_TIMEOUT_MS){after}",
+                self.timeout.as_millis()
+            ));
         }
         if is_auth_failure(e) {
             return Error::Unavailable(format!(

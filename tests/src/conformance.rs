@@ -157,6 +157,7 @@ macro_rules! conformance_tests {
             views_sharing_an_entity_do_not_clobber,
             multi_join_key_entities,
             large_batches_are_complete,
+            wide_views_are_written_whole,
             empty_and_invalid_input,
         );
     };
@@ -1377,6 +1378,44 @@ pub async fn large_batches_are_complete(s: &Subject) {
         };
         assert_eq!(r, Some(want), "key {id}");
     }
+}
+
+/// A view with more features than one script call can pass to a single HSET (Lua's stack
+/// holds 8000 values) is written completely, still newest-wins.
+pub async fn wide_views_are_written_whole(s: &Subject) {
+    let project = "wide";
+    let names: Vec<String> = (0..1500).map(|i| format!("f{i}")).collect();
+    let features: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "Float64")).collect();
+    let reg = registry(project, &[("wide", &[("id", "Int64")], &features)]);
+    let v = view(&reg, "wide");
+    let k = key(v, project, 1);
+    assert_eq!(
+        write(
+            s,
+            v,
+            vec![row(&k, t(2, 0), 0.0, 1500)],
+            WriteMode::NewestWins,
+            Some(3600)
+        )
+        .await
+        .written,
+        1
+    );
+    assert_eq!(read_one(s, v, &k).await, Some(expected(t(2, 0), 0.0, 1500)));
+    assert_eq!(s.raw.hash(&k).unwrap().len(), 1501);
+    assert_eq!(
+        write(
+            s,
+            v,
+            vec![row(&k, t(1, 0), 9.0, 1500)],
+            WriteMode::NewestWins,
+            None
+        )
+        .await
+        .skipped,
+        1
+    );
+    assert_eq!(read_one(s, v, &k).await, Some(expected(t(2, 0), 0.0, 1500)));
 }
 
 /// Nothing to do is not an error; a row that does not fit its view is, and writes nothing.

@@ -212,7 +212,8 @@ impl Cluster {
 
     /// Sends single-key commands, `keys[i]` being the key of `cmds[i]`: one pipeline per
     /// owning node, concurrently. One reply per command, in order.
-    pub async fn exec(&self, cmds: &[Cmd], keys: &[&[u8]]) -> RedisResult<Vec<Reply>> {
+    pub async fn exec(&self, pipe: &Pipeline, keys: &[&[u8]]) -> RedisResult<Vec<Reply>> {
+        let cmds: Vec<&Cmd> = pipe.cmd_iter().collect();
         let conn = self.connection().await?;
         let (map, version) = self.snapshot();
         let mut groups: Vec<Vec<usize>> = vec![Vec::new(); map.nodes.len()];
@@ -224,9 +225,9 @@ impl Cluster {
             }
         }
         let sends = groups.into_iter().filter(|g| !g.is_empty()).map(|idx| {
-            let mut pipe = Pipeline::with_capacity(idx.len());
+            let mut group = Pipeline::with_capacity(idx.len());
             for &i in &idx {
-                pipe.add_command(cmds[i].clone());
+                group.add_command((*cmds[i]).clone());
             }
             let route = SingleNodeRoutingInfo::SpecificNode(Route::with_key(
                 keys[idx[0]],
@@ -235,7 +236,7 @@ impl Cluster {
             let mut c = conn.clone();
             async move {
                 let n = idx.len();
-                let r = c.route_pipeline(pipe, 0, n, route).await;
+                let r = c.route_pipeline(group, 0, n, route).await;
                 (idx, r)
             }
         });
@@ -272,7 +273,7 @@ impl Cluster {
                     Route::with_key(keys[i], SlotAddr::Master),
                 ));
                 let mut c = conn.clone();
-                let command = cmds[i].clone();
+                let command = (*cmds[i]).clone();
                 async move { (i, c.route_command(command, route).await) }
             });
             for (i, result) in join_all(singles).await {

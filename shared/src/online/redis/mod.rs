@@ -29,7 +29,7 @@ pub mod standalone;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ::redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value, cmd};
+use ::redis::{Cmd, ErrorKind, Pipeline, RedisError, ServerErrorKind, Value, cmd};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -61,11 +61,11 @@ enum Backend {
 }
 
 impl Backend {
-    /// One round trip (per node): a reply per command.
-    async fn exec(&self, cmds: &[Cmd], keys: &[&[u8]]) -> ::redis::RedisResult<Vec<Reply>> {
+    /// One round trip (per node): a reply per command of `pipe`.
+    async fn exec(&self, pipe: &Pipeline, keys: &[&[u8]]) -> ::redis::RedisResult<Vec<Reply>> {
         match self {
-            Backend::Standalone(s) => s.exec(cmds).await,
-            Backend::Cluster(c) => c.exec(cmds, keys).await,
+            Backend::Standalone(s) => s.exec(pipe).await,
+            Backend::Cluster(c) => c.exec(pipe, keys).await,
         }
     }
 
@@ -133,9 +133,10 @@ impl RedisStore {
         })
     }
 
-    /// Sends `cmds` (single-key, `keys[i]` the key of `cmds[i]`) under the retry policy.
-    async fn exec(&self, op: &str, cmds: &[Cmd], keys: &[&[u8]]) -> Result<Vec<Reply>> {
-        self.policy.run(op, || self.backend.exec(cmds, keys)).await
+    /// Sends the single-key commands of `pipe` (`keys[i]` the key of the i-th) under the
+    /// retry policy. The pipeline is built once and sent again as is on a retry.
+    async fn exec(&self, op: &str, pipe: &Pipeline, keys: &[&[u8]]) -> Result<Vec<Reply>> {
+        self.policy.run(op, || self.backend.exec(pipe, keys)).await
     }
 
     async fn load_script(&self) -> Result<()> {
@@ -162,8 +163,11 @@ impl RedisStore {
         let keys: Vec<&[u8]> = rows.iter().map(|r| r.key.as_slice()).collect();
         match batch.mode {
             WriteMode::NewestWins => {
-                let cmds: Vec<Cmd> = rows.iter().map(|r| script::newest_wins(batch, r)).collect();
-                let mut replies = self.exec("write", &cmds, &keys).await?;
+                let pipe = pipeline(
+                    rows.iter().map(|r| script::newest_wins(batch, r)),
+                    rows.len(),
+                );
+                let mut replies = self.exec("write", &pipe, &keys).await?;
                 let lost: Vec<usize> = (0..replies.len())
                     .filter(|&i| is_noscript(&replies[i]))
                     .collect();
@@ -171,9 +175,12 @@ impl RedisStore {
                     // The server forgot the script (restart, failover, SCRIPT FLUSH).
                     tracing::info!(store = %self.policy.store, "Redis lost the newest-wins script; loading it again");
                     self.load_script().await?;
-                    let again_cmds: Vec<Cmd> = lost.iter().map(|&i| cmds[i].clone()).collect();
+                    let again_pipe = pipeline(
+                        lost.iter().map(|&i| script::newest_wins(batch, rows[i])),
+                        lost.len(),
+                    );
                     let again_keys: Vec<&[u8]> = lost.iter().map(|&i| keys[i]).collect();
-                    let again = self.exec("write", &again_cmds, &again_keys).await?;
+                    let again = self.exec("write", &again_pipe, &again_keys).await?;
                     for (i, r) in lost.into_iter().zip(again) {
                         replies[i] = r;
                     }
@@ -206,7 +213,9 @@ impl RedisStore {
                         cmd_keys.push(*key);
                     }
                 }
-                for r in self.exec("write", &cmds, &cmd_keys).await? {
+                let n = cmds.len();
+                let pipe = pipeline(cmds.into_iter(), n);
+                for r in self.exec("write", &pipe, &cmd_keys).await? {
                     if let Err(e) = r {
                         return Err(self.policy.error("write", &e, 0));
                     }
@@ -218,6 +227,17 @@ impl RedisStore {
             }
         }
     }
+}
+
+/// A pipeline of `cmds`; server errors come back in place, one per command, instead of
+/// failing the whole pipeline.
+fn pipeline(cmds: impl Iterator<Item = Cmd>, n: usize) -> Pipeline {
+    let mut pipe = Pipeline::with_capacity(n);
+    for c in cmds {
+        pipe.add_command(c);
+    }
+    pipe.ignore_errors();
+    pipe
 }
 
 fn is_noscript(r: &Reply) -> bool {
@@ -252,19 +272,14 @@ impl OnlineStore for RedisStore {
         if asked.is_empty() {
             return Ok(out);
         }
-        let mut cmds = Vec::with_capacity(asked.len());
-        let mut keys = Vec::with_capacity(asked.len());
-        for &i in &asked {
-            let r = &reads[i];
-            let mut c = cmd("HMGET");
-            c.arg(r.key);
-            for f in &r.fields {
-                c.arg(*f);
-            }
-            cmds.push(c);
-            keys.push(r.key);
-        }
-        let replies = self.exec("read", &cmds, &keys).await?;
+        let pipe = pipeline(
+            asked
+                .iter()
+                .map(|&i| script::hmget(reads[i].key, &reads[i].fields)),
+            asked.len(),
+        );
+        let keys: Vec<&[u8]> = asked.iter().map(|&i| reads[i].key).collect();
+        let replies = self.exec("read", &pipe, &keys).await?;
         for (&i, reply) in asked.iter().zip(replies) {
             let want = reads[i].fields.len();
             let values = match reply {

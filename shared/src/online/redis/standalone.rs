@@ -80,14 +80,9 @@ impl Standalone {
         }
     }
 
-    /// Sends `cmds` as one pipeline: one round trip. One reply per command, in order.
-    pub async fn exec(&self, cmds: &[Cmd]) -> RedisResult<Vec<Reply>> {
-        let mut pipe = Pipeline::with_capacity(cmds.len());
-        for c in cmds {
-            pipe.add_command(c.clone());
-        }
-        // Server errors come back in place, one per command, instead of failing the pipeline.
-        pipe.ignore_errors();
+    /// Sends `pipe`: one round trip. One reply per command, in order (the pipeline is built
+    /// with `ignore_errors`, so a command's error is its reply).
+    pub async fn exec(&self, pipe: &Pipeline) -> RedisResult<Vec<Reply>> {
         let (id, mut conn) = self.connection().await?;
         match pipe.query_async::<Vec<Value>>(&mut conn).await {
             Ok(values) => Ok(values.into_iter().map(super::reply).collect()),

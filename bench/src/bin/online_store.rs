@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand, ValueEnum};
 use larder::config::RedisType;
 use larder::online::redis::{RedisOptions, RedisStore};
-use larder::online::{OnlineStore, ViewRead, ViewWrite, WriteMode, WriteRow, read_views};
+use larder::online::{KeyRead, OnlineStore, ViewRead, ViewWrite, WriteMode, WriteRow, read_views};
 use larder::proto::types::{Value, value::Val};
 use larder::registry::Registry;
 use larder::time::EventTime;
@@ -65,6 +65,10 @@ enum Cmd {
         /// Distinct keys written beforehand, read in turn.
         #[arg(long, default_value_t = 100_000)]
         population: usize,
+        /// Time `OnlineStore::read` (the HMGET round trip, raw bytes) instead of `read_views`
+        /// (which also merges keys and decodes the values): splits the client's cost.
+        #[arg(long)]
+        raw: bool,
     },
     SetupReference {
         #[arg(long, default_value_t = 100_000)]
@@ -174,6 +178,7 @@ async fn run(args: Args) {
             calls,
             runs,
             population,
+            raw,
         } => {
             let store =
                 RedisStore::open(&args.addr, RedisType::Redis, RedisOptions::default()).unwrap();
@@ -215,7 +220,24 @@ async fn run(args: Args) {
                     (0..calls).map(|n| request(n + r * calls)).collect();
                 let mut total = Duration::ZERO;
                 let mut found = 0usize;
+                let mut fields: Vec<&[u8]> =
+                    view.layout.feature_fields.iter().map(|f| &f[..]).collect();
+                fields.push(&view.layout.ts_field);
                 for ks in &requests {
+                    if raw {
+                        let reads: Vec<KeyRead<'_>> = ks
+                            .iter()
+                            .map(|k| KeyRead {
+                                key: k,
+                                fields: fields.clone(),
+                            })
+                            .collect();
+                        let started = Instant::now();
+                        let answer = store.read(&reads).await.unwrap();
+                        total += started.elapsed();
+                        found += answer.iter().filter(|r| r[7].is_some()).count();
+                        continue;
+                    }
                     let started = Instant::now();
                     let rows = read_views(
                         &store,

@@ -4,6 +4,7 @@
 //! machine (`redis-server` from Debian) and from the virtualenv `scripts/test.sh` prepares
 //! (`moto_server`, `feast`, `cargo-lambda`); [`venv`] finds it.
 
+pub mod conformance;
 pub mod feast;
 pub mod lambda;
 pub mod peers;
@@ -11,5 +12,3 @@ pub mod peers;
 pub use feast::FeastRepo;
 pub use lambda::LambdaWatch;
 pub use peers::*;
-
-pub mod conformance;

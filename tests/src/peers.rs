@@ -5,11 +5,7 @@ use std::time::{Duration, Instant};
 
 /// A free TCP port on 127.0.0.1 (bound then released; good enough for tests).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind a loopback port")
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").expect("bind a loopback port").local_addr().unwrap().port()
 }
 
 /// Waits until something accepts connections on 127.0.0.1:`port`.
@@ -47,21 +43,13 @@ pub fn venv_bin(name: &str) -> PathBuf {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn require(program: &str) -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(program))
-            .find(|p| p.exists())
-    });
-    found.unwrap_or_else(|| {
-        panic!("{program} is not installed: run scripts/test.sh (it installs the test peers)")
-    })
+    let found = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.exists()));
+    found.unwrap_or_else(|| panic!("{program} is not installed: run scripts/test.sh (it installs the test peers)"))
 }
 
 /// A private `redis-server` on a free loopback port, without persistence.
@@ -128,28 +116,15 @@ impl RedisServer {
         if let Some(p) = &self.password {
             cmd.arg("--requirepass").arg(p);
         }
-        cmd.args([
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--protected-mode",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(self.dir.path())
-        .args(&self.extra_args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(&self.extra_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let child = cmd.spawn().expect("start redis-server");
         self.child = Some(child);
-        assert!(
-            wait_for_port(self.port, Duration::from_secs(10)),
-            "redis-server did not start on port {}",
-            self.port
-        );
+        assert!(wait_for_port(self.port, Duration::from_secs(10)), "redis-server did not start on port {}", self.port);
     }
 
     /// `127.0.0.1:port`, Feast's connection_string form.
@@ -171,16 +146,8 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        let scheme = if self.tls.is_some() {
-            "rediss"
-        } else {
-            "redis"
-        };
-        let auth = self
-            .password
-            .as_ref()
-            .map(|p| format!(":{p}@"))
-            .unwrap_or_default();
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        let auth = self.password.as_ref().map(|p| format!(":{p}@")).unwrap_or_default();
         format!("{scheme}://{auth}127.0.0.1:{}/", self.port)
     }
 
@@ -208,10 +175,8 @@ impl RedisServer {
         let client = match &self.tls {
             None => redis::Client::open(self.url()).unwrap(),
             Some(t) => {
-                let certs = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(std::fs::read(&t.ca_cert).unwrap()),
-                };
+                let certs =
+                    redis::TlsCertificates { client_tls: None, root_cert: Some(std::fs::read(&t.ca_cert).unwrap()) };
                 redis::Client::build_with_tls(self.url(), certs).unwrap()
             }
         };
@@ -234,17 +199,10 @@ impl TlsFiles {
         let openssl = require("openssl");
         std::fs::create_dir_all(dir).expect("create the certificate directory");
         let p = |name: &str| dir.join(name);
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        for (key, cert, cn) in [
-            ("ca.key", "ca.crt", "Larder test CA"),
-            ("other-ca.key", "other-ca.crt", "Someone else's CA"),
-        ] {
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        for (key, cert, cn) in
+            [("ca.key", "ca.crt", "Larder test CA"), ("other-ca.key", "other-ca.crt", "Someone else's CA")]
+        {
             run(Command::new(&openssl)
                 .args(["req", "-x509"])
                 .args(ec)
@@ -337,9 +295,8 @@ impl RedisCluster {
         let deadline = Instant::now() + timeout;
         loop {
             let ok = self.nodes.iter().all(|n| {
-                let out = Command::new(require("redis-cli"))
-                    .args(["-p", &n.port.to_string(), "cluster", "info"])
-                    .output();
+                let out =
+                    Command::new(require("redis-cli")).args(["-p", &n.port.to_string(), "cluster", "info"]).output();
                 out.is_ok_and(|o| {
                     let text = String::from_utf8_lossy(&o.stdout);
                     text.contains("cluster_state:ok") && text.contains("cluster_known_nodes:3")
@@ -348,31 +305,20 @@ impl RedisCluster {
             if ok {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the Redis cluster did not reach cluster_state:ok"
-            );
+            assert!(Instant::now() < deadline, "the Redis cluster did not reach cluster_state:ok");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     /// Feast's form for `redis_type: redis_cluster`: every node, comma-separated.
     pub fn connection_string(&self) -> String {
-        self.nodes
-            .iter()
-            .map(RedisServer::addr)
-            .collect::<Vec<_>>()
-            .join(",")
+        self.nodes.iter().map(RedisServer::addr).collect::<Vec<_>>().join(",")
     }
 
     /// The index in [`RedisCluster::nodes`] of the primary that owns `slot`.
     pub fn owner_of(&self, slot: u16) -> usize {
-        let out = run(Command::new(require("redis-cli")).args([
-            "-p",
-            &self.nodes[0].port.to_string(),
-            "cluster",
-            "nodes",
-        ]));
+        let out =
+            run(Command::new(require("redis-cli")).args(["-p", &self.nodes[0].port.to_string(), "cluster", "nodes"]));
         // <id> <ip:port@bus> <flags> <primary> <ping> <pong> <epoch> <link> <slot ranges>...
         for line in out.lines() {
             let parts: Vec<&str> = line.split_whitespace().collect();
@@ -381,17 +327,9 @@ impl RedisCluster {
                 matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if (a..=b).contains(&slot))
             });
             if owns {
-                let port: u16 = parts[1]
-                    .split('@')
-                    .next()
-                    .and_then(|a| a.rsplit(':').next())
-                    .and_then(|p| p.parse().ok())
-                    .unwrap();
-                return self
-                    .nodes
-                    .iter()
-                    .position(|n| n.port == port)
-                    .expect("the owner is one of ours");
+                let port: u16 =
+                    parts[1].split('@').next().and_then(|a| a.rsplit(':').next()).and_then(|p| p.parse().ok()).unwrap();
+                return self.nodes.iter().position(|n| n.port == port).expect("the owner is one of ours");
             }
         }
         panic!("no node owns slot {slot}");
@@ -400,10 +338,7 @@ impl RedisCluster {
     /// A synchronous cluster client for assertions.
     pub fn client(&self) -> redis::cluster::ClusterConnection {
         let urls: Vec<String> = self.nodes.iter().map(RedisServer::url).collect();
-        redis::cluster::ClusterClient::new(urls)
-            .unwrap()
-            .get_connection()
-            .expect("connect to the test cluster")
+        redis::cluster::ClusterClient::new(urls).unwrap().get_connection().expect("connect to the test cluster")
     }
 }
 
@@ -428,10 +363,7 @@ impl MotoServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto_server");
-        assert!(
-            wait_for_port(port, Duration::from_secs(30)),
-            "moto_server did not start on port {port}"
-        );
+        assert!(wait_for_port(port, Duration::from_secs(30)), "moto_server did not start on port {port}");
         MotoServer { port, child }
     }
 
@@ -475,9 +407,7 @@ impl Drop for MotoServer {
 
 /// Runs a program, panicking with its output if it fails. Returns stdout.
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     if !out.status.success() {
         panic!(
             "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",

@@ -11,10 +11,7 @@ use larder_tests::conformance::{self, RedisRaw, Restartable, Subject};
 
 static CLUSTER: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
 
-larder_tests::conformance_tests!(conformance::on_cluster(conformance::shared(
-    &CLUSTER,
-    RedisCluster::start
-)));
+larder_tests::conformance_tests!(conformance::on_cluster(conformance::shared(&CLUSTER, RedisCluster::start)));
 
 /// Stops and restarts the node that owns the suite's key (its slot), keeping its cluster
 /// configuration (nodes.conf), then waits for the cluster to be whole again.
@@ -33,29 +30,14 @@ impl Restartable for OneNode<'_> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_node_is_served_again_without_a_new_client() {
     let mut cluster = RedisCluster::start();
-    let store = RedisStore::open(
-        &cluster.connection_string(),
-        RedisType::RedisCluster,
-        RedisOptions::default(),
-    )
-    .unwrap();
-    let subject = Subject {
-        store: Arc::new(store),
-        raw: Box::new(RedisRaw::new(cluster.client())),
-        peers: Box::new(()),
-    };
+    let store =
+        RedisStore::open(&cluster.connection_string(), RedisType::RedisCluster, RedisOptions::default()).unwrap();
+    let subject =
+        Subject { store: Arc::new(store), raw: Box::new(RedisRaw::new(cluster.client())), peers: Box::new(()) };
     // Restart the node that owns the key `restart_recovers` writes.
     let reg = conformance::registry("restart", &[("v", &[("id", "Int64")], &[("a", "Float64")])]);
-    let id = larder::proto::types::Value {
-        val: Some(larder::proto::types::value::Val::Int64Val(1)),
-    };
-    let k = reg
-        .view("v")
-        .unwrap()
-        .layout
-        .key_encoder
-        .redis_key(&[&id], "restart")
-        .unwrap();
+    let id = larder::proto::types::Value { val: Some(larder::proto::types::value::Val::Int64Val(1)) };
+    let k = reg.view("v").unwrap().layout.key_encoder.redis_key(&[&id], "restart").unwrap();
     let owner = cluster.owner_of(larder::online::redis::cluster::slot(&k));
     conformance::restart_recovers(&subject, &mut OneNode(&mut cluster, owner)).await;
     subject.store.ping().await.unwrap();
@@ -69,9 +51,7 @@ async fn keys_of_one_request_span_every_node() {
     let v = reg.view("v").unwrap();
     let owners: std::collections::BTreeSet<usize> = (0..100)
         .map(|i| {
-            let id = larder::proto::types::Value {
-                val: Some(larder::proto::types::value::Val::Int64Val(i)),
-            };
+            let id = larder::proto::types::Value { val: Some(larder::proto::types::value::Val::Int64Val(i)) };
             cluster.owner_of(larder::online::redis::cluster::slot(
                 &v.layout.key_encoder.redis_key(&[&id], "spread").unwrap(),
             ))
@@ -81,17 +61,11 @@ async fn keys_of_one_request_span_every_node() {
 
     // One request's keys go to their owners directly: written and read back with no node
     // answering MOVED (a wrong grouping would be corrected by redirects, and show here).
-    let store = RedisStore::open(
-        &cluster.connection_string(),
-        RedisType::RedisCluster,
-        RedisOptions::default(),
-    )
-    .unwrap();
+    let store =
+        RedisStore::open(&cluster.connection_string(), RedisType::RedisCluster, RedisOptions::default()).unwrap();
     let keys: Vec<Vec<u8>> = (0..100)
         .map(|i| {
-            let id = larder::proto::types::Value {
-                val: Some(larder::proto::types::value::Val::Int64Val(i)),
-            };
+            let id = larder::proto::types::Value { val: Some(larder::proto::types::value::Val::Int64Val(i)) };
             v.layout.key_encoder.redis_key(&[&id], "spread").unwrap()
         })
         .collect();
@@ -104,35 +78,16 @@ async fn keys_of_one_request_span_every_node() {
         })
         .collect();
     let stats = store
-        .write(&larder::online::ViewWrite::for_view(
-            v,
-            rows,
-            larder::online::WriteMode::NewestWins,
-            None,
-        ))
+        .write(&larder::online::ViewWrite::for_view(v, rows, larder::online::WriteMode::NewestWins, None))
         .await
         .unwrap();
     assert_eq!(stats.written, 100);
-    let rows = larder::online::read_views(
-        &store,
-        &[larder::online::ViewRead {
-            view: v,
-            features: &[0],
-            keys: &keys,
-        }],
-    )
-    .await
-    .unwrap();
+    let rows = larder::online::read_views(&store, &[larder::online::ViewRead { view: v, features: &[0], keys: &keys }])
+        .await
+        .unwrap();
     assert!(rows[0].iter().all(Option::is_some));
     for n in &cluster.nodes {
-        let info: String = redis::cmd("INFO")
-            .arg("errorstats")
-            .query(&mut n.client())
-            .unwrap();
-        assert!(
-            !info.contains("errorstat_MOVED"),
-            "node {} answered MOVED:\n{info}",
-            n.port
-        );
+        let info: String = redis::cmd("INFO").arg("errorstats").query(&mut n.client()).unwrap();
+        assert!(!info.contains("errorstat_MOVED"), "node {} answered MOVED:\n{info}", n.port);
     }
 }

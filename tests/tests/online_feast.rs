@@ -106,49 +106,30 @@ elif mode == "write":
 "#;
 
 fn feast(repo: &Path, redis: &RedisServer, args: &[&str]) -> String {
-    run(Command::new(venv_bin("feast"))
-        .args(args)
-        .current_dir(repo)
-        .env("REDIS_ADDR", redis.addr()))
+    run(Command::new(venv_bin("feast")).args(args).current_dir(repo).env("REDIS_ADDR", redis.addr()))
 }
 
 fn python(repo: &Path, redis: &RedisServer, args: &[&str]) -> String {
-    run(Command::new(venv_bin("python"))
-        .arg("interop.py")
-        .args(args)
-        .current_dir(repo)
-        .env("REDIS_ADDR", redis.addr()))
+    run(Command::new(venv_bin("python")).arg("interop.py").args(args).current_dir(repo).env("REDIS_ADDR", redis.addr()))
 }
 
 fn store(redis: &RedisServer) -> RedisStore {
-    RedisStore::open(
-        &redis.connection_string(),
-        RedisType::Redis,
-        RedisOptions::default(),
-    )
-    .unwrap()
+    RedisStore::open(&redis.connection_string(), RedisType::Redis, RedisOptions::default()).unwrap()
 }
 
 fn int64(i: i64) -> Value {
-    Value {
-        val: Some(Val::Int64Val(i)),
-    }
+    Value { val: Some(Val::Int64Val(i)) }
 }
 
 fn key(v: &FeatureView, id: i64) -> Vec<u8> {
-    v.layout
-        .key_encoder
-        .redis_key(&[&int64(id)], PROJECT)
-        .unwrap()
+    v.layout.key_encoder.redis_key(&[&int64(id)], PROJECT).unwrap()
 }
 
 /// Typed values of a JSON row, in the view's feature order.
 fn values(v: &FeatureView, row: &serde_json::Value) -> Vec<Value> {
     v.features
         .iter()
-        .map(|f| {
-            value::from_json(&row[&f.name], f.dtype).unwrap_or_else(|e| panic!("{}: {e}", f.name))
-        })
+        .map(|f| value::from_json(&row[&f.name], f.dtype).unwrap_or_else(|e| panic!("{}: {e}", f.name)))
         .collect()
 }
 
@@ -156,11 +137,7 @@ fn write_rows(v: &FeatureView, rows: &[serde_json::Value]) -> Vec<WriteRow> {
     rows.iter()
         .map(|r| {
             let id = r["driver_id"].as_i64().unwrap();
-            WriteRow::encode(
-                key(v, id),
-                EventTime::from_micros(r["micros"].as_i64().unwrap()),
-                &values(v, r),
-            )
+            WriteRow::encode(key(v, id), EventTime::from_micros(r["micros"].as_i64().unwrap()), &values(v, r))
         })
         .collect()
 }
@@ -171,51 +148,26 @@ fn dump(redis: &RedisServer) -> BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>> {
     let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
     keys.into_iter()
         .map(|k| {
-            let h: BTreeMap<Vec<u8>, Vec<u8>> =
-                redis::cmd("HGETALL").arg(&k).query(&mut c).unwrap();
+            let h: BTreeMap<Vec<u8>, Vec<u8>> = redis::cmd("HGETALL").arg(&k).query(&mut c).unwrap();
             (k, h)
         })
         .collect()
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 /// Checks what Larder reads for `ids` against `rows` (one per id, in order).
 async fn larder_reads(store: &RedisStore, v: &FeatureView, rows: &[serde_json::Value]) {
-    let keys: Vec<Vec<u8>> = rows
-        .iter()
-        .map(|r| key(v, r["driver_id"].as_i64().unwrap()))
-        .collect();
+    let keys: Vec<Vec<u8>> = rows.iter().map(|r| key(v, r["driver_id"].as_i64().unwrap())).collect();
     let features: Vec<usize> = (0..v.features.len()).collect();
-    let got = read_views(
-        store,
-        &[ViewRead {
-            view: v,
-            features: &features,
-            keys: &keys,
-        }],
-    )
-    .await
-    .unwrap()
-    .remove(0);
+    let got = read_views(store, &[ViewRead { view: v, features: &features, keys: &keys }]).await.unwrap().remove(0);
     for (r, got) in rows.iter().zip(got) {
         let got = got.unwrap_or_else(|| panic!("{}: no row for driver {}", v.name, r["driver_id"]));
-        assert_eq!(
-            got.event_time,
-            EventTime::from_micros(r["micros"].as_i64().unwrap()),
-            "{r}"
-        );
+        assert_eq!(got.event_time, EventTime::from_micros(r["micros"].as_i64().unwrap()), "{r}");
         for ((f, cell), want) in v.features.iter().zip(&got.cells).zip(values(v, r)) {
-            let want = if value::is_null(&want) {
-                Cell::Null
-            } else {
-                Cell::Value(want)
-            };
+            let want = if value::is_null(&want) { Cell::Null } else { Cell::Value(want) };
             assert_eq!(*cell, want, "{}.{} of {r}", v.name, f.name);
         }
     }
@@ -231,26 +183,13 @@ async fn feast_and_larder_read_each_others_writes_byte_for_byte() {
     std::fs::write(repo.join("features.py"), FEATURES_PY).unwrap();
     std::fs::write(repo.join("interop.py"), INTEROP_PY).unwrap();
     let end = EventTime::parse("2026-11-20T00:00:00Z").unwrap();
-    larder::example_data::write_driver_stats(
-        &repo.join("data/driver_stats.parquet"),
-        40,
-        3,
-        end,
-        7,
-    )
-    .unwrap();
+    larder::example_data::write_driver_stats(&repo.join("data/driver_stats.parquet"), 40, 3, end, 7).unwrap();
 
     feast(repo, &feast_redis, &["apply"]);
     feast(
         repo,
         &feast_redis,
-        &[
-            "materialize",
-            "-v",
-            "driver_hourly_stats",
-            "2000-01-01T00:00:00",
-            "2030-01-01T00:00:00",
-        ],
+        &["materialize", "-v", "driver_hourly_stats", "2000-01-01T00:00:00", "2030-01-01T00:00:00"],
     );
     let reg: Registry = larder::registry::convert::registry_from_bytes(
         &std::fs::read(repo.join("data/registry.db")).unwrap(),
@@ -262,8 +201,7 @@ async fn feast_and_larder_read_each_others_writes_byte_for_byte() {
     let fresh = reg.view("driver_fresh").unwrap().clone();
 
     // 1. What Feast materialized, Larder reads: the newest parquet row of every driver.
-    let latest: Vec<serde_json::Value> =
-        serde_json::from_str(&python(repo, &feast_redis, &["latest"])).unwrap();
+    let latest: Vec<serde_json::Value> = serde_json::from_str(&python(repo, &feast_redis, &["latest"])).unwrap();
     assert_eq!(latest.len(), 40);
     let on_feast = store(&feast_redis);
     larder_reads(&on_feast, &hourly, &latest).await;
@@ -271,12 +209,7 @@ async fn feast_and_larder_read_each_others_writes_byte_for_byte() {
     // 2. Larder writes the same rows to its own Redis: the same bytes.
     let on_larder = store(&larder_redis);
     let stats = on_larder
-        .write(&ViewWrite::for_view(
-            &hourly,
-            write_rows(&hourly, &latest),
-            WriteMode::NewestWins,
-            None,
-        ))
+        .write(&ViewWrite::for_view(&hourly, write_rows(&hourly, &latest), WriteMode::NewestWins, None))
         .await
         .unwrap();
     assert_eq!(stats.written, 40);
@@ -303,18 +236,9 @@ async fn feast_and_larder_read_each_others_writes_byte_for_byte() {
         .collect();
     let rows_file = repo.join("fresh_rows.json");
     std::fs::write(&rows_file, serde_json::to_vec(&fresh_rows).unwrap()).unwrap();
-    python(
-        repo,
-        &feast_redis,
-        &["write", "driver_fresh", rows_file.to_str().unwrap()],
-    );
+    python(repo, &feast_redis, &["write", "driver_fresh", rows_file.to_str().unwrap()]);
     let stats = on_larder
-        .write(&ViewWrite::for_view(
-            &fresh,
-            write_rows(&fresh, &fresh_rows),
-            WriteMode::NewestWins,
-            None,
-        ))
+        .write(&ViewWrite::for_view(&fresh, write_rows(&fresh, &fresh_rows), WriteMode::NewestWins, None))
         .await
         .unwrap();
     assert_eq!(stats.written, 25);
@@ -324,19 +248,12 @@ async fn feast_and_larder_read_each_others_writes_byte_for_byte() {
     larder_reads(&on_feast, &fresh, &fresh_rows).await;
 
     // 4. What Larder wrote, Feast's get_online_features reads: values, statuses, timestamps.
-    let mut ids: Vec<i64> = fresh_rows
-        .iter()
-        .map(|r| r["driver_id"].as_i64().unwrap())
-        .collect();
+    let mut ids: Vec<i64> = fresh_rows.iter().map(|r| r["driver_id"].as_i64().unwrap()).collect();
     ids.push(424_242); // never written
     let answer: serde_json::Value = serde_json::from_str(&python(
         repo,
         &larder_redis,
-        &[
-            "read",
-            "driver_fresh",
-            &serde_json::to_string(&ids).unwrap(),
-        ],
+        &["read", "driver_fresh", &serde_json::to_string(&ids).unwrap()],
     ))
     .unwrap();
     for (fi, f) in fresh.features.iter().enumerate() {
@@ -344,13 +261,7 @@ async fn feast_and_larder_read_each_others_writes_byte_for_byte() {
         for (j, r) in fresh_rows.iter().enumerate() {
             let want = &values(&fresh, r)[fi];
             let got = value::decode(&hex(col["values"][j].as_str().unwrap())).unwrap();
-            assert_eq!(
-                value::is_null(&got),
-                value::is_null(want),
-                "{}.{} of {r}",
-                f.name,
-                j
-            );
+            assert_eq!(value::is_null(&got), value::is_null(want), "{}.{} of {r}", f.name, j);
             if !value::is_null(want) {
                 assert_eq!(&got, want, "{} of {r}", f.name);
             }
@@ -358,11 +269,7 @@ async fn feast_and_larder_read_each_others_writes_byte_for_byte() {
             // empty Value), where NULL_VALUE (2) would be more exact; both are accepted there.
             let status = col["statuses"][j].as_i64().unwrap();
             if value::is_null(want) {
-                assert!(
-                    status == 1 || status == 2,
-                    "{} of {r}: status {status}",
-                    f.name
-                );
+                assert!(status == 1 || status == 2, "{} of {r}: status {status}", f.name);
             } else {
                 assert_eq!(status, 1, "{} of {r}", f.name);
             }
@@ -370,10 +277,7 @@ async fn feast_and_larder_read_each_others_writes_byte_for_byte() {
             let ts = &col["ts"][j];
             assert_eq!(
                 (ts[0].as_i64().unwrap(), ts[1].as_i64().unwrap()),
-                (
-                    micros.div_euclid(1_000_000),
-                    micros.rem_euclid(1_000_000) * 1000
-                )
+                (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000) * 1000)
             );
         }
         // Feast's Python server reports a missing entity as PRESENT with no value (a Feast

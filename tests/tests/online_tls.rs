@@ -22,10 +22,7 @@ fn server() -> Arc<RedisServer> {
 larder_tests::conformance_tests!(conformance::on_server(server()));
 
 fn open(cs: &str) -> RedisStore {
-    let opts = RedisOptions {
-        timeout: Some(Duration::from_millis(1000)),
-        ..RedisOptions::default()
-    };
+    let opts = RedisOptions { timeout: Some(Duration::from_millis(1000)), ..RedisOptions::default() };
     RedisStore::open(cs, RedisType::Redis, opts).unwrap()
 }
 
@@ -33,11 +30,8 @@ fn open(cs: &str) -> RedisStore {
 async fn a_restarted_tls_redis_is_served_again() {
     let mut server = RedisServer::start_tls(PASSWORD);
     let store = open(&server.connection_string());
-    let subject = Subject {
-        store: Arc::new(store),
-        raw: Box::new(RedisRaw::new(server.client())),
-        peers: Box::new(()),
-    };
+    let subject =
+        Subject { store: Arc::new(store), raw: Box::new(RedisRaw::new(server.client())), peers: Box::new(()) };
     conformance::restart_recovers(&subject, &mut server).await;
 }
 
@@ -47,54 +41,31 @@ async fn tls_options_and_urls() {
     let tls = s.tls().unwrap();
     // The Feast form with a CA file (what connection_string() gives) and the URL form.
     open(&s.connection_string()).ping().await.unwrap();
-    let url = format!(
-        "rediss://:{PASSWORD}@127.0.0.1:{}?ssl_ca_certs={}",
-        s.port,
-        tls.ca_cert.display()
-    );
+    let url = format!("rediss://:{PASSWORD}@127.0.0.1:{}?ssl_ca_certs={}", s.port, tls.ca_cert.display());
     open(&url).ping().await.unwrap();
     // `localhost` is in the certificate too.
-    open(&format!(
-        "localhost:{},ssl=true,ssl_ca_certs={},password={PASSWORD}",
-        s.port,
-        tls.ca_cert.display()
-    ))
-    .ping()
-    .await
-    .unwrap();
+    open(&format!("localhost:{},ssl=true,ssl_ca_certs={},password={PASSWORD}", s.port, tls.ca_cert.display()))
+        .ping()
+        .await
+        .unwrap();
     // Self-signed servers: verification off, explicitly.
-    open(&format!(
-        "{},ssl=true,ssl_cert_reqs=none,password={PASSWORD}",
-        s.addr()
-    ))
-    .ping()
-    .await
-    .unwrap();
+    open(&format!("{},ssl=true,ssl_cert_reqs=none,password={PASSWORD}", s.addr())).ping().await.unwrap();
 }
 
 #[tokio::test]
 async fn the_wrong_ca_is_refused_clearly() {
     let s = server();
     let tls = s.tls().unwrap();
-    let store = open(&format!(
-        "{},ssl=true,ssl_ca_certs={},password={PASSWORD}",
-        s.addr(),
-        tls.other_ca_cert.display()
-    ));
+    let store =
+        open(&format!("{},ssl=true,ssl_ca_certs={},password={PASSWORD}", s.addr(), tls.other_ca_cert.display()));
     let started = std::time::Instant::now();
     let err = store.ping().await.unwrap_err();
     assert_eq!(err.status(), 503);
     let msg = err.to_string().to_lowercase();
-    assert!(
-        msg.contains("certificate") || msg.contains("issuer"),
-        "{msg}"
-    );
+    assert!(msg.contains("certificate") || msg.contains("issuer"), "{msg}");
     assert!(started.elapsed() < Duration::from_secs(2));
     // Without any CA option the system roots are used, which do not know the test CA either.
-    let err = open(&format!("{},ssl=true,password={PASSWORD}", s.addr()))
-        .ping()
-        .await
-        .unwrap_err();
+    let err = open(&format!("{},ssl=true,password={PASSWORD}", s.addr())).ping().await.unwrap_err();
     assert_eq!(err.status(), 503, "{err}");
 }
 
@@ -102,11 +73,7 @@ async fn the_wrong_ca_is_refused_clearly() {
 async fn a_wrong_password_over_tls_is_a_clear_503() {
     let s = server();
     let tls = s.tls().unwrap();
-    let store = open(&format!(
-        "{},ssl=true,ssl_ca_certs={},password=nope",
-        s.addr(),
-        tls.ca_cert.display()
-    ));
+    let store = open(&format!("{},ssl=true,ssl_ca_certs={},password=nope", s.addr(), tls.ca_cert.display()));
     let err = store.ping().await.unwrap_err();
     assert_eq!(err.status(), 503);
     assert!(err.to_string().contains("credentials"), "{err}");
@@ -120,11 +87,7 @@ async fn forgetting_tls_fails_within_the_timeout() {
     let started = std::time::Instant::now();
     let err = store.ping().await.unwrap_err();
     assert_eq!(err.status(), 503, "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
 }
 
 #[tokio::test]

@@ -106,11 +106,7 @@ fn v(val: Val) -> Value {
 
 /// The driver-stats row of driver `i`, as materialization would write it.
 fn row(view: &larder::registry::FeatureView, i: usize, time: EventTime) -> WriteRow {
-    let key = view
-        .layout
-        .key_encoder
-        .redis_key(&[&v(Val::Int64Val(1000 + i as i64))], PROJECT)
-        .unwrap();
+    let key = view.layout.key_encoder.redis_key(&[&v(Val::Int64Val(1000 + i as i64))], PROJECT).unwrap();
     let x = (i % 1000) as f32 / 1000.0;
     let values = [
         v(Val::FloatVal(x)),
@@ -130,32 +126,19 @@ fn median(xs: &mut [f64]) -> f64 {
 }
 
 fn raw(addr: &str) -> redis::Connection {
-    redis::Client::open(format!("redis://{addr}/"))
-        .unwrap()
-        .get_connection()
-        .expect("connect for setup")
+    redis::Client::open(format!("redis://{addr}/")).unwrap().get_connection().expect("connect for setup")
 }
 
 async fn run(args: Args) {
     let reg = registry();
     let view = reg.view("driver_hourly_stats").unwrap();
     match args.cmd {
-        Cmd::Write {
-            rows,
-            runs,
-            chunk,
-            concurrency,
-        } => {
-            let options = RedisOptions {
-                write_chunk_rows: chunk,
-                write_concurrency: concurrency,
-                ..RedisOptions::default()
-            };
+        Cmd::Write { rows, runs, chunk, concurrency } => {
+            let options =
+                RedisOptions { write_chunk_rows: chunk, write_concurrency: concurrency, ..RedisOptions::default() };
             let store = RedisStore::open(&args.addr, RedisType::Redis, options).unwrap();
             store.ping().await.unwrap();
-            let batch: Vec<WriteRow> = (0..rows)
-                .map(|i| row(view, i, EventTime::new(1_763_596_800, 0)))
-                .collect();
+            let batch: Vec<WriteRow> = (0..rows).map(|i| row(view, i, EventTime::new(1_763_596_800, 0))).collect();
             let mut rates = Vec::new();
             for r in 0..runs {
                 let _: () = redis::cmd("FLUSHALL").query(&mut raw(&args.addr)).unwrap();
@@ -165,36 +148,17 @@ async fn run(args: Args) {
                 let took = started.elapsed();
                 assert_eq!(stats.written, rows, "every row is new");
                 let rate = rows as f64 / took.as_secs_f64();
-                println!(
-                    "write run={r} rows={rows} secs={:.3} rows_per_s={rate:.0}",
-                    took.as_secs_f64()
-                );
+                println!("write run={r} rows={rows} secs={:.3} rows_per_s={rate:.0}", took.as_secs_f64());
                 rates.push(rate);
             }
             println!("write median rows_per_s={:.0}", median(&mut rates));
         }
-        Cmd::Read {
-            keys,
-            calls,
-            runs,
-            population,
-            raw,
-        } => {
-            let store =
-                RedisStore::open(&args.addr, RedisType::Redis, RedisOptions::default()).unwrap();
-            let batch: Vec<WriteRow> = (0..population)
-                .map(|i| row(view, i, EventTime::new(1_763_596_800, 0)))
-                .collect();
+        Cmd::Read { keys, calls, runs, population, raw } => {
+            let store = RedisStore::open(&args.addr, RedisType::Redis, RedisOptions::default()).unwrap();
+            let batch: Vec<WriteRow> =
+                (0..population).map(|i| row(view, i, EventTime::new(1_763_596_800, 0))).collect();
             let all_keys: Vec<Vec<u8>> = batch.iter().map(|r| r.key.clone()).collect();
-            store
-                .write(&ViewWrite::for_view(
-                    view,
-                    batch,
-                    WriteMode::NewestWins,
-                    None,
-                ))
-                .await
-                .unwrap();
+            store.write(&ViewWrite::for_view(view, batch, WriteMode::NewestWins, None)).await.unwrap();
             let features: Vec<usize> = (0..view.features.len()).collect();
             let request = |n: usize| -> Vec<Vec<u8>> {
                 let start = (n * keys) % (population - keys + 1);
@@ -203,35 +167,19 @@ async fn run(args: Args) {
             // Warm up: connection, allocator, caches.
             for n in 0..calls.min(200) {
                 let ks = request(n);
-                read_views(
-                    &store,
-                    &[ViewRead {
-                        view,
-                        features: &features,
-                        keys: &ks,
-                    }],
-                )
-                .await
-                .unwrap();
+                read_views(&store, &[ViewRead { view, features: &features, keys: &ks }]).await.unwrap();
             }
             let mut means = Vec::new();
             for r in 0..runs {
-                let requests: Vec<Vec<Vec<u8>>> =
-                    (0..calls).map(|n| request(n + r * calls)).collect();
+                let requests: Vec<Vec<Vec<u8>>> = (0..calls).map(|n| request(n + r * calls)).collect();
                 let mut total = Duration::ZERO;
                 let mut found = 0usize;
-                let mut fields: Vec<&[u8]> =
-                    view.layout.feature_fields.iter().map(|f| &f[..]).collect();
+                let mut fields: Vec<&[u8]> = view.layout.feature_fields.iter().map(|f| &f[..]).collect();
                 fields.push(&view.layout.ts_field);
                 for ks in &requests {
                     if raw {
-                        let reads: Vec<KeyRead<'_>> = ks
-                            .iter()
-                            .map(|k| KeyRead {
-                                key: k,
-                                fields: fields.clone(),
-                            })
-                            .collect();
+                        let reads: Vec<KeyRead<'_>> =
+                            ks.iter().map(|k| KeyRead { key: k, fields: fields.clone() }).collect();
                         let started = Instant::now();
                         let answer = store.read(&reads).await.unwrap();
                         total += started.elapsed();
@@ -239,16 +187,7 @@ async fn run(args: Args) {
                         continue;
                     }
                     let started = Instant::now();
-                    let rows = read_views(
-                        &store,
-                        &[ViewRead {
-                            view,
-                            features: &features,
-                            keys: ks,
-                        }],
-                    )
-                    .await
-                    .unwrap();
+                    let rows = read_views(&store, &[ViewRead { view, features: &features, keys: ks }]).await.unwrap();
                     total += started.elapsed();
                     found += rows[0].iter().filter(|r| r.is_some()).count();
                 }
@@ -257,10 +196,7 @@ async fn run(args: Args) {
                 println!("read run={r} keys={keys} calls={calls} us_per_call={us:.1}");
                 means.push(us);
             }
-            println!(
-                "read median keys={keys} us_per_call={:.1}",
-                median(&mut means)
-            );
+            println!("read median keys={keys} us_per_call={:.1}", median(&mut means));
         }
         Cmd::SetupReference { keys } => {
             // Field and value sizes like the store's: 4-byte feature fields, a 23-byte _ts field,
@@ -299,12 +235,8 @@ async fn run(args: Args) {
 fn main() {
     let args = Args::parse();
     let rt = match args.runtime {
-        Runtime::Current => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        Runtime::Multi => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
+        Runtime::Current => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Runtime::Multi => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
     }
     .expect("tokio runtime");
     rt.block_on(run(args));

@@ -33,9 +33,7 @@ impl MemoryStore {
     /// Every field of a key (like HGETALL), for tests.
     pub fn hash(&self, key: &[u8]) -> Option<HashMap<Vec<u8>, Bytes>> {
         let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        data.get(key)
-            .filter(|e| !expired(e))
-            .map(|e| e.fields.clone())
+        data.get(key).filter(|e| !expired(e)).map(|e| e.fields.clone())
     }
 
     /// Sets one field of a key, as `HSET` would, bypassing the store's rules: lets tests
@@ -46,9 +44,7 @@ impl MemoryStore {
         if expired(entry) {
             *entry = Entry::default();
         }
-        entry
-            .fields
-            .insert(field.to_vec(), Bytes::copy_from_slice(value));
+        entry.fields.insert(field.to_vec(), Bytes::copy_from_slice(value));
     }
 
     /// Number of live keys.
@@ -73,22 +69,14 @@ impl OnlineStore for MemoryStore {
         Ok(reads
             .iter()
             .map(|r| match data.get(r.key).filter(|e| !expired(e)) {
-                Some(entry) => r
-                    .fields
-                    .iter()
-                    .map(|f| entry.fields.get(*f).cloned())
-                    .collect(),
+                Some(entry) => r.fields.iter().map(|f| entry.fields.get(*f).cloned()).collect(),
                 None => vec![None; r.fields.len()],
             })
             .collect())
     }
 
     async fn write(&self, batch: &ViewWrite<'_>) -> Result<WriteStats> {
-        if let Some(row) = batch
-            .rows
-            .iter()
-            .find(|r| r.values.len() != batch.fields.len())
-        {
+        if let Some(row) = batch.rows.iter().find(|r| r.values.len() != batch.fields.len()) {
             return Err(Error::Internal(format!(
                 "a row to write has {} values for {} fields",
                 row.values.len(),
@@ -107,10 +95,7 @@ impl OnlineStore for MemoryStore {
                 *entry = Entry::default();
             }
             if batch.mode == WriteMode::NewestWins {
-                let stored = entry
-                    .fields
-                    .get(batch.ts_field)
-                    .and_then(|b| EventTime::from_proto_bytes(b).ok());
+                let stored = entry.fields.get(batch.ts_field).and_then(|b| EventTime::from_proto_bytes(b).ok());
                 // Feast treats a stored epoch (0) like no stored time.
                 if let Some(stored) = stored.filter(|t| *t != EventTime::EPOCH)
                     && row.event_time <= stored
@@ -119,10 +104,7 @@ impl OnlineStore for MemoryStore {
                     continue;
                 }
             }
-            entry.fields.insert(
-                batch.ts_field.to_vec(),
-                Bytes::from(row.event_time.to_proto_bytes()),
-            );
+            entry.fields.insert(batch.ts_field.to_vec(), Bytes::from(row.event_time.to_proto_bytes()));
             for (field, value) in batch.fields.iter().zip(row.values) {
                 entry.fields.insert(field.to_vec(), Bytes::from(value));
             }

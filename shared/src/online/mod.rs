@@ -56,11 +56,7 @@ pub struct WriteRow {
 impl WriteRow {
     /// Encodes a row of `view` from typed values, parallel to the view's features.
     pub fn encode(key: Vec<u8>, event_time: EventTime, values: &[Value]) -> WriteRow {
-        WriteRow {
-            key,
-            event_time,
-            values: values.iter().map(value::encode).collect(),
-        }
+        WriteRow { key, event_time, values: values.iter().map(value::encode).collect() }
     }
 }
 
@@ -78,19 +74,8 @@ pub struct ViewWrite<'a> {
 }
 
 impl<'a> ViewWrite<'a> {
-    pub fn for_view(
-        view: &'a FeatureView,
-        rows: Vec<WriteRow>,
-        mode: WriteMode,
-        key_ttl_seconds: Option<u64>,
-    ) -> Self {
-        ViewWrite {
-            ts_field: &view.layout.ts_field,
-            fields: &view.layout.feature_fields,
-            rows,
-            mode,
-            key_ttl_seconds,
-        }
+    pub fn for_view(view: &'a FeatureView, rows: Vec<WriteRow>, mode: WriteMode, key_ttl_seconds: Option<u64>) -> Self {
+        ViewWrite { ts_field: &view.layout.ts_field, fields: &view.layout.feature_fields, rows, mode, key_ttl_seconds }
     }
 }
 
@@ -126,13 +111,6 @@ pub trait OnlineStore: Send + Sync {
 
     /// A short description for logs and health output (no secrets).
     fn describe(&self) -> String;
-}
-
-/// Connects the online store `cfg` names.
-// Placeholder until the Redis store lands from the online-store work; replaced there.
-pub async fn connect(cfg: &crate::config::RepoConfig) -> Result<std::sync::Arc<dyn OnlineStore>> {
-    let redis = cfg.redis()?;
-    Err(Error::Unavailable(format!("cannot connect to Redis at {}: the Redis store is not built yet", redis.connection_string)))
 }
 
 /// Resolves rows of one batch that share a key: keeps, per key, the row with the greatest event
@@ -182,11 +160,21 @@ pub fn newest_per_key_refs(rows: &[WriteRow]) -> (Vec<&WriteRow>, usize) {
 }
 
 /// The online store `feature_store.yaml` (and the `LARDER_REDIS_*` environment) describes:
-/// a [`redis::RedisStore`] for `redis_type` `redis` or `redis_cluster`. Does not connect; the
-/// first call does, and an unreachable Redis is then an [`Error::Unavailable`].
-pub fn connect(cfg: &RepoConfig) -> Result<Arc<dyn OnlineStore>> {
+/// a [`redis::RedisStore`] for `redis_type` `redis` or `redis_cluster`.
+///
+/// A bad configuration (connection string, certificate files, environment) is an error here.
+/// Redis itself is only warmed up: one PING opens the connection (and loads nothing else), so
+/// the first request does not pay for it; if Redis cannot be reached the store is returned
+/// anyway, with a warning, and calls answer [`Error::Unavailable`] until Redis is back. A
+/// function that starts while Redis is briefly away must still start.
+pub async fn connect(cfg: &RepoConfig) -> Result<Arc<dyn OnlineStore>> {
     let store = redis::RedisStore::from_config(cfg.redis()?, redis::RedisOptions::from_env()?)?;
-    tracing::info!(store = %store.describe(), "online store configured");
+    match store.ping().await {
+        Ok(()) => tracing::info!(store = %store.describe(), "online store connected"),
+        Err(e) => {
+            tracing::warn!(store = %store.describe(), error = %e, "online store not reachable yet; serving 503 until it is")
+        }
+    }
     Ok(Arc::new(store))
 }
 
@@ -225,10 +213,7 @@ pub struct ViewRow {
 /// Reads several views for their keys in one round trip. All fields of views that share an
 /// entity key go into one HMGET. The result is parallel to `reads`, and inside to each
 /// read's keys: `None` means the view has no row for that entity (no `_ts:<view>` field).
-pub async fn read_views(
-    store: &dyn OnlineStore,
-    reads: &[ViewRead<'_>],
-) -> Result<Vec<Vec<Option<ViewRow>>>> {
+pub async fn read_views(store: &dyn OnlineStore, reads: &[ViewRead<'_>]) -> Result<Vec<Vec<Option<ViewRow>>>> {
     // Where each (view, key) answer sits: which HMGET and from which field offset.
     let mut by_key: HashMap<&[u8], usize> = HashMap::new();
     let mut hmgets: Vec<KeyRead<'_>> = Vec::new();
@@ -242,30 +227,19 @@ pub async fn read_views(
                 continue;
             }
             let h = *by_key.entry(key.as_slice()).or_insert_with(|| {
-                hmgets.push(KeyRead {
-                    key: key.as_slice(),
-                    fields: Vec::new(),
-                });
+                hmgets.push(KeyRead { key: key.as_slice(), fields: Vec::new() });
                 hmgets.len() - 1
             });
             let fields = &mut hmgets[h].fields;
             let offset = fields.len();
-            fields.extend(
-                r.features
-                    .iter()
-                    .map(|&i| &r.view.layout.feature_fields[i][..]),
-            );
+            fields.extend(r.features.iter().map(|&i| &r.view.layout.feature_fields[i][..]));
             fields.push(&r.view.layout.ts_field);
             seen_in_view.insert(key.as_slice(), (h, offset));
             view_slots.push((h, offset));
         }
         slots.push(view_slots);
     }
-    let answers = if hmgets.is_empty() {
-        Vec::new()
-    } else {
-        store.read(&hmgets).await?
-    };
+    let answers = if hmgets.is_empty() { Vec::new() } else { store.read(&hmgets).await? };
     if answers.len() != hmgets.len() {
         return Err(Error::Internal(format!(
             "online store answered {} reads for {} keys",
@@ -297,11 +271,7 @@ pub async fn read_views(
                                 r.view.name, r.view.features[fi].name
                             ))
                         })?;
-                        if value::is_null(&v) {
-                            Cell::Null
-                        } else {
-                            Cell::Value(v)
-                        }
+                        if value::is_null(&v) { Cell::Null } else { Cell::Value(v) }
                     }
                 });
             }

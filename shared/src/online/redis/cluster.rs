@@ -23,9 +23,7 @@ use ::redis::cluster_async::ClusterConnection;
 use ::redis::cluster_routing::{
     MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
 };
-use ::redis::{
-    Cmd, ErrorKind, Pipeline, RedisError, RedisResult, ServerErrorKind, TlsMode, Value, cmd,
-};
+use ::redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisResult, ServerErrorKind, TlsMode, Value, cmd};
 use futures::future::join_all;
 
 use super::Reply;
@@ -57,10 +55,7 @@ pub(crate) struct SlotMap {
 
 impl SlotMap {
     fn empty() -> Self {
-        SlotMap {
-            owner: vec![UNOWNED; SLOTS],
-            nodes: Vec::new(),
-        }
+        SlotMap { owner: vec![UNOWNED; SLOTS], nodes: Vec::new() }
     }
 
     fn owner(&self, slot: u16) -> Option<usize> {
@@ -86,9 +81,7 @@ impl SlotMap {
                 return Err("a CLUSTER SLOTS range lacks start, end or primary".into());
             };
             if !(0..SLOTS as i64).contains(start) || !(*start..SLOTS as i64).contains(end) {
-                return Err(format!(
-                    "CLUSTER SLOTS range {start}-{end} is out of bounds"
-                ));
+                return Err(format!("CLUSTER SLOTS range {start}-{end} is out of bounds"));
             }
             let text = |v: Option<&Value>| match v {
                 Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
@@ -133,11 +126,7 @@ impl Cluster {
                 target.db
             )));
         }
-        let nodes = target
-            .nodes
-            .iter()
-            .map(|n| target.connection_info(n))
-            .collect::<Result<Vec<_>>>()?;
+        let nodes = target.nodes.iter().map(|n| target.connection_info(n)).collect::<Result<Vec<_>>>()?;
         // At least one retry inside the crate, so a single command it routes follows a
         // MOVED/ASK redirect; the policy above bounds the whole call anyway.
         let mut builder = ClusterClientBuilder::new(nodes)
@@ -145,11 +134,7 @@ impl Cluster {
             .response_timeout(timeout)
             .retries(retries.max(2));
         if let Some(tls) = &target.tls {
-            builder = builder.tls(if tls.verify_certificate {
-                TlsMode::Secure
-            } else {
-                TlsMode::Insecure
-            });
+            builder = builder.tls(if tls.verify_certificate { TlsMode::Secure } else { TlsMode::Insecure });
             if tls.verify_certificate && !tls.verify_hostname {
                 builder = builder.danger_accept_invalid_hostnames(true);
             }
@@ -157,9 +142,7 @@ impl Cluster {
                 builder = builder.certs(certs);
             }
         }
-        let client = builder
-            .build()
-            .map_err(|e| Error::Config(format!("Redis cluster {}: {e}", target.describe())))?;
+        let client = builder.build().map_err(|e| Error::Config(format!("Redis cluster {}: {e}", target.describe())))?;
         Ok(Cluster {
             client,
             conn: tokio::sync::OnceCell::new(),
@@ -172,18 +155,11 @@ impl Cluster {
     fn snapshot(&self) -> (Arc<SlotMap>, u64) {
         // Version first: a refresh that lands in between only makes us refresh once more.
         let version = self.map_version.load(Ordering::Acquire);
-        (
-            self.map.read().unwrap_or_else(|p| p.into_inner()).clone(),
-            version,
-        )
+        (self.map.read().unwrap_or_else(|p| p.into_inner()).clone(), version)
     }
 
     async fn connection(&self) -> RedisResult<ClusterConnection> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| self.client.get_async_connection())
-            .await?
-            .clone();
+        let conn = self.conn.get_or_try_init(|| self.client.get_async_connection()).await?.clone();
         if self.map_version.load(Ordering::Acquire) == 0 {
             self.refresh_map(&conn, 0).await?;
         }
@@ -198,13 +174,9 @@ impl Cluster {
         }
         let mut c = cmd("CLUSTER");
         c.arg("SLOTS");
-        let answer = conn
-            .clone()
-            .route_command(c, RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random))
-            .await?;
-        let map = SlotMap::parse(&answer).map_err(|e| {
-            RedisError::from((ErrorKind::UnexpectedReturnType, "bad CLUSTER SLOTS", e))
-        })?;
+        let answer = conn.clone().route_command(c, RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random)).await?;
+        let map = SlotMap::parse(&answer)
+            .map_err(|e| RedisError::from((ErrorKind::UnexpectedReturnType, "bad CLUSTER SLOTS", e)))?;
         *self.map.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(map);
         self.map_version.fetch_add(1, Ordering::AcqRel);
         Ok(())
@@ -229,10 +201,7 @@ impl Cluster {
             for &i in &idx {
                 group.add_command((*cmds[i]).clone());
             }
-            let route = SingleNodeRoutingInfo::SpecificNode(Route::with_key(
-                keys[idx[0]],
-                SlotAddr::Master,
-            ));
+            let route = SingleNodeRoutingInfo::SpecificNode(Route::with_key(keys[idx[0]], SlotAddr::Master));
             let mut c = conn.clone();
             async move {
                 let n = idx.len();
@@ -269,9 +238,10 @@ impl Cluster {
                 tracing::warn!(error = %e, "cannot refresh the Redis Cluster slot map");
             }
             let singles = redo.into_iter().map(|i| {
-                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                    Route::with_key(keys[i], SlotAddr::Master),
-                ));
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+                    keys[i],
+                    SlotAddr::Master,
+                )));
                 let mut c = conn.clone();
                 let command = (*cmds[i]).clone();
                 async move { (i, c.route_command(command, route).await) }
@@ -289,24 +259,15 @@ impl Cluster {
             }
         }
         out.into_iter()
-            .map(|r| {
-                r.ok_or_else(|| {
-                    RedisError::from((ErrorKind::Client, "a command was left unanswered"))
-                })
-            })
+            .map(|r| r.ok_or_else(|| RedisError::from((ErrorKind::Client, "a command was left unanswered"))))
             .collect()
     }
 
     /// One command to every primary (SCRIPT LOAD, PING).
     pub async fn all_primaries(&self, command: Cmd) -> RedisResult<Value> {
         let mut conn = self.connection().await?;
-        let routing = RoutingInfo::MultiNode((
-            MultipleNodeRoutingInfo::AllMasters,
-            Some(ResponsePolicy::AllSucceeded),
-        ));
-        conn.route_command(command, routing)
-            .await
-            .and_then(super::reply)
+        let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, Some(ResponsePolicy::AllSucceeded)));
+        conn.route_command(command, routing).await.and_then(super::reply)
     }
 }
 
@@ -314,9 +275,8 @@ impl Cluster {
 fn needs_rerouting(e: &RedisError) -> bool {
     matches!(
         e.kind(),
-        ErrorKind::Server(
-            ServerErrorKind::Moved | ServerErrorKind::Ask | ServerErrorKind::TryAgain
-        ) | ErrorKind::ClusterConnectionNotFound
+        ErrorKind::Server(ServerErrorKind::Moved | ServerErrorKind::Ask | ServerErrorKind::TryAgain)
+            | ErrorKind::ClusterConnectionNotFound
     )
 }
 
@@ -327,17 +287,10 @@ mod tests {
     #[test]
     fn slots_match_redis() {
         // From the Redis Cluster specification and the redis crate's own tests.
-        assert_eq!(
-            crc16::State::<crc16::XMODEM>::calculate(b"123456789"),
-            0x31C3
-        );
+        assert_eq!(crc16::State::<crc16::XMODEM>::calculate(b"123456789"), 0x31C3);
         assert_eq!(slot(b"foo"), 12182);
         assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
-        assert_eq!(
-            slot(b"foo{}{bar}"),
-            slot(b"foo{}{bar}"),
-            "an empty tag hashes the whole key"
-        );
+        assert_eq!(slot(b"foo{}{bar}"), slot(b"foo{}{bar}"), "an empty tag hashes the whole key");
         assert_ne!(slot(b"foo{}{bar}"), slot(b"bar"));
         assert_eq!(slot(b"foo{{bar}}zap"), slot(b"{bar"));
     }
@@ -345,11 +298,7 @@ mod tests {
     #[test]
     fn parses_cluster_slots() {
         let node = |host: &str, port: i64, id: &str| {
-            Value::Array(vec![
-                Value::BulkString(host.into()),
-                Value::Int(port),
-                Value::BulkString(id.into()),
-            ])
+            Value::Array(vec![Value::BulkString(host.into()), Value::Int(port), Value::BulkString(id.into())])
         };
         let answer = Value::Array(vec![
             Value::Array(vec![
@@ -358,28 +307,13 @@ mod tests {
                 node("127.0.0.1", 7000, "a"),
                 node("127.0.0.1", 7003, "r"),
             ]),
-            Value::Array(vec![
-                Value::Int(5461),
-                Value::Int(10922),
-                node("127.0.0.1", 7001, "b"),
-            ]),
-            Value::Array(vec![
-                Value::Int(10923),
-                Value::Int(16383),
-                node("127.0.0.1", 7002, "c"),
-            ]),
+            Value::Array(vec![Value::Int(5461), Value::Int(10922), node("127.0.0.1", 7001, "b")]),
+            Value::Array(vec![Value::Int(10923), Value::Int(16383), node("127.0.0.1", 7002, "c")]),
         ]);
         let map = SlotMap::parse(&answer).unwrap();
         assert_eq!(map.nodes, ["a", "b", "c"]);
-        assert_eq!(
-            (map.owner(0), map.owner(5461), map.owner(16383)),
-            (Some(0), Some(1), Some(2))
-        );
-        let partial = Value::Array(vec![Value::Array(vec![
-            Value::Int(0),
-            Value::Int(10),
-            node("h", 1, ""),
-        ])]);
+        assert_eq!((map.owner(0), map.owner(5461), map.owner(16383)), (Some(0), Some(1), Some(2)));
+        let partial = Value::Array(vec![Value::Array(vec![Value::Int(0), Value::Int(10), node("h", 1, "")])]);
         let map = SlotMap::parse(&partial).unwrap();
         assert_eq!((map.owner(10), map.owner(11)), (Some(0), None));
         assert_eq!(map.nodes, ["h:1"]);

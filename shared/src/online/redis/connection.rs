@@ -17,9 +17,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ::redis::{
-    ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, TlsCertificates,
-};
+use ::redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, TlsCertificates};
 
 use crate::error::{Error, Result};
 
@@ -123,23 +121,14 @@ impl RedisTarget {
     /// `retry_on_timeout`, `socket_keepalive`, `max_connections`, `client_name`,
     /// `read_from_replicas`. Anything else is an error naming the part.
     pub fn parse(text: &str) -> Result<RedisTarget> {
-        let mut target = RedisTarget {
-            nodes: Vec::new(),
-            username: None,
-            password: None,
-            db: 0,
-            tls: None,
-            timeout: None,
-        };
+        let mut target =
+            RedisTarget { nodes: Vec::new(), username: None, password: None, db: 0, tls: None, timeout: None };
         let mut ssl: Option<bool> = None;
         let mut tls = TlsSettings::default();
         let mut tls_options_given = false;
         let mut url_schemes: Vec<bool> = Vec::new();
         if text.trim().is_empty() {
-            return Err(bad(
-                text,
-                "it is empty (expected host:port, e.g. localhost:6379)",
-            ));
+            return Err(bad(text, "it is empty (expected host:port, e.g. localhost:6379)"));
         }
         for raw in text.split(',') {
             let part = raw.trim();
@@ -161,23 +150,13 @@ impl RedisTarget {
                     target.db = db;
                 }
                 for (k, v) in url.options {
-                    apply_option(
-                        &mut target,
-                        &mut ssl,
-                        &mut tls,
-                        &mut tls_options_given,
-                        &k,
-                        &v,
-                        part,
-                    )?;
+                    apply_option(&mut target, &mut ssl, &mut tls, &mut tls_options_given, &k, &v, part)?;
                 }
             } else if lower.contains("://") {
                 let scheme = &part[..part.find("://").unwrap_or(0)];
                 return Err(bad_part(
                     part,
-                    &format!(
-                        "the URL scheme '{scheme}' is not supported (use redis:// or rediss://)"
-                    ),
+                    &format!("the URL scheme '{scheme}' is not supported (use redis:// or rediss://)"),
                 ));
             } else if let Some((k, v)) = part.split_once('=') {
                 // A value may contain '=' (a password); the key ends at the first one, as in Feast.
@@ -195,16 +174,10 @@ impl RedisTarget {
             }
         }
         if target.nodes.is_empty() {
-            return Err(bad(
-                text,
-                "it names no host (expected host:port, e.g. localhost:6379)",
-            ));
+            return Err(bad(text, "it names no host (expected host:port, e.g. localhost:6379)"));
         }
         if url_schemes.iter().any(|t| *t) && url_schemes.iter().any(|t| !*t) {
-            return Err(bad(
-                text,
-                "it mixes redis:// and rediss:// nodes: use one or the other",
-            ));
+            return Err(bad(text, "it mixes redis:// and rediss:// nodes: use one or the other"));
         }
         let url_tls = url_schemes.first().copied();
         let tls_on = match (ssl, url_tls) {
@@ -255,11 +228,7 @@ impl RedisTarget {
             });
         }
         let nodes = nodes.join(",");
-        if notes.is_empty() {
-            nodes
-        } else {
-            format!("{nodes} ({})", notes.join(", "))
-        }
+        if notes.is_empty() { nodes } else { format!("{nodes} ({})", notes.join(", ")) }
     }
 
     /// The redis crate's connection info for one node (credentials and database included;
@@ -281,9 +250,7 @@ impl RedisTarget {
         if let Some(p) = &self.password {
             redis = redis.set_password(p);
         }
-        let info = addr
-            .into_connection_info()
-            .map_err(|e| Error::Config(format!("Redis node {node}: {e}")))?;
+        let info = addr.into_connection_info().map_err(|e| Error::Config(format!("Redis node {node}: {e}")))?;
         Ok(info.set_redis_settings(redis))
     }
 
@@ -293,12 +260,8 @@ impl RedisTarget {
             return Ok(None);
         };
         let read = |path: &PathBuf, option: &str| {
-            std::fs::read(path).map_err(|e| {
-                Error::Config(format!(
-                    "Redis connection_string: {option}={}: {e}",
-                    path.display()
-                ))
-            })
+            std::fs::read(path)
+                .map_err(|e| Error::Config(format!("Redis connection_string: {option}={}: {e}", path.display())))
         };
         let root_cert = match &tls.ca_certs {
             Some(p) if tls.verify_certificate => Some(read(p, "ssl_ca_certs")?),
@@ -319,21 +282,15 @@ impl RedisTarget {
         if root_cert.is_none() && client_tls.is_none() {
             return Ok(None);
         }
-        Ok(Some(TlsCertificates {
-            client_tls,
-            root_cert,
-        }))
+        Ok(Some(TlsCertificates { client_tls, root_cert }))
     }
 
     /// A client for one node, with certificates and the hostname rule applied.
     pub(crate) fn client(&self, node: &Node) -> Result<::redis::Client> {
         let info = self.connection_info(node)?;
         let client = match self.certificates()? {
-            Some(certs) => {
-                ::redis::Client::build_with_tls(info, certs).map_err(|e| tls_error(node, &e))?
-            }
-            None => ::redis::Client::open(info)
-                .map_err(|e| Error::Config(format!("Redis node {node}: {e}")))?,
+            Some(certs) => ::redis::Client::build_with_tls(info, certs).map_err(|e| tls_error(node, &e))?,
+            None => ::redis::Client::open(info).map_err(|e| Error::Config(format!("Redis node {node}: {e}")))?,
         };
         match &self.tls {
             Some(tls) if tls.verify_certificate && !tls.verify_hostname => {
@@ -341,8 +298,7 @@ impl RedisTarget {
                 let mut addr = info.addr().clone();
                 addr.set_danger_accept_invalid_hostnames(true);
                 info = info.set_addr(addr);
-                ::redis::Client::open(info)
-                    .map_err(|e| Error::Config(format!("Redis node {node}: {e}")))
+                ::redis::Client::open(info).map_err(|e| Error::Config(format!("Redis node {node}: {e}")))
             }
             _ => Ok(client),
         }
@@ -362,10 +318,7 @@ fn bad(text: &str, why: &str) -> Error {
 }
 
 fn bad_part(part: &str, why: &str) -> Error {
-    Error::Config(format!(
-        "Redis connection_string part '{}': {why}",
-        redact(part)
-    ))
+    Error::Config(format!("Redis connection_string part '{}': {why}", redact(part)))
 }
 
 /// Replaces password values (option or URL userinfo) with `***`.
@@ -382,16 +335,8 @@ pub(crate) fn redact(text: &str) -> String {
                     Some(at) => {
                         let userinfo = &part[scheme_end + 3..scheme_end + 3 + at];
                         let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or(userinfo);
-                        let masked = if userinfo.contains(':') {
-                            format!("{user}:***")
-                        } else {
-                            "***".to_string()
-                        };
-                        format!(
-                            "{}{masked}{}",
-                            &part[..scheme_end + 3],
-                            &part[scheme_end + 3 + at..]
-                        )
+                        let masked = if userinfo.contains(':') { format!("{user}:***") } else { "***".to_string() };
+                        format!("{}{masked}{}", &part[..scheme_end + 3], &part[scheme_end + 3 + at..])
                     }
                     None => part.to_string(),
                 }
@@ -405,10 +350,9 @@ pub(crate) fn redact(text: &str) -> String {
 
 fn set_once(slot: &mut Option<String>, value: String, what: &str, part: &str) -> Result<()> {
     match slot {
-        Some(existing) if *existing != value => Err(bad_part(
-            part,
-            &format!("{what} is given twice with different values"),
-        )),
+        Some(existing) if *existing != value => {
+            Err(bad_part(part, &format!("{what} is given twice with different values")))
+        }
         _ => {
             *slot = Some(value);
             Ok(())
@@ -432,10 +376,7 @@ fn parse_bool(v: &str, key: &str, part: &str) -> Result<bool> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
-        _ => Err(bad_part(
-            part,
-            &format!("{key} must be true or false, not '{v}'"),
-        )),
+        _ => Err(bad_part(part, &format!("{key} must be true or false, not '{v}'"))),
     }
 }
 
@@ -450,44 +391,30 @@ fn apply_option(
 ) -> Result<()> {
     let key_lower = key.to_ascii_lowercase();
     match key_lower.as_str() {
-        "password" => set_once(
-            &mut target.password,
-            value.to_string(),
-            "password",
-            "password=***",
-        )?,
+        "password" => set_once(&mut target.password, value.to_string(), "password", "password=***")?,
         "username" | "user" => set_once(&mut target.username, value.to_string(), "username", part)?,
         "db" => {
-            target.db = value
-                .parse::<i64>()
-                .ok()
-                .filter(|d| *d >= 0)
-                .ok_or_else(|| {
-                    bad_part(
-                        part,
-                        &format!("db must be a database number (0, 1, ...), not '{value}'"),
-                    )
+            target.db =
+                value.parse::<i64>().ok().filter(|d| *d >= 0).ok_or_else(|| {
+                    bad_part(part, &format!("db must be a database number (0, 1, ...), not '{value}'"))
                 })?;
         }
         "ssl" => *ssl = Some(parse_bool(value, "ssl", part)?),
         "ssl_cert_reqs" => {
             *tls_options_given = true;
-            tls.verify_certificate = match value
-                .to_ascii_lowercase()
-                .trim_start_matches("ssl.")
-                .trim_start_matches("cert_")
-            {
-                "none" => false,
-                // A client always checks what the server presents, so redis-py's "optional"
-                // behaves as "required" on this side.
-                "optional" | "required" => true,
-                _ => {
-                    return Err(bad_part(
-                        part,
-                        &format!("ssl_cert_reqs must be none, optional or required, not '{value}'"),
-                    ));
-                }
-            };
+            tls.verify_certificate =
+                match value.to_ascii_lowercase().trim_start_matches("ssl.").trim_start_matches("cert_") {
+                    "none" => false,
+                    // A client always checks what the server presents, so redis-py's "optional"
+                    // behaves as "required" on this side.
+                    "optional" | "required" => true,
+                    _ => {
+                        return Err(bad_part(
+                            part,
+                            &format!("ssl_cert_reqs must be none, optional or required, not '{value}'"),
+                        ));
+                    }
+                };
         }
         "ssl_ca_certs" => {
             *tls_options_given = true;
@@ -506,15 +433,9 @@ fn apply_option(
             tls.verify_hostname = parse_bool(value, key, part)?;
         }
         "socket_timeout" | "socket_connect_timeout" => {
-            let secs: f64 = value
-                .parse()
-                .ok()
-                .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s < 86_400.0)
-                .ok_or_else(|| {
-                    bad_part(
-                        part,
-                        &format!("{key} must be a positive number of seconds, not '{value}'"),
-                    )
+            let secs: f64 =
+                value.parse().ok().filter(|s: &f64| s.is_finite() && *s > 0.0 && *s < 86_400.0).ok_or_else(|| {
+                    bad_part(part, &format!("{key} must be a positive number of seconds, not '{value}'"))
                 })?;
             // socket_timeout (the round trip) wins over socket_connect_timeout.
             if key_lower == "socket_timeout" || target.timeout.is_none() {
@@ -522,36 +443,24 @@ fn apply_option(
             }
         }
         k if IGNORED_OPTIONS.contains(&k) => {
-            tracing::debug!(
-                option = k,
-                "Redis connection_string option has no effect in Larder"
-            );
+            tracing::debug!(option = k, "Redis connection_string option has no effect in Larder");
         }
         "" => return Err(bad_part(part, "an option needs a name before '='")),
         _ => {
-            return Err(bad_part(
-                part,
-                &format!("unknown option '{key}' (Larder understands {OPTIONS_HELP})"),
-            ));
+            return Err(bad_part(part, &format!("unknown option '{key}' (Larder understands {OPTIONS_HELP})")));
         }
     }
     Ok(())
 }
 
 fn non_empty_path(value: &str, key: &str, part: &str) -> Result<PathBuf> {
-    if value.is_empty() {
-        Err(bad_part(part, &format!("{key} needs a file path")))
-    } else {
-        Ok(PathBuf::from(value))
-    }
+    if value.is_empty() { Err(bad_part(part, &format!("{key} needs a file path"))) } else { Ok(PathBuf::from(value)) }
 }
 
 fn parse_host_port(text: &str, part: &str) -> Result<Node> {
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
         // [v6]:port
-        let (h, after) = rest
-            .split_once(']')
-            .ok_or_else(|| bad_part(part, "an IPv6 address needs a closing ']'"))?;
+        let (h, after) = rest.split_once(']').ok_or_else(|| bad_part(part, "an IPv6 address needs a closing ']'"))?;
         match after {
             "" => (h, None),
             p if p.starts_with(':') => (h, Some(&p[1..])),
@@ -560,10 +469,7 @@ fn parse_host_port(text: &str, part: &str) -> Result<Node> {
     } else {
         match text.rsplit_once(':') {
             Some((h, _)) if h.contains(':') => {
-                return Err(bad_part(
-                    part,
-                    "an IPv6 address must be written in brackets: [addr]:port",
-                ));
+                return Err(bad_part(part, "an IPv6 address must be written in brackets: [addr]:port"));
             }
             Some((h, p)) => (h, Some(p)),
             None => (text, None),
@@ -574,17 +480,12 @@ fn parse_host_port(text: &str, part: &str) -> Result<Node> {
     }
     let ipv6 = text.starts_with('[');
     let host_ok = if ipv6 {
-        host.chars()
-            .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.' | '%'))
+        host.chars().all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.' | '%'))
     } else {
-        host.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
     };
     if !host_ok {
-        return Err(bad_part(
-            part,
-            &format!("'{host}' is not a host name or address"),
-        ));
+        return Err(bad_part(part, &format!("'{host}' is not a host name or address")));
     }
     let port = match port {
         None => DEFAULT_PORT,
@@ -594,10 +495,7 @@ fn parse_host_port(text: &str, part: &str) -> Result<Node> {
             .filter(|p| *p != 0)
             .ok_or_else(|| bad_part(part, &format!("'{p}' is not a port number (1-65535)")))?,
     };
-    Ok(Node {
-        host: host.to_string(),
-        port,
-    })
+    Ok(Node { host: host.to_string(), port })
 }
 
 struct ParsedUrl {
@@ -637,16 +535,12 @@ fn parse_url(part: &str) -> Result<ParsedUrl> {
             Some((user, pass)) => (user, Some(pass)),
             None => (u, None),
         };
-        let user = percent_decode(user)
-            .ok_or_else(|| bad_part(part, "the user name has a bad %-escape"))?;
+        let user = percent_decode(user).ok_or_else(|| bad_part(part, "the user name has a bad %-escape"))?;
         if !user.is_empty() {
             username = Some(user);
         }
         if let Some(p) = pass {
-            password = Some(
-                percent_decode(p)
-                    .ok_or_else(|| bad_part(part, "the password has a bad %-escape"))?,
-            );
+            password = Some(percent_decode(p).ok_or_else(|| bad_part(part, "the password has a bad %-escape"))?);
         } else if username.is_some() {
             // redis://secret@host is how several clients pass a bare password.
             password = username.take();
@@ -655,30 +549,21 @@ fn parse_url(part: &str) -> Result<ParsedUrl> {
     let node = parse_host_port(hostport, part)?;
     let db = match path.trim_end_matches('/') {
         "" => None,
-        d => Some(d.parse::<i64>().ok().filter(|d| *d >= 0).ok_or_else(|| {
-            bad_part(
-                part,
-                &format!("the URL path must be a database number, not '/{d}'"),
-            )
-        })?),
+        d => Some(
+            d.parse::<i64>()
+                .ok()
+                .filter(|d| *d >= 0)
+                .ok_or_else(|| bad_part(part, &format!("the URL path must be a database number, not '/{d}'")))?,
+        ),
     };
     let mut options = Vec::new();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| bad_part(part, &format!("query option '{pair}' needs a value")))?;
-        let v = percent_decode(v)
-            .ok_or_else(|| bad_part(part, &format!("query option '{k}' has a bad %-escape")))?;
+        let (k, v) =
+            pair.split_once('=').ok_or_else(|| bad_part(part, &format!("query option '{pair}' needs a value")))?;
+        let v = percent_decode(v).ok_or_else(|| bad_part(part, &format!("query option '{k}' has a bad %-escape")))?;
         options.push((k.to_string(), v));
     }
-    Ok(ParsedUrl {
-        tls,
-        node,
-        username,
-        password,
-        db,
-        options,
-    })
+    Ok(ParsedUrl { tls, node, username, password, db, options })
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -703,43 +588,30 @@ mod tests {
     use super::*;
 
     fn node(h: &str, p: u16) -> Node {
-        Node {
-            host: h.into(),
-            port: p,
-        }
+        Node { host: h.into(), port: p }
     }
 
     #[test]
     fn feast_forms() {
         let t = RedisTarget::parse("localhost:6379").unwrap();
         assert_eq!(t.nodes, vec![node("localhost", 6379)]);
-        assert_eq!(
-            (t.db, t.tls.is_none(), t.password.is_none()),
-            (0, true, true)
-        );
+        assert_eq!((t.db, t.tls.is_none(), t.password.is_none()), (0, true, true));
 
         // The example from Feast's docs.
-        let t =
-            RedisTarget::parse("redis1:6379,redis2:6380,ssl=true,password=my_password").unwrap();
+        let t = RedisTarget::parse("redis1:6379,redis2:6380,ssl=true,password=my_password").unwrap();
         assert_eq!(t.nodes, vec![node("redis1", 6379), node("redis2", 6380)]);
         assert_eq!(t.password.as_deref(), Some("my_password"));
         assert_eq!(t.tls, Some(TlsSettings::default()));
 
-        let t = RedisTarget::parse(
-            " 10.0.0.1:7000 , username=app, password=p=w,db=3, ssl=True ,ssl_cert_reqs=none",
-        )
-        .unwrap();
+        let t = RedisTarget::parse(" 10.0.0.1:7000 , username=app, password=p=w,db=3, ssl=True ,ssl_cert_reqs=none")
+            .unwrap();
         assert_eq!(t.nodes, vec![node("10.0.0.1", 7000)]);
-        assert_eq!(
-            (t.username.as_deref(), t.password.as_deref(), t.db),
-            (Some("app"), Some("p=w"), 3)
-        );
+        assert_eq!((t.username.as_deref(), t.password.as_deref(), t.db), (Some("app"), Some("p=w"), 3));
         assert!(!t.tls.unwrap().verify_certificate);
 
-        let t = RedisTarget::parse(
-            "h:1,ssl=true,ssl_ca_certs=/etc/ca.pem,ssl_check_hostname=false,socket_timeout=0.25",
-        )
-        .unwrap();
+        let t =
+            RedisTarget::parse("h:1,ssl=true,ssl_ca_certs=/etc/ca.pem,ssl_check_hostname=false,socket_timeout=0.25")
+                .unwrap();
         let tls = t.tls.unwrap();
         assert_eq!(tls.ca_certs, Some(PathBuf::from("/etc/ca.pem")));
         assert!(tls.verify_certificate && !tls.verify_hostname);
@@ -752,39 +624,23 @@ mod tests {
         assert_eq!(t.password.as_deref(), Some("secret"));
 
         // Host without a port, IPv6, and options redis-py has that Larder ignores.
-        let t =
-            RedisTarget::parse("cache.internal,[::1]:7001,skip_full_coverage_check=true").unwrap();
-        assert_eq!(
-            t.nodes,
-            vec![node("cache.internal", 6379), node("::1", 7001)]
-        );
+        let t = RedisTarget::parse("cache.internal,[::1]:7001,skip_full_coverage_check=true").unwrap();
+        assert_eq!(t.nodes, vec![node("cache.internal", 6379), node("::1", 7001)]);
         assert_eq!(t.nodes[1].to_string(), "[::1]:7001");
     }
 
     #[test]
     fn urls() {
         let t = RedisTarget::parse("redis://127.0.0.1:6390/2").unwrap();
-        assert_eq!(
-            (t.nodes[0].clone(), t.db, t.tls.is_none()),
-            (node("127.0.0.1", 6390), 2, true)
-        );
+        assert_eq!((t.nodes[0].clone(), t.db, t.tls.is_none()), (node("127.0.0.1", 6390), 2, true));
 
-        let t = RedisTarget::parse(
-            "rediss://app:p%40ss%2Cword@cache.example.com:6380?ssl_ca_certs=/ca.pem",
-        )
-        .unwrap();
-        assert_eq!(
-            (t.username.as_deref(), t.password.as_deref()),
-            (Some("app"), Some("p@ss,word"))
-        );
+        let t = RedisTarget::parse("rediss://app:p%40ss%2Cword@cache.example.com:6380?ssl_ca_certs=/ca.pem").unwrap();
+        assert_eq!((t.username.as_deref(), t.password.as_deref()), (Some("app"), Some("p@ss,word")));
         assert_eq!(t.nodes, vec![node("cache.example.com", 6380)]);
         assert_eq!(t.tls.unwrap().ca_certs, Some(PathBuf::from("/ca.pem")));
 
         let t = RedisTarget::parse("redis://:secret@h").unwrap();
-        assert_eq!(
-            (t.username, t.password.as_deref(), t.nodes[0].port),
-            (None, Some("secret"), 6379)
-        );
+        assert_eq!((t.username, t.password.as_deref(), t.nodes[0].port), (None, Some("secret"), 6379));
 
         // Cluster startup nodes as URLs, plus an option part.
         let t = RedisTarget::parse("rediss://a:1,rediss://b:2,ssl_cert_reqs=none").unwrap();
@@ -802,10 +658,7 @@ mod tests {
             ("h:1,db=x", "db must be a database number"),
             ("h:1,ssl=maybe", "ssl must be true or false"),
             ("h:1,ssl_cert_reqs=sometimes", "ssl_cert_reqs must be none"),
-            (
-                "h:1,decode_responses=true",
-                "unknown option 'decode_responses'",
-            ),
+            ("h:1,decode_responses=true", "unknown option 'decode_responses'"),
             ("h:1,=x", "needs a name"),
             ("::1:6379", "in brackets"),
             ("http://h:1", "scheme 'http' is not supported"),
@@ -825,38 +678,23 @@ mod tests {
 
     #[test]
     fn secrets_never_shown() {
-        let err = RedisTarget::parse("h:1,password=hunter2,db=x")
-            .unwrap_err()
-            .to_string();
+        let err = RedisTarget::parse("h:1,password=hunter2,db=x").unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
-        let err = RedisTarget::parse("redis://u:hunter2@h:1/x")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            !err.contains("hunter2") && err.contains("u:***@h:1"),
-            "{err}"
-        );
+        let err = RedisTarget::parse("redis://u:hunter2@h:1/x").unwrap_err().to_string();
+        assert!(!err.contains("hunter2") && err.contains("u:***@h:1"), "{err}");
         let t = RedisTarget::parse("h:1,password=hunter2,username=bob").unwrap();
         assert!(!format!("{t:?}").contains("hunter2"));
         assert_eq!(t.describe(), "h:1 (auth as 'bob')");
-        assert_eq!(
-            redact("a:1, password=x,redis://:y@b"),
-            "a:1, password=***,redis://:***@b"
-        );
+        assert_eq!(redact("a:1, password=x,redis://:y@b"), "a:1, password=***,redis://:***@b");
     }
 
     #[test]
     fn describe_mentions_tls_mode() {
         assert_eq!(
-            RedisTarget::parse("h:1,ssl=true,ssl_cert_reqs=none,db=2")
-                .unwrap()
-                .describe(),
+            RedisTarget::parse("h:1,ssl=true,ssl_cert_reqs=none,db=2").unwrap().describe(),
             "h:1 (db 2, tls, certificate not verified)"
         );
-        assert_eq!(
-            RedisTarget::parse("rediss://h:1").unwrap().describe(),
-            "h:1 (tls)"
-        );
+        assert_eq!(RedisTarget::parse("rediss://h:1").unwrap().describe(), "h:1 (tls)");
     }
 
     #[test]
@@ -865,15 +703,9 @@ mod tests {
         let err = t.certificates().unwrap_err().to_string();
         assert!(err.contains("ssl_ca_certs=/nonexistent/ca.pem"), "{err}");
         let t = RedisTarget::parse("h:1,ssl=true,ssl_certfile=/x").unwrap();
-        assert!(
-            t.certificates()
-                .unwrap_err()
-                .to_string()
-                .contains("go together")
-        );
+        assert!(t.certificates().unwrap_err().to_string().contains("go together"));
         // Without verification the CA file is not needed.
-        let t = RedisTarget::parse("h:1,ssl=true,ssl_cert_reqs=none,ssl_ca_certs=/nonexistent")
-            .unwrap();
+        let t = RedisTarget::parse("h:1,ssl=true,ssl_cert_reqs=none,ssl_ca_certs=/nonexistent").unwrap();
         assert!(t.certificates().unwrap().is_none());
     }
 }

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Creating a store does not touch the network: the first call connects (a Lambda that starts
-//! while Redis is briefly away still starts, and answers 503 until Redis is back).
+//! while Redis is briefly away still starts, and answers 503 until Redis is back);
+//! [`crate::online::connect`] also warms the connection up with a PING.
 //!
 //! - Reads: all HMGETs of a call in one pipeline, one round trip; on a cluster one pipeline per
 //!   node, all nodes at once (`cluster.rs`).
@@ -38,9 +39,7 @@ use futures::stream::FuturesUnordered;
 pub use self::connection::RedisTarget;
 use self::retry::Policy;
 pub use self::retry::RedisOptions;
-use super::{
-    KeyRead, OnlineStore, ViewWrite, WriteMode, WriteRow, WriteStats, newest_per_key_refs,
-};
+use super::{KeyRead, OnlineStore, ViewWrite, WriteMode, WriteRow, WriteStats, newest_per_key_refs};
 use crate::config::{OnlineStoreConfig, RedisType};
 use crate::error::{Error, Result};
 
@@ -96,24 +95,15 @@ impl RedisStore {
 
     /// A store for a Feast `connection_string` or `redis://` URL(s). Checks the string and
     /// reads certificate files; does not connect.
-    pub fn open(
-        connection_string: &str,
-        kind: RedisType,
-        options: RedisOptions,
-    ) -> Result<RedisStore> {
+    pub fn open(connection_string: &str, kind: RedisType, options: RedisOptions) -> Result<RedisStore> {
         Self::new(RedisTarget::parse(connection_string)?, kind, options)
     }
 
     pub fn new(target: RedisTarget, kind: RedisType, options: RedisOptions) -> Result<RedisStore> {
-        let timeout = options
-            .timeout
-            .or(target.timeout)
-            .unwrap_or(retry::DEFAULT_TIMEOUT);
+        let timeout = options.timeout.or(target.timeout).unwrap_or(retry::DEFAULT_TIMEOUT);
         let backend = match kind {
             RedisType::Redis => Backend::Standalone(standalone::Standalone::new(&target, timeout)?),
-            RedisType::RedisCluster => {
-                Backend::Cluster(cluster::Cluster::new(&target, timeout, options.retries)?)
-            }
+            RedisType::RedisCluster => Backend::Cluster(cluster::Cluster::new(&target, timeout, options.retries)?),
         };
         let options = RedisOptions {
             write_chunk_rows: options.write_chunk_rows.max(1),
@@ -122,11 +112,7 @@ impl RedisStore {
         };
         Ok(RedisStore {
             backend,
-            policy: Policy {
-                timeout,
-                retries: options.retries,
-                store: target.describe(),
-            },
+            policy: Policy { timeout, retries: options.retries, store: target.describe() },
             options,
             kind,
             script_loaded: AtomicBool::new(false),
@@ -140,10 +126,7 @@ impl RedisStore {
     }
 
     async fn load_script(&self) -> Result<()> {
-        let sha = self
-            .policy
-            .run("script load", || self.backend.everywhere(script::load()))
-            .await?;
+        let sha = self.policy.run("script load", || self.backend.everywhere(script::load())).await?;
         match sha {
             Value::BulkString(b) if b == script::sha().as_bytes() => {}
             other => {
@@ -163,22 +146,14 @@ impl RedisStore {
         let keys: Vec<&[u8]> = rows.iter().map(|r| r.key.as_slice()).collect();
         match batch.mode {
             WriteMode::NewestWins => {
-                let pipe = pipeline(
-                    rows.iter().map(|r| script::newest_wins(batch, r)),
-                    rows.len(),
-                );
+                let pipe = pipeline(rows.iter().map(|r| script::newest_wins(batch, r)), rows.len());
                 let mut replies = self.exec("write", &pipe, &keys).await?;
-                let lost: Vec<usize> = (0..replies.len())
-                    .filter(|&i| is_noscript(&replies[i]))
-                    .collect();
+                let lost: Vec<usize> = (0..replies.len()).filter(|&i| is_noscript(&replies[i])).collect();
                 if !lost.is_empty() {
                     // The server forgot the script (restart, failover, SCRIPT FLUSH).
                     tracing::info!(store = %self.policy.store, "Redis lost the newest-wins script; loading it again");
                     self.load_script().await?;
-                    let again_pipe = pipeline(
-                        lost.iter().map(|&i| script::newest_wins(batch, rows[i])),
-                        lost.len(),
-                    );
+                    let again_pipe = pipeline(lost.iter().map(|&i| script::newest_wins(batch, rows[i])), lost.len());
                     let again_keys: Vec<&[u8]> = lost.iter().map(|&i| keys[i]).collect();
                     let again = self.exec("write", &again_pipe, &again_keys).await?;
                     for (i, r) in lost.into_iter().zip(again) {
@@ -220,10 +195,7 @@ impl RedisStore {
                         return Err(self.policy.error("write", &e, 0));
                     }
                 }
-                Ok(WriteStats {
-                    written: rows.len(),
-                    skipped: 0,
-                })
+                Ok(WriteStats { written: rows.len(), skipped: 0 })
             }
         }
     }
@@ -264,20 +236,12 @@ fn last_per_key(rows: &[WriteRow]) -> Vec<&WriteRow> {
 impl OnlineStore for RedisStore {
     async fn read(&self, reads: &[KeyRead<'_>]) -> Result<Vec<Vec<Option<Bytes>>>> {
         // HMGET needs at least one field; a read of no fields has nothing to ask.
-        let asked: Vec<usize> = (0..reads.len())
-            .filter(|&i| !reads[i].fields.is_empty())
-            .collect();
-        let mut out: Vec<Vec<Option<Bytes>>> =
-            reads.iter().map(|r| vec![None; r.fields.len()]).collect();
+        let asked: Vec<usize> = (0..reads.len()).filter(|&i| !reads[i].fields.is_empty()).collect();
+        let mut out: Vec<Vec<Option<Bytes>>> = reads.iter().map(|r| vec![None; r.fields.len()]).collect();
         if asked.is_empty() {
             return Ok(out);
         }
-        let pipe = pipeline(
-            asked
-                .iter()
-                .map(|&i| script::hmget(reads[i].key, &reads[i].fields)),
-            asked.len(),
-        );
+        let pipe = pipeline(asked.iter().map(|&i| script::hmget(reads[i].key, &reads[i].fields)), asked.len());
         let keys: Vec<&[u8]> = asked.iter().map(|&i| reads[i].key).collect();
         let replies = self.exec("read", &pipe, &keys).await?;
         for (&i, reply) in asked.iter().zip(replies) {
@@ -285,10 +249,7 @@ impl OnlineStore for RedisStore {
             let values = match reply {
                 Ok(Value::Array(values)) if values.len() == want => values,
                 Ok(other) => {
-                    return Err(Error::Internal(format!(
-                        "Redis {}: HMGET answered {other:?}",
-                        self.policy.store
-                    )));
+                    return Err(Error::Internal(format!("Redis {}: HMGET answered {other:?}", self.policy.store)));
                 }
                 Err(e) => return Err(self.policy.error("read", &e, 0)),
             };
@@ -309,11 +270,7 @@ impl OnlineStore for RedisStore {
     }
 
     async fn write(&self, batch: &ViewWrite<'_>) -> Result<WriteStats> {
-        if let Some(row) = batch
-            .rows
-            .iter()
-            .find(|r| r.values.len() != batch.fields.len())
-        {
+        if let Some(row) = batch.rows.iter().find(|r| r.values.len() != batch.fields.len()) {
             return Err(Error::Internal(format!(
                 "a row to write has {} values for {} fields",
                 row.values.len(),
@@ -326,24 +283,12 @@ impl OnlineStore for RedisStore {
         let (rows, mut stats) = match batch.mode {
             WriteMode::NewestWins => {
                 let (rows, dropped) = newest_per_key_refs(&batch.rows);
-                (
-                    rows,
-                    WriteStats {
-                        written: 0,
-                        skipped: dropped,
-                    },
-                )
+                (rows, WriteStats { written: 0, skipped: dropped })
             }
             WriteMode::Overwrite => {
                 let rows = last_per_key(&batch.rows);
                 let superseded = batch.rows.len() - rows.len();
-                (
-                    rows,
-                    WriteStats {
-                        written: superseded,
-                        skipped: 0,
-                    },
-                )
+                (rows, WriteStats { written: superseded, skipped: 0 })
             }
         };
         if rows.is_empty() {
@@ -372,16 +317,9 @@ impl OnlineStore for RedisStore {
     async fn ping(&self) -> Result<()> {
         let mut c = cmd("PING");
         c.arg("larder");
-        match self
-            .policy
-            .run("ping", || self.backend.everywhere(c.clone()))
-            .await?
-        {
+        match self.policy.run("ping", || self.backend.everywhere(c.clone())).await? {
             Value::BulkString(b) if b == b"larder" => Ok(()),
-            other => Err(Error::Internal(format!(
-                "Redis {}: PING answered {other:?}",
-                self.policy.store
-            ))),
+            other => Err(Error::Internal(format!("Redis {}: PING answered {other:?}", self.policy.store))),
         }
     }
 
@@ -401,68 +339,33 @@ mod tests {
 
     #[test]
     fn overwrite_keeps_the_last_row_per_key() {
-        let row = |k: &[u8], s: i64| WriteRow {
-            key: k.to_vec(),
-            event_time: EventTime::new(s, 0),
-            values: vec![],
-        };
+        let row = |k: &[u8], s: i64| WriteRow { key: k.to_vec(), event_time: EventTime::new(s, 0), values: vec![] };
         let rows = vec![row(b"a", 5), row(b"b", 1), row(b"a", 3)];
-        let kept: Vec<(Vec<u8>, i64)> = last_per_key(&rows)
-            .iter()
-            .map(|r| (r.key.clone(), r.event_time.secs))
-            .collect();
+        let kept: Vec<(Vec<u8>, i64)> =
+            last_per_key(&rows).iter().map(|r| (r.key.clone(), r.event_time.secs)).collect();
         assert_eq!(kept, vec![(b"a".to_vec(), 3), (b"b".to_vec(), 1)]);
     }
 
     #[test]
     fn opening_checks_the_string_without_connecting() {
         // Port 1 on loopback: nothing listens, and nothing is attempted until the first call.
-        let s = RedisStore::open(
-            "127.0.0.1:1,password=pw",
-            RedisType::Redis,
-            RedisOptions::default(),
-        )
-        .unwrap();
+        let s = RedisStore::open("127.0.0.1:1,password=pw", RedisType::Redis, RedisOptions::default()).unwrap();
         assert_eq!(s.describe(), "redis 127.0.0.1:1 (auth)");
-        let err = RedisStore::open(
-            "127.0.0.1:1,db=2",
-            RedisType::RedisCluster,
-            RedisOptions::default(),
-        )
-        .err()
-        .unwrap();
+        let err = RedisStore::open("127.0.0.1:1,db=2", RedisType::RedisCluster, RedisOptions::default()).err().unwrap();
         assert!(err.to_string().contains("only database 0"), "{err}");
-        assert!(
-            RedisStore::open(
-                "127.0.0.1:1,colour=blue",
-                RedisType::Redis,
-                RedisOptions::default()
-            )
-            .is_err()
-        );
+        assert!(RedisStore::open("127.0.0.1:1,colour=blue", RedisType::Redis, RedisOptions::default()).is_err());
     }
 
     #[tokio::test]
     async fn nothing_listening_is_unavailable_quickly() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let opts = RedisOptions {
-            timeout: Some(std::time::Duration::from_millis(500)),
-            ..RedisOptions::default()
-        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let opts = RedisOptions { timeout: Some(std::time::Duration::from_millis(500)), ..RedisOptions::default() };
         let s = RedisStore::open(&format!("127.0.0.1:{port}"), RedisType::Redis, opts).unwrap();
         let started = std::time::Instant::now();
         let err = s.ping().await.unwrap_err();
         assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
         assert_eq!(err.status(), 503);
-        assert!(
-            err.to_string()
-                .contains(&format!("127.0.0.1:{port} cannot be reached")),
-            "{err}"
-        );
+        assert!(err.to_string().contains(&format!("127.0.0.1:{port} cannot be reached")), "{err}");
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 }

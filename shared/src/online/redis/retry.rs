@@ -42,12 +42,7 @@ pub struct RedisOptions {
 
 impl Default for RedisOptions {
     fn default() -> Self {
-        RedisOptions {
-            timeout: None,
-            retries: DEFAULT_RETRIES,
-            write_chunk_rows: 1000,
-            write_concurrency: 4,
-        }
+        RedisOptions { timeout: None, retries: DEFAULT_RETRIES, write_chunk_rows: 1000, write_concurrency: 4 }
     }
 }
 
@@ -62,17 +57,13 @@ impl RedisOptions {
         let mut o = RedisOptions::default();
         if let Some(v) = env("LARDER_REDIS_TIMEOUT_MS") {
             let ms: u64 = v.trim().parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
-                Error::Config(format!(
-                    "LARDER_REDIS_TIMEOUT_MS: '{v}' is not a positive number of milliseconds"
-                ))
+                Error::Config(format!("LARDER_REDIS_TIMEOUT_MS: '{v}' is not a positive number of milliseconds"))
             })?;
             o.timeout = Some(Duration::from_millis(ms));
         }
         if let Some(v) = env("LARDER_REDIS_RETRIES") {
             o.retries = v.trim().parse().ok().filter(|r| *r <= 10).ok_or_else(|| {
-                Error::Config(format!(
-                    "LARDER_REDIS_RETRIES: '{v}' is not a number of retries (0 to 10)"
-                ))
+                Error::Config(format!("LARDER_REDIS_RETRIES: '{v}' is not a number of retries (0 to 10)"))
             })?;
         }
         Ok(o)
@@ -122,11 +113,7 @@ impl Policy {
     /// The Larder error for a Redis failure.
     pub fn error(&self, op: &str, e: &RedisError, retries: u32) -> Error {
         let store = &self.store;
-        let after = if retries > 0 {
-            format!(" (after {retries} retries)")
-        } else {
-            String::new()
-        };
+        let after = if retries > 0 { format!(" (after {retries} retries)") } else { String::new() };
         if e.is_timeout() {
             return Error::Unavailable(format!(
                 "Redis {store}: {op} timed out after {} ms (LARDER_REDIS_TIMEOUT_MS){after}",
@@ -152,9 +139,9 @@ impl Policy {
                 | ServerErrorKind::Ask,
             ) => Error::Unavailable(format!("Redis {store} is not ready to serve{after}: {e}")),
             ErrorKind::InvalidClientConfig => Error::Config(format!("Redis {store}: {e}")),
-            _ if e.code() == Some("OOM") => Error::Unavailable(format!(
-                "Redis {store} is out of memory (maxmemory) and refuses writes: {e}"
-            )),
+            _ if e.code() == Some("OOM") => {
+                Error::Unavailable(format!("Redis {store} is out of memory (maxmemory) and refuses writes: {e}"))
+            }
             _ if e.code() == Some("WRONGTYPE") => Error::Storage(format!(
                 "Redis {store}: {op} found a key that is not a hash; something other than a feature store wrote it ({e})"
             )),
@@ -197,18 +184,11 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn policy(retries: u32) -> Policy {
-        Policy {
-            timeout: Duration::from_millis(200),
-            retries,
-            store: "127.0.0.1:1".into(),
-        }
+        Policy { timeout: Duration::from_millis(200), retries, store: "127.0.0.1:1".into() }
     }
 
     fn refused() -> RedisError {
-        RedisError::from(std::io::Error::new(
-            std::io::ErrorKind::ConnectionRefused,
-            "refused",
-        ))
+        RedisError::from(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused"))
     }
 
     #[test]
@@ -221,21 +201,13 @@ mod tests {
             _ => None,
         };
         let o = RedisOptions::from_lookup(&env).unwrap();
-        assert_eq!(
-            (o.timeout, o.retries),
-            (Some(Duration::from_millis(250)), 0)
-        );
-        for (name, value) in [
-            ("LARDER_REDIS_TIMEOUT_MS", "0"),
-            ("LARDER_REDIS_TIMEOUT_MS", "1s"),
-            ("LARDER_REDIS_RETRIES", "-1"),
-        ] {
+        assert_eq!((o.timeout, o.retries), (Some(Duration::from_millis(250)), 0));
+        for (name, value) in
+            [("LARDER_REDIS_TIMEOUT_MS", "0"), ("LARDER_REDIS_TIMEOUT_MS", "1s"), ("LARDER_REDIS_RETRIES", "-1")]
+        {
             let env = |n: &str| (n == name).then(|| value.to_string());
             let err = RedisOptions::from_lookup(&env).unwrap_err();
-            assert!(
-                err.to_string().contains(name) && matches!(err, Error::Config(_)),
-                "{err}"
-            );
+            assert!(err.to_string().contains(name) && matches!(err, Error::Config(_)), "{err}");
         }
     }
 
@@ -252,11 +224,7 @@ mod tests {
         let err = r.unwrap_err();
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         assert!(matches!(err, Error::Unavailable(_)) && err.is_transient());
-        assert!(
-            err.to_string()
-                .contains("cannot be reached (after 2 retries)"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("cannot be reached (after 2 retries)"), "{err}");
         // Two backoffs: 50 + 100 ms.
         assert!(started.elapsed() >= Duration::from_millis(150));
     }
@@ -265,13 +233,7 @@ mod tests {
     async fn a_retry_that_succeeds_is_invisible() {
         let calls = AtomicU32::new(0);
         let v = policy(2)
-            .run("read", || async {
-                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                    Err(refused())
-                } else {
-                    Ok(7)
-                }
-            })
+            .run("read", || async { if calls.fetch_add(1, Ordering::SeqCst) == 0 { Err(refused()) } else { Ok(7) } })
             .await
             .unwrap();
         assert_eq!(v, 7);
@@ -289,10 +251,7 @@ mod tests {
             .await;
         let err = r.unwrap_err();
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert!(
-            err.to_string().contains("write timed out after 200 ms"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("write timed out after 200 ms"), "{err}");
         assert!(started.elapsed() < Duration::from_millis(1000));
     }
 
@@ -301,27 +260,13 @@ mod tests {
         let p = policy(0);
         let auth = RedisError::from((ErrorKind::AuthenticationFailed, "bad"));
         assert!(!is_retryable(&auth));
-        assert!(
-            p.error("read", &auth, 0)
-                .to_string()
-                .contains("refused the credentials")
-        );
+        assert!(p.error("read", &auth, 0).to_string().contains("refused the credentials"));
         let cfg = RedisError::from((ErrorKind::InvalidClientConfig, "nope"));
         assert!(matches!(p.error("read", &cfg, 0), Error::Config(_)));
-        let loading =
-            RedisError::from((ErrorKind::Server(ServerErrorKind::BusyLoading), "loading"));
+        let loading = RedisError::from((ErrorKind::Server(ServerErrorKind::BusyLoading), "loading"));
         assert!(is_retryable(&loading));
-        assert!(matches!(
-            p.error("read", &loading, 0),
-            Error::Unavailable(_)
-        ));
-        let tls = RedisError::from(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "invalid peer certificate",
-        ));
-        assert!(
-            !is_retryable(&tls),
-            "a certificate problem does not go away by retrying"
-        );
+        assert!(matches!(p.error("read", &loading, 0), Error::Unavailable(_)));
+        let tls = RedisError::from(std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid peer certificate"));
+        assert!(!is_retryable(&tls), "a certificate problem does not go away by retrying");
     }
 }

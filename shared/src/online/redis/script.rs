@@ -92,9 +92,7 @@ pub fn overwrite(batch: &ViewWrite<'_>, row: &WriteRow) -> (Cmd, Option<Cmd>) {
     let mut ts = [0u8; 22];
     let bytes = row.key.len() + batch.ts_field.len() + 22 + row_bytes(batch, row);
     let mut h = sized("HSET", 3 + 2 * batch.fields.len(), bytes);
-    h.arg(&row.key)
-        .arg(batch.ts_field)
-        .arg(timestamp_bytes(row.event_time, &mut ts));
+    h.arg(&row.key).arg(batch.ts_field).arg(timestamp_bytes(row.event_time, &mut ts));
     for (field, value) in batch.fields.iter().zip(&row.values) {
         h.arg(&field[..]).arg(value);
     }
@@ -111,11 +109,7 @@ pub fn overwrite(batch: &ViewWrite<'_>, row: &WriteRow) -> (Cmd, Option<Cmd>) {
 
 /// `HMGET <key> <field>...`.
 pub fn hmget(key: &[u8], fields: &[&[u8]]) -> Cmd {
-    let mut c = sized(
-        "HMGET",
-        1 + fields.len(),
-        key.len() + fields.iter().map(|f| f.len()).sum::<usize>(),
-    );
+    let mut c = sized("HMGET", 1 + fields.len(), key.len() + fields.iter().map(|f| f.len()).sum::<usize>());
     c.arg(key);
     for f in fields {
         c.arg(*f);
@@ -131,11 +125,7 @@ mod tests {
     fn sha_is_the_sha1_of_the_source() {
         // Redis names a script by the hex SHA1 of its text; 40 lowercase hex digits.
         assert_eq!(sha().len(), 40);
-        assert!(
-            sha()
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        );
+        assert!(sha().chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_eq!(Script::new(NEWEST_WINS_LUA).get_hash(), sha());
     }
 

@@ -32,9 +32,8 @@ impl Standalone {
     /// Uses the first node, as Feast does for `redis_type: redis`.
     pub fn new(target: &RedisTarget, timeout: Duration) -> Result<Self> {
         let client = target.client(&target.nodes[0])?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
+        let config =
+            AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
         Ok(Standalone {
             client,
             config,
@@ -45,10 +44,7 @@ impl Standalone {
     }
 
     fn cached(&self) -> Option<(u64, MultiplexedConnection)> {
-        self.current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     async fn connection(&self) -> RedisResult<(u64, MultiplexedConnection)> {
@@ -59,10 +55,7 @@ impl Standalone {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await?;
+        let conn = self.client.get_multiplexed_async_connection_with_config(&self.config).await?;
         let id = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((id, conn.clone()));
         Ok((id, conn))

@@ -10,7 +10,8 @@
 //! Retrying is safe for everything the store sends: reads are reads; a newest-wins write is a
 //! script that compares event times, so applying the same row twice leaves the same hash (the
 //! second application finds an equal time and skips); an overwrite (`skip_dedup`) writes the
-//! same bytes again.
+//! same bytes again. The one visible trace of a retried write is in `WriteStats`: a row the
+//! lost attempt had already applied is counted as skipped by the attempt that succeeded.
 
 use std::future::Future;
 use std::time::Duration;

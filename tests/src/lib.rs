@@ -6,6 +6,7 @@
 
 pub mod conformance;
 pub mod feast;
+pub mod http;
 pub mod lambda;
 pub mod peers;
 

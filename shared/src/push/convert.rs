@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::online::WriteRow;
 use crate::registry::FeatureView;
 use crate::time::EventTime;
-use crate::value::{self, Value, ValueType};
+use crate::value::{self, Value};
 
 /// What is being written, for messages: `push source 's' (feature view 'v')` or
 /// `feature view 'v'`.
@@ -252,12 +252,4 @@ pub fn event_time_of(j: &Json) -> std::result::Result<EventTime, String> {
             "expected a timestamp (RFC 3339 text or epoch seconds), got {other}"
         )),
     }
-}
-
-/// The declared type of a view's join key, for messages and partition keys.
-pub fn key_type(view: &FeatureView, join_key: &str) -> Option<ValueType> {
-    view.entity_columns
-        .iter()
-        .find(|c| c.name == join_key)
-        .map(|c| c.dtype)
 }

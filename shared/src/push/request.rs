@@ -155,6 +155,11 @@ const KPL_MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
 ///
 /// `origin` names the stream or topic in messages.
 pub fn parse_record(data: &[u8], default_source: Option<&str>, origin: &str) -> Result<Push> {
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::BadRequest(
+            "record is empty (a Kafka tombstone has no value): there is nothing to push, and Larder does not delete features".into(),
+        ));
+    }
     if data.starts_with(&KPL_MAGIC) {
         return Err(Error::BadRequest(
             "record is a Kinesis Producer Library aggregate; Larder reads one JSON object per record \
@@ -332,6 +337,8 @@ mod tests {
         assert!(e.to_string().contains("an array"), "{e}");
         let e = parse_record(&[0xF3, 0x89, 0x9A, 0xC2, 0, 1], None, "stream 's'").unwrap_err();
         assert!(e.to_string().contains("Kinesis Producer Library"), "{e}");
+        let e = parse_record(b"", None, "topic 't'").unwrap_err();
+        assert!(e.to_string().contains("tombstone"), "{e}");
         let e = parse(json!({"id": 1, "push_source_name": 5}), None).unwrap_err();
         assert!(e.to_string().contains("must be a name"), "{e}");
     }

@@ -60,14 +60,6 @@ impl Services {
         Services { config, registry, store, limits: Limits::default(), push: Default::default() }
     }
 
-    /// Services with limits and push settings from the environment (the Lambdas, `larder serve`).
-    pub fn from_env(config: RepoConfig, registry: Arc<RegistryCache>, store: Arc<dyn OnlineStore>) -> Result<Services> {
-        let push = crate::push::PushSettings::from_env()?;
-        Ok(Services { limits: Limits::from_env()?, push, ..Services::new(config, registry, store) })
-    }
-}
-
-impl Services {
     /// Everything from the environment (and `feature_store.yaml` if there is one): what a
     /// Lambda function builds once at start.
     pub async fn from_env() -> Result<Services> {
@@ -78,7 +70,8 @@ impl Services {
     pub async fn connect(config: RepoConfig) -> Result<Services> {
         let registry = RegistryCache::load(&config).await?;
         let store = crate::online::connect(&config).await?;
-        Ok(Services { config, registry, store, limits: Limits::from_env()? })
+        let push = crate::push::PushSettings::from_env()?;
+        Ok(Services { config, registry, store, limits: Limits::from_env()?, push })
     }
 }
 

@@ -40,7 +40,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("LARDER_PUSH_SOURCE_MAP", "push: per Kinesis stream or Kafka topic, its push source: stream=source,topic=source"),
     ("LARDER_PUSH_STREAM", "push: Kinesis stream (name or ARN) that POST /push?mode=async enqueues to"),
     ("LARDER_DEAD_LETTER", "push: where poison records go: an SQS queue URL or s3://bucket/prefix/ (default: the log)"),
-    ("LARDER_KAFKA_PARTIAL_BATCH", "push: true answers Kafka batches with batchItemFailures (needs ReportBatchItemFailures); default false fails the invocation"),
+    ("LARDER_KAFKA_PARTIAL_BATCH", "push: true: Kafka batches answer batchItemFailures (default: fail the invocation)"),
 ];
 
 /// The parsed, validated `feature_store.yaml` with overrides applied.

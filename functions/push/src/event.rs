@@ -40,8 +40,7 @@ struct Probe<'a> {
 
 /// Classifies and parses a payload. An error names what the payload looked like.
 pub fn parse(payload: &str) -> Result<Event, String> {
-    let probe: Probe<'_> = serde_json::from_str(payload)
-        .map_err(|e| format!("the event is not a JSON object: {e}"))?;
+    let probe: Probe<'_> = serde_json::from_str(payload).map_err(|e| format!("the event is not a JSON object: {e}"))?;
     if probe.records.is_some() {
         return serde_json::from_str(payload).map(Event::Kinesis).map_err(|e| {
             format!("the event has Records but is not a Kinesis event ({e}); the push function reads Kinesis, Kafka and API Gateway events")
@@ -50,9 +49,7 @@ pub fn parse(payload: &str) -> Result<Event, String> {
     if let Some(source) = probe.event_source.as_deref()
         && (source == "aws:kafka" || source == "SelfManagedKafka")
     {
-        return serde_json::from_str(payload)
-            .map(Event::Kafka)
-            .map_err(|e| format!("not a valid {source} event: {e}"));
+        return serde_json::from_str(payload).map(Event::Kafka).map_err(|e| format!("not a valid {source} event: {e}"));
     }
     if probe.request_context.is_some() {
         return if probe.version.as_deref() == Some("2.0") {
@@ -66,10 +63,7 @@ pub fn parse(payload: &str) -> Result<Event, String> {
         };
     }
     if probe.push_source_name.is_some() || probe.feature_view_name.is_some() {
-        return Ok(Event::Direct {
-            write: probe.push_source_name.is_none(),
-            body: payload.to_string(),
-        });
+        return Ok(Event::Direct { write: probe.push_source_name.is_none(), body: payload.to_string() });
     }
     Err("unrecognized event: the push function reads Kinesis, MSK and self-managed Kafka, API Gateway events, \
          and Feast push requests invoked directly"

@@ -31,9 +31,7 @@ fn body_bytes(body: Option<String>, base64: bool) -> Result<Vec<u8>, ApiResponse
     let body = body.unwrap_or_default();
     if base64 {
         B64.decode(body.as_bytes()).map_err(|e| {
-            ApiResponse::error(&Error::BadRequest(format!(
-                "the request body is marked base64 but is not: {e}"
-            )))
+            ApiResponse::error(&Error::BadRequest(format!("the request body is marked base64 but is not: {e}")))
         })
     } else {
         Ok(body.into_bytes())
@@ -60,18 +58,7 @@ pub async fn v2(services: &Services, req: ApiGatewayV2httpRequest) -> Json {
     let path = strip_stage(&raw_path, req.request_context.stage.as_deref());
     let query = req.raw_query_string.clone().unwrap_or_default();
     let r = match body_bytes(req.body, req.is_base64_encoded) {
-        Ok(body) => {
-            api::handle(
-                services,
-                ApiRequest {
-                    method: &method,
-                    path,
-                    query: &query,
-                    body: &body,
-                },
-            )
-            .await
-        }
+        Ok(body) => api::handle(services, ApiRequest { method: &method, path, query: &query, body: &body }).await,
         Err(r) => r,
     };
     response(&r)
@@ -81,24 +68,10 @@ pub async fn v2(services: &Services, req: ApiGatewayV2httpRequest) -> Json {
 pub async fn v1(services: &Services, req: ApiGatewayProxyRequest) -> Json {
     let method = req.http_method.as_str().to_string();
     let path = req.path.clone().unwrap_or_else(|| "/".into());
-    let query = req
-        .query_string_parameters
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
+    let query = req.query_string_parameters.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
     let r = match body_bytes(req.body, req.is_base64_encoded) {
         Ok(body) => {
-            api::handle(
-                services,
-                ApiRequest {
-                    method: &method,
-                    path: &path,
-                    query: &query,
-                    body: &body,
-                },
-            )
-            .await
+            api::handle(services, ApiRequest { method: &method, path: &path, query: &query, body: &body }).await
         }
         Err(r) => r,
     };
@@ -108,21 +81,8 @@ pub async fn v1(services: &Services, req: ApiGatewayProxyRequest) -> Json {
 /// A Feast push (or write) request invoked directly: `{"statusCode", "body"}` with the body
 /// as JSON (`null` when empty).
 pub async fn direct(services: &Services, write: bool, body: &[u8]) -> Json {
-    let path = if write {
-        "/write-to-online-store"
-    } else {
-        "/push"
-    };
-    let r = api::handle(
-        services,
-        ApiRequest {
-            method: "POST",
-            path,
-            query: "",
-            body,
-        },
-    )
-    .await;
+    let path = if write { "/write-to-online-store" } else { "/push" };
+    let r = api::handle(services, ApiRequest { method: "POST", path, query: "", body }).await;
     let body: Json = serde_json::from_slice(&r.body).unwrap_or(Json::Null);
     json!({ "statusCode": r.status, "body": body })
 }
@@ -135,10 +95,7 @@ mod tests {
     fn stages_are_stripped() {
         assert_eq!(strip_stage("/prod/push", Some("prod")), "/push");
         assert_eq!(strip_stage("/push", Some("$default")), "/push");
-        assert_eq!(
-            strip_stage("/production/push", Some("prod")),
-            "/production/push"
-        );
+        assert_eq!(strip_stage("/production/push", Some("prod")), "/production/push");
         assert_eq!(strip_stage("/prod", Some("prod")), "/");
         assert_eq!(strip_stage("/push", None), "/push");
     }

@@ -40,10 +40,7 @@ pub struct App {
 
 impl App {
     pub fn new(services: Services, dead_letters: Arc<dyn DeadLetterSink>) -> App {
-        App {
-            services,
-            dead_letters,
-        }
+        App { services, dead_letters }
     }
 
     /// The Lambda handler.
@@ -61,9 +58,7 @@ impl App {
             Event::Kafka(e) => self.kafka(e).await,
             Event::HttpV2(r) => Ok(http::v2(&self.services, *r).await),
             Event::HttpV1(r) => Ok(http::v1(&self.services, *r).await),
-            Event::Direct { write, body } => {
-                Ok(http::direct(&self.services, write, body.as_bytes()).await)
-            }
+            Event::Direct { write, body } => Ok(http::direct(&self.services, write, body.as_bytes()).await),
         }
     }
 
@@ -79,22 +74,15 @@ impl App {
 
     /// A Kinesis batch (one shard): `{"batchItemFailures": [{"itemIdentifier": seq}, ...]}`.
     pub async fn kinesis(&self, event: KinesisEvent) -> Json {
-        let stream = event
-            .records
-            .first()
-            .and_then(|r| r.event_source_arn.clone())
-            .unwrap_or_default();
+        let stream = event.records.first().and_then(|r| r.event_source_arn.clone()).unwrap_or_default();
         let mut sequence_numbers = Vec::with_capacity(event.records.len());
         let records = event
             .records
             .into_iter()
             .map(|r| {
                 sequence_numbers.push(r.kinesis.sequence_number.clone());
-                let shard_id = r
-                    .event_id
-                    .as_deref()
-                    .and_then(|id| id.split_once(':'))
-                    .map(|(shard, _)| shard.to_string());
+                let shard_id =
+                    r.event_id.as_deref().and_then(|id| id.split_once(':')).map(|(shard, _)| shard.to_string());
                 StreamRecord {
                     position: Position::Kinesis {
                         stream: r.event_source_arn.unwrap_or_default(),
@@ -107,18 +95,9 @@ impl App {
             })
             .collect();
         let lane = Lane { stream, records };
-        let outcome = self
-            .processor()
-            .process(
-                std::slice::from_ref(&lane),
-                OnFailure::RetryFromFirstFailure,
-            )
-            .await;
+        let outcome = self.processor().process(std::slice::from_ref(&lane), OnFailure::RetryFromFirstFailure).await;
         let failures: Vec<Json> = match outcome.lanes.first().and_then(|l| l.failed_from) {
-            Some(from) => sequence_numbers[from..]
-                .iter()
-                .map(|s| json!({ "itemIdentifier": s }))
-                .collect(),
+            Some(from) => sequence_numbers[from..].iter().map(|s| json!({ "itemIdentifier": s })).collect(),
             None => Vec::new(),
         };
         json!({ "batchItemFailures": failures })
@@ -137,10 +116,7 @@ impl App {
             let topic = records
                 .first()
                 .and_then(|r| r.topic.clone())
-                .unwrap_or_else(|| {
-                    key.rsplit_once('-')
-                        .map_or(key.clone(), |(t, _)| t.to_string())
-                });
+                .unwrap_or_else(|| key.rsplit_once('-').map_or(key.clone(), |(t, _)| t.to_string()));
             offsets.push(records.iter().map(|r| r.offset).collect());
             let records = records
                 .into_iter()
@@ -153,31 +129,17 @@ impl App {
                     },
                     // Lambda delivers values base64-encoded; anything else is kept as is and
                     // fails to parse as a record, so it is dead-lettered as it came.
-                    data: r
-                        .value
-                        .map(|v| B64.decode(&v).unwrap_or_else(|_| v.into_bytes()))
-                        .unwrap_or_default(),
+                    data: r.value.map(|v| B64.decode(&v).unwrap_or_else(|_| v.into_bytes())).unwrap_or_default(),
                 })
                 .collect();
             keys.push(key);
-            lanes.push(Lane {
-                stream: topic,
-                records,
-            });
+            lanes.push(Lane { stream: topic, records });
         }
         let partial = self.services.push.kafka_partial_batch;
-        let on_failure = if partial {
-            OnFailure::RetryFromFirstFailure
-        } else {
-            OnFailure::RetryWholeBatch
-        };
+        let on_failure = if partial { OnFailure::RetryFromFirstFailure } else { OnFailure::RetryWholeBatch };
         let outcome = self.processor().process(&lanes, on_failure).await;
-        let failed: Vec<(usize, usize)> = outcome
-            .lanes
-            .iter()
-            .enumerate()
-            .filter_map(|(l, o)| o.failed_from.map(|f| (l, f)))
-            .collect();
+        let failed: Vec<(usize, usize)> =
+            outcome.lanes.iter().enumerate().filter_map(|(l, o)| o.failed_from.map(|f| (l, f))).collect();
         if failed.is_empty() {
             return Ok(json!({ "batchItemFailures": [] }));
         }
@@ -193,10 +155,7 @@ impl App {
         Err(Error::from(format!(
             "{} of {} records must be retried (first: {} offset {}): {reason}; failing the invocation so the event source \
              mapping retries the batch (replays are harmless)",
-            failed
-                .iter()
-                .map(|&(l, f)| offsets[l].len() - f)
-                .sum::<usize>(),
+            failed.iter().map(|&(l, f)| offsets[l].len() - f).sum::<usize>(),
             outcome.records,
             keys[l],
             offsets[l][f]

@@ -42,19 +42,11 @@ struct Columns {
 
 /// The frame column holding view field `name`: a column the field mapping renames to `name`,
 /// otherwise a column called `name` that the mapping does not rename to something else.
-fn find_column(
-    frame: &Frame,
-    mapping: &std::collections::BTreeMap<String, String>,
-    name: &str,
-) -> Option<usize> {
+fn find_column(frame: &Frame, mapping: &std::collections::BTreeMap<String, String>, name: &str) -> Option<usize> {
     if mapping.is_empty() {
         return frame.column(name);
     }
-    if let Some(i) = mapping
-        .iter()
-        .filter(|(_, to)| to.as_str() == name)
-        .find_map(|(from, _)| frame.column(from))
-    {
+    if let Some(i) = mapping.iter().filter(|(_, to)| to.as_str() == name).find_map(|(from, _)| frame.column(from)) {
         return Some(i);
     }
     frame.column(name).filter(|_| !mapping.contains_key(name))
@@ -62,30 +54,19 @@ fn find_column(
 
 fn resolve(view: &FeatureView, frame: &Frame, target: Target<'_>) -> Result<Columns> {
     let batch = view.offline_source().ok_or_else(|| {
-        Error::Config(format!(
-            "{target}: the view has no batch source, so its timestamp column is unknown"
-        ))
+        Error::Config(format!("{target}: the view has no batch source, so its timestamp column is unknown"))
     })?;
     if batch.timestamp_field.is_empty() {
-        return Err(Error::Config(format!(
-            "{target}: batch source '{}' has no timestamp_field",
-            batch.name
-        )));
+        return Err(Error::Config(format!("{target}: batch source '{}' has no timestamp_field", batch.name)));
     }
     let mapping = &batch.field_mapping;
     let missing = |what: &str, name: &str| {
-        let mapped: Vec<&str> = mapping
-            .iter()
-            .filter(|(_, to)| to.as_str() == name)
-            .map(|(from, _)| from.as_str())
-            .collect();
+        let mapped: Vec<&str> =
+            mapping.iter().filter(|(_, to)| to.as_str() == name).map(|(from, _)| from.as_str()).collect();
         let alias = if mapped.is_empty() {
             String::new()
         } else {
-            format!(
-                " (or '{}', which field_mapping renames to it)",
-                mapped.join("', '")
-            )
+            format!(" (or '{}', which field_mapping renames to it)", mapped.join("', '"))
         };
         Error::InvalidValue(format!(
             "{target}: {what} column '{name}'{alias} is missing; the pushed columns are {}",
@@ -103,28 +84,17 @@ fn resolve(view: &FeatureView, frame: &Frame, target: Target<'_>) -> Result<Colu
     }
     let mut features = Vec::with_capacity(view.features.len());
     for f in &view.features {
-        features
-            .push(find_column(frame, mapping, &f.name).ok_or_else(|| missing("feature", &f.name))?);
+        features.push(find_column(frame, mapping, &f.name).ok_or_else(|| missing("feature", &f.name))?);
     }
     let ts = &batch.timestamp_field;
-    let timestamp = find_column(frame, mapping, ts)
-        .or_else(|| frame.column(ts))
-        .ok_or_else(|| missing("timestamp", ts))?;
+    let timestamp =
+        find_column(frame, mapping, ts).or_else(|| frame.column(ts)).ok_or_else(|| missing("timestamp", ts))?;
     let created = batch
         .created_timestamp_column
         .as_deref()
         .filter(|c| !c.is_empty())
-        .and_then(|c| {
-            find_column(frame, mapping, c)
-                .or_else(|| frame.column(c))
-                .map(|i| (i, c.to_string()))
-        });
-    Ok(Columns {
-        keys,
-        features,
-        timestamp,
-        created,
-    })
+        .and_then(|c| find_column(frame, mapping, c).or_else(|| frame.column(c)).map(|i| (i, c.to_string())));
+    Ok(Columns { keys, features, timestamp, created })
 }
 
 /// The rows of `frame` for `view`, ready to write: `None` when Feast writes nothing (no rows,
@@ -141,22 +111,14 @@ pub fn rows_for_view(
     let cols = resolve(view, frame, target)?;
     // Feast skips the whole write when every feature column is null.
     if !view.features.is_empty()
-        && cols
-            .features
-            .iter()
-            .all(|&c| (0..frame.rows()).all(|r| frame.value(c, r).is_null()))
+        && cols.features.iter().all(|&c| (0..frame.rows()).all(|r| frame.value(c, r).is_null()))
     {
         return Ok(None);
     }
     let cell_error = |col: usize, row: usize, e: String| {
-        Error::InvalidValue(format!(
-            "{target}: column '{}', row {row}: {e}",
-            frame.column_names()[col]
-        ))
+        Error::InvalidValue(format!("{target}: column '{}', row {row}: {e}", frame.column_names()[col]))
     };
-    let dummy = Value {
-        val: Some(crate::proto::types::value::Val::StringVal(String::new())),
-    };
+    let dummy = Value { val: Some(crate::proto::types::value::Val::StringVal(String::new())) };
     let mut rows = Vec::with_capacity(frame.rows());
     let mut key_values: Vec<Value> = Vec::with_capacity(cols.keys.len());
     for row in 0..frame.rows() {
@@ -168,27 +130,18 @@ pub fn rows_for_view(
             };
             let j = frame.value(col, row);
             if j.is_null() {
-                return Err(cell_error(
-                    col,
-                    row,
-                    format!("join key '{}' is null", view.entity_columns[k].name),
-                ));
+                return Err(cell_error(col, row, format!("join key '{}' is null", view.entity_columns[k].name)));
             }
-            let v = value::from_json(j, view.entity_columns[k].dtype)
-                .map_err(|e| cell_error(col, row, e))?;
+            let v = value::from_json(j, view.entity_columns[k].dtype).map_err(|e| cell_error(col, row, e))?;
             key_values.push(v);
         }
         let refs: Vec<&Value> = key_values.iter().collect();
-        let key = view
-            .layout
-            .key_encoder
-            .redis_key(&refs, project)
-            .map_err(|e| {
-                let col = cols.keys.iter().flatten().next().copied().unwrap_or(0);
-                cell_error(col, row, e.to_string())
-            })?;
-        let event_time = event_time(frame.value(cols.timestamp, row))
-            .map_err(|e| cell_error(cols.timestamp, row, e))?;
+        let key = view.layout.key_encoder.redis_key(&refs, project).map_err(|e| {
+            let col = cols.keys.iter().flatten().next().copied().unwrap_or(0);
+            cell_error(col, row, e.to_string())
+        })?;
+        let event_time =
+            event_time(frame.value(cols.timestamp, row)).map_err(|e| cell_error(cols.timestamp, row, e))?;
         if let Some((c, _)) = &cols.created {
             let j = frame.value(*c, row);
             if !j.is_null() {
@@ -197,15 +150,10 @@ pub fn rows_for_view(
         }
         let mut values = Vec::with_capacity(cols.features.len());
         for (f, &col) in view.features.iter().zip(&cols.features) {
-            let v = value::from_json(frame.value(col, row), f.dtype)
-                .map_err(|e| cell_error(col, row, e))?;
+            let v = value::from_json(frame.value(col, row), f.dtype).map_err(|e| cell_error(col, row, e))?;
             values.push(value::encode(&v));
         }
-        rows.push(WriteRow {
-            key,
-            event_time,
-            values,
-        });
+        rows.push(WriteRow { key, event_time, values });
     }
     Ok(Some(rows))
 }
@@ -248,8 +196,6 @@ pub fn event_time_of(j: &Json) -> std::result::Result<EventTime, String> {
                 Ok(EventTime::new(secs as i64, nanos))
             }
         }
-        other => Err(format!(
-            "expected a timestamp (RFC 3339 text or epoch seconds), got {other}"
-        )),
+        other => Err(format!("expected a timestamp (RFC 3339 text or epoch seconds), got {other}")),
     }
 }

@@ -55,23 +55,10 @@ pub enum Position {
 impl std::fmt::Display for Position {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Position::Kinesis {
-                stream,
-                sequence_number,
-                ..
-            } => {
-                write!(
-                    f,
-                    "Kinesis stream {} sequence {sequence_number}",
-                    super::settings::stream_name(stream)
-                )
+            Position::Kinesis { stream, sequence_number, .. } => {
+                write!(f, "Kinesis stream {} sequence {sequence_number}", super::settings::stream_name(stream))
             }
-            Position::Kafka {
-                topic,
-                partition,
-                offset,
-                ..
-            } => write!(f, "Kafka {topic}-{partition} offset {offset}"),
+            Position::Kafka { topic, partition, offset, .. } => write!(f, "Kafka {topic}-{partition} offset {offset}"),
             Position::File { path, line } => write!(f, "{path}:{line}"),
         }
     }
@@ -116,12 +103,7 @@ struct RecordDoc {
 
 impl DeadLetter {
     pub fn new(position: Position, error: &Error, data: Vec<u8>) -> Self {
-        DeadLetter {
-            position,
-            code: error.code(),
-            reason: error.to_string(),
-            data,
-        }
+        DeadLetter { position, code: error.code(), reason: error.to_string(), data }
     }
 
     /// The letter as a JSON document, keeping at most `max_data` bytes of the record.
@@ -132,32 +114,21 @@ impl DeadLetter {
             (&self.data[..], None)
         };
         let record = match std::str::from_utf8(data) {
-            Ok(text) => RecordDoc {
-                encoding: "utf-8",
-                data: text.to_string(),
-                truncated_from_bytes: truncated,
-            },
+            Ok(text) => RecordDoc { encoding: "utf-8", data: text.to_string(), truncated_from_bytes: truncated },
             // A cut in the middle of a UTF-8 character: keep the text up to it.
             Err(e) if truncated.is_some() && e.error_len().is_none() => RecordDoc {
                 encoding: "utf-8",
                 data: String::from_utf8_lossy(&data[..e.valid_up_to()]).into_owned(),
                 truncated_from_bytes: truncated,
             },
-            Err(_) => RecordDoc {
-                encoding: "base64",
-                data: B64.encode(data),
-                truncated_from_bytes: truncated,
-            },
+            Err(_) => RecordDoc { encoding: "base64", data: B64.encode(data), truncated_from_bytes: truncated },
         };
         let doc = Document {
             larder_dead_letter: 1,
             at: EventTime::now().to_rfc3339(),
             function: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
             source: &self.position,
-            error: ErrorDoc {
-                code: self.code,
-                message: &self.reason,
-            },
+            error: ErrorDoc { code: self.code, message: &self.reason },
             record,
         };
         serde_json::to_vec(&doc).unwrap_or_default()
@@ -185,15 +156,12 @@ pub trait DeadLetterSink: Send + Sync {
 /// The sink configured by `LARDER_DEAD_LETTER`, or the log.
 pub async fn from_target(target: Option<&DeadLetterTarget>) -> Arc<dyn DeadLetterSink> {
     match target {
-        Some(DeadLetterTarget::Sqs { queue_url }) => Arc::new(SqsSink {
-            client: aws::sqs().await.clone(),
-            queue_url: queue_url.clone(),
-        }),
-        Some(DeadLetterTarget::S3 { bucket, prefix }) => Arc::new(S3Sink {
-            client: aws::s3().await.clone(),
-            bucket: bucket.clone(),
-            prefix: prefix.clone(),
-        }),
+        Some(DeadLetterTarget::Sqs { queue_url }) => {
+            Arc::new(SqsSink { client: aws::sqs().await.clone(), queue_url: queue_url.clone() })
+        }
+        Some(DeadLetterTarget::S3 { bucket, prefix }) => {
+            Arc::new(S3Sink { client: aws::s3().await.clone(), bucket: bucket.clone(), prefix: prefix.clone() })
+        }
         None => Arc::new(LogSink),
     }
 }
@@ -211,10 +179,7 @@ pub struct SqsSink {
 
 impl SqsSink {
     pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
-        SqsSink {
-            client,
-            queue_url: queue_url.into(),
-        }
+        SqsSink { client, queue_url: queue_url.into() }
     }
 }
 
@@ -227,10 +192,7 @@ impl DeadLetterSink for SqsSink {
             .iter()
             .map(|l| {
                 if l.data.len() > max_data {
-                    log_whole(
-                        l,
-                        "the record is too large for an SQS message; the message keeps its start",
-                    );
+                    log_whole(l, "the record is too large for an SQS message; the message keeps its start");
                 }
                 String::from_utf8(l.to_json(max_data)).unwrap_or_default()
             })
@@ -239,19 +201,14 @@ impl DeadLetterSink for SqsSink {
         while start < bodies.len() {
             let mut end = start;
             let mut bytes = 0;
-            while end < bodies.len()
-                && end - start < 10
-                && (end == start || bytes + bodies[end].len() <= SQS_MAX_BYTES)
+            while end < bodies.len() && end - start < 10 && (end == start || bytes + bodies[end].len() <= SQS_MAX_BYTES)
             {
                 bytes += bodies[end].len();
                 end += 1;
             }
             let entries = (start..end)
                 .map(|i| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(bodies[i].clone())
-                        .build()
+                    SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(bodies[i].clone()).build()
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| SendFailure {
@@ -267,17 +224,10 @@ impl DeadLetterSink for SqsSink {
                 .await
                 .map_err(|e| SendFailure {
                     kept: start,
-                    error: Error::Unavailable(format!(
-                        "dead-letter queue {}: {}",
-                        self.queue_url,
-                        aws::describe(&e)
-                    )),
+                    error: Error::Unavailable(format!("dead-letter queue {}: {}", self.queue_url, aws::describe(&e))),
                 })?;
-            if let Some(first) = out
-                .failed()
-                .iter()
-                .filter_map(|f| f.id().parse::<usize>().ok().map(|i| (i, f)))
-                .min_by_key(|(i, _)| *i)
+            if let Some(first) =
+                out.failed().iter().filter_map(|f| f.id().parse::<usize>().ok().map(|i| (i, f))).min_by_key(|(i, _)| *i)
             {
                 let (i, f) = first;
                 return Err(SendFailure {
@@ -308,16 +258,8 @@ pub struct S3Sink {
 }
 
 impl S3Sink {
-    pub fn new(
-        client: aws_sdk_s3::Client,
-        bucket: impl Into<String>,
-        prefix: impl Into<String>,
-    ) -> Self {
-        S3Sink {
-            client,
-            bucket: bucket.into(),
-            prefix: prefix.into(),
-        }
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
+        S3Sink { client, bucket: bucket.into(), prefix: prefix.into() }
     }
 }
 
@@ -334,19 +276,8 @@ impl DeadLetterSink for S3Sink {
         }
         let now = EventTime::now().to_rfc3339();
         // 2026-01-02T03:04:05.678Z -> 2026/01/02/03/
-        let dir = format!(
-            "{}/{}/{}/{}/",
-            &now[0..4],
-            &now[5..7],
-            &now[8..10],
-            &now[11..13]
-        );
-        let key = format!(
-            "{}{dir}{}-{}.jsonl",
-            self.prefix,
-            now.replace([':', '.'], ""),
-            uuid::Uuid::new_v4()
-        );
+        let dir = format!("{}/{}/{}/{}/", &now[0..4], &now[5..7], &now[8..10], &now[11..13]);
+        let key = format!("{}{dir}{}-{}.jsonl", self.prefix, now.replace([':', '.'], ""), uuid::Uuid::new_v4());
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -384,10 +315,7 @@ pub struct LogSink;
 impl DeadLetterSink for LogSink {
     async fn send(&self, letters: &[DeadLetter]) -> Result<(), SendFailure> {
         for l in letters {
-            log_whole(
-                l,
-                "dead letter (no LARDER_DEAD_LETTER destination is configured)",
-            );
+            log_whole(l, "dead letter (no LARDER_DEAD_LETTER destination is configured)");
         }
         Ok(())
     }
@@ -420,10 +348,7 @@ impl MemorySink {
     }
 
     pub fn letters(&self) -> Vec<DeadLetter> {
-        self.letters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.letters.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -457,44 +382,27 @@ mod tests {
     use super::*;
 
     fn letter(data: &[u8]) -> DeadLetter {
-        let pos = Position::Kafka {
-            topic: "t".into(),
-            partition: 0,
-            offset: 7,
-            key: None,
-        };
+        let pos = Position::Kafka { topic: "t".into(), partition: 0, offset: 7, key: None };
         DeadLetter::new(pos, &Error::InvalidValue("bad".into()), data.to_vec())
     }
 
     #[test]
     fn documents_carry_position_reason_and_record() {
-        let doc: serde_json::Value =
-            serde_json::from_slice(&letter(br#"{"a":1}"#).to_json(usize::MAX)).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&letter(br#"{"a":1}"#).to_json(usize::MAX)).unwrap();
         assert_eq!(doc["larder_dead_letter"], 1);
-        assert_eq!(
-            doc["source"],
-            serde_json::json!({"kind": "kafka", "topic": "t", "partition": 0, "offset": 7})
-        );
+        assert_eq!(doc["source"], serde_json::json!({"kind": "kafka", "topic": "t", "partition": 0, "offset": 7}));
         assert_eq!(doc["error"]["code"], "invalid_value");
         assert_eq!(doc["error"]["message"], "bad");
-        assert_eq!(
-            doc["record"],
-            serde_json::json!({"encoding": "utf-8", "data": "{\"a\":1}"})
-        );
+        assert_eq!(doc["record"], serde_json::json!({"encoding": "utf-8", "data": "{\"a\":1}"}));
         assert!(EventTime::parse(doc["at"].as_str().unwrap()).is_ok());
     }
 
     #[test]
     fn binary_records_are_base64_and_large_ones_truncated() {
-        let doc: serde_json::Value =
-            serde_json::from_slice(&letter(&[0xff, 0x00, 0x01]).to_json(usize::MAX)).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&letter(&[0xff, 0x00, 0x01]).to_json(usize::MAX)).unwrap();
         assert_eq!(doc["record"]["encoding"], "base64");
-        assert_eq!(
-            B64.decode(doc["record"]["data"].as_str().unwrap()).unwrap(),
-            vec![0xff, 0x00, 0x01]
-        );
-        let doc: serde_json::Value =
-            serde_json::from_slice(&letter("héllo".as_bytes()).to_json(2)).unwrap();
+        assert_eq!(B64.decode(doc["record"]["data"].as_str().unwrap()).unwrap(), vec![0xff, 0x00, 0x01]);
+        let doc: serde_json::Value = serde_json::from_slice(&letter("héllo".as_bytes()).to_json(2)).unwrap();
         assert_eq!(doc["record"]["data"], "h");
         assert_eq!(doc["record"]["truncated_from_bytes"], 6);
     }
@@ -509,10 +417,7 @@ mod tests {
         sink.heal();
         sink.send(&[letter(b"2")]).await.unwrap();
         assert_eq!(
-            sink.letters()
-                .iter()
-                .map(|l| l.data.clone())
-                .collect::<Vec<_>>(),
+            sink.letters().iter().map(|l| l.data.clone()).collect::<Vec<_>>(),
             vec![b"1".to_vec(), b"2".to_vec()]
         );
     }

@@ -74,9 +74,7 @@ pub fn records_for(push: &Push, prepared: &Prepared) -> Result<Vec<QueuedRecord>
         return Ok(Vec::new());
     }
     if prepared.views.iter().any(|(_, r)| r.len() != rows) {
-        return Err(Error::Internal(
-            "views of one push converted different numbers of rows".into(),
-        ));
+        return Err(Error::Internal("views of one push converted different numbers of rows".into()));
     }
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -124,11 +122,7 @@ pub fn records_for(push: &Push, prepared: &Prepared) -> Result<Vec<QueuedRecord>
 
 /// Puts records on `stream` (a name or an ARN): calls of at most 500 records and 5 MiB;
 /// refused entries retried [`PUT_ATTEMPTS`] times in all, then reported.
-pub async fn put_records(
-    client: &aws_sdk_kinesis::Client,
-    stream: &str,
-    records: &[QueuedRecord],
-) -> Result<()> {
+pub async fn put_records(client: &aws_sdk_kinesis::Client, stream: &str, records: &[QueuedRecord]) -> Result<()> {
     let mut start = 0;
     while start < records.len() {
         let mut end = start;
@@ -147,11 +141,7 @@ pub async fn put_records(
     Ok(())
 }
 
-async fn put_call(
-    client: &aws_sdk_kinesis::Client,
-    stream: &str,
-    records: &[QueuedRecord],
-) -> Result<()> {
+async fn put_call(client: &aws_sdk_kinesis::Client, stream: &str, records: &[QueuedRecord]) -> Result<()> {
     let mut pending: Vec<usize> = (0..records.len()).collect();
     let mut last_error = String::new();
     for attempt in 0..PUT_ATTEMPTS {
@@ -169,11 +159,7 @@ async fn put_call(
             })
             .collect::<Result<Vec<_>>>()?;
         let mut call = client.put_records().set_records(Some(entries));
-        call = if stream.starts_with("arn:") {
-            call.stream_arn(stream)
-        } else {
-            call.stream_name(stream)
-        };
+        call = if stream.starts_with("arn:") { call.stream_arn(stream) } else { call.stream_name(stream) };
         match call.send().await {
             Ok(out) => {
                 let failed: Vec<usize> = out
@@ -191,11 +177,7 @@ async fn put_call(
                     })
                     .collect();
                 if out.records().len() != pending.len() {
-                    last_error = format!(
-                        "Kinesis answered {} entries for {}",
-                        out.records().len(),
-                        pending.len()
-                    );
+                    last_error = format!("Kinesis answered {} entries for {}", out.records().len(), pending.len());
                 } else {
                     pending = failed;
                 }
@@ -204,9 +186,7 @@ async fn put_call(
                 let text = aws::describe(&e);
                 // A stream that does not exist, or no permission: retrying will not help.
                 if text.contains("ResourceNotFoundException") || text.contains("AccessDenied") {
-                    return Err(Error::Config(format!(
-                        "cannot put records on Kinesis stream '{stream}': {text}"
-                    )));
+                    return Err(Error::Config(format!("cannot put records on Kinesis stream '{stream}': {text}")));
                 }
                 last_error = text;
             }
@@ -233,9 +213,5 @@ pub async fn enqueue(
 ) -> Result<Enqueued> {
     let records = records_for(push, prepared)?;
     put_records(client, stream, &records).await?;
-    Ok(Enqueued {
-        stream: stream.to_string(),
-        rows: records.iter().map(|r| r.rows).sum(),
-        records: records.len(),
-    })
+    Ok(Enqueued { stream: stream.to_string(), rows: records.iter().map(|r| r.rows).sum(), records: records.len() })
 }

@@ -31,11 +31,7 @@ impl Frame {
     /// value that is not a list is broadcast to all rows. A `df` of only single values is one
     /// row (pandas refuses it without an index; Larder takes the obvious meaning).
     pub fn from_columns(df: Map<String, Json>) -> Result<Frame> {
-        let mut frame = Frame {
-            names: Vec::with_capacity(df.len()),
-            columns: Vec::with_capacity(df.len()),
-            rows: 0,
-        };
+        let mut frame = Frame { names: Vec::with_capacity(df.len()), columns: Vec::with_capacity(df.len()), rows: 0 };
         let mut length: Option<(usize, usize)> = None; // (rows, index of the column that set it)
         for (name, value) in df {
             let column = match value {
@@ -70,11 +66,7 @@ impl Frame {
     /// One row from a flat object (`{"driver_id": 1001, "conv_rate": 0.5, ...}`). Every field
     /// is a column, lists included (a list-typed feature's value is a list).
     pub fn from_row(row: Map<String, Json>) -> Frame {
-        let mut frame = Frame {
-            names: Vec::with_capacity(row.len()),
-            columns: Vec::with_capacity(row.len()),
-            rows: 1,
-        };
+        let mut frame = Frame { names: Vec::with_capacity(row.len()), columns: Vec::with_capacity(row.len()), rows: 1 };
         for (name, value) in row {
             frame.names.push(name);
             frame.columns.push(Column::Scalar(value));
@@ -152,45 +144,26 @@ mod tests {
 
     #[test]
     fn columns_and_broadcast_scalars() {
-        let f = Frame::from_columns(obj(
-            json!({"id": [1, 2, 3], "city": "sf", "rate": [0.1, 0.2, 0.3]}),
-        ))
-        .unwrap();
+        let f = Frame::from_columns(obj(json!({"id": [1, 2, 3], "city": "sf", "rate": [0.1, 0.2, 0.3]}))).unwrap();
         assert_eq!(f.rows(), 3);
         let city = f.column("city").unwrap();
-        assert_eq!(
-            (0..3).map(|r| f.value(city, r).clone()).collect::<Vec<_>>(),
-            vec![json!("sf"); 3]
-        );
+        assert_eq!((0..3).map(|r| f.value(city, r).clone()).collect::<Vec<_>>(), vec![json!("sf"); 3]);
         assert_eq!(f.value(f.column("rate").unwrap(), 2), &json!(0.3));
         assert_eq!(f.column("missing"), None);
     }
 
     #[test]
     fn all_scalars_is_one_row_and_empty_is_none() {
-        assert_eq!(
-            Frame::from_columns(obj(json!({"id": 1, "x": 2})))
-                .unwrap()
-                .rows(),
-            1
-        );
+        assert_eq!(Frame::from_columns(obj(json!({"id": 1, "x": 2}))).unwrap().rows(), 1);
         assert_eq!(Frame::from_columns(Map::new()).unwrap().rows(), 0);
-        assert_eq!(
-            Frame::from_columns(obj(json!({"id": [], "x": "a"})))
-                .unwrap()
-                .rows(),
-            0
-        );
+        assert_eq!(Frame::from_columns(obj(json!({"id": [], "x": "a"}))).unwrap().rows(), 0);
     }
 
     #[test]
     fn unequal_lengths_name_both_columns() {
         let e = Frame::from_columns(obj(json!({"id": [1, 2], "rate": [0.5]}))).unwrap_err();
         let msg = e.to_string();
-        assert!(
-            msg.contains("'id' has 2") && msg.contains("'rate' has 1"),
-            "{msg}"
-        );
+        assert!(msg.contains("'id' has 2") && msg.contains("'rate' has 1"), "{msg}");
         assert_eq!(e.status(), 400);
     }
 
@@ -204,9 +177,6 @@ mod tests {
     #[test]
     fn select_rows_keeps_scalars() {
         let f = Frame::from_columns(obj(json!({"id": [1, 2, 3], "city": "sf"}))).unwrap();
-        assert_eq!(
-            Json::Object(f.select_rows(&[0, 2])),
-            json!({"id": [1, 3], "city": "sf"})
-        );
+        assert_eq!(Json::Object(f.select_rows(&[0, 2])), json!({"id": [1, 3], "city": "sf"}));
     }
 }

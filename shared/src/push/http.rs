@@ -18,9 +18,9 @@ fn mode(req: &ApiRequest<'_>) -> Result<Mode> {
     match req.query_param("mode") {
         None | Some("" | "sync") => Ok(Mode::Sync),
         Some("async") => Ok(Mode::Async),
-        Some(other) => Err(Error::BadRequest(format!(
-            "mode '{other}' is not known: use mode=sync (the default) or mode=async"
-        ))),
+        Some(other) => {
+            Err(Error::BadRequest(format!("mode '{other}' is not known: use mode=sync (the default) or mode=async")))
+        }
     }
 }
 
@@ -31,36 +31,18 @@ pub async fn push(services: &Services, req: &ApiRequest<'_>) -> Result<ApiRespon
         services,
         push,
         mode,
-        ApiResponse {
-            status: 200,
-            content_type: "text/plain; charset=utf-8",
-            body: Vec::new(),
-        },
+        ApiResponse { status: 200, content_type: "text/plain; charset=utf-8", body: Vec::new() },
     )
     .await
 }
 
-pub async fn write_to_online_store(
-    services: &Services,
-    req: &ApiRequest<'_>,
-) -> Result<ApiResponse> {
+pub async fn write_to_online_store(services: &Services, req: &ApiRequest<'_>) -> Result<ApiResponse> {
     let mode = mode(req)?;
     let push = WriteRequest::parse(req.body)?.into_push()?;
-    handle(
-        services,
-        push,
-        mode,
-        ApiResponse::json(200, b"null".to_vec()),
-    )
-    .await
+    handle(services, push, mode, ApiResponse::json(200, b"null".to_vec())).await
 }
 
-async fn handle(
-    services: &Services,
-    push: super::Push,
-    mode: Mode,
-    ok: ApiResponse,
-) -> Result<ApiResponse> {
+async fn handle(services: &Services, push: super::Push, mode: Mode, ok: ApiResponse) -> Result<ApiResponse> {
     let options = WriteOptions::from_config(&services.config);
     match mode {
         Mode::Sync => {
@@ -70,7 +52,9 @@ async fn handle(
         }
         Mode::Async => {
             let stream = services.push.async_stream.as_deref().ok_or_else(|| {
-                Error::Unsupported("mode=async is not available here: no Kinesis stream is configured (LARDER_PUSH_STREAM)".into())
+                Error::Unsupported(
+                    "mode=async is not available here: no Kinesis stream is configured (LARDER_PUSH_STREAM)".into(),
+                )
             })?;
             if push.fresh_registry {
                 refresh_registry(&services.registry).await;

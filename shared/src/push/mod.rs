@@ -47,10 +47,7 @@ pub struct WriteOptions {
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions {
-            mode: WriteMode::NewestWins,
-            key_ttl_seconds: None,
-        }
+        WriteOptions { mode: WriteMode::NewestWins, key_ttl_seconds: None }
     }
 }
 
@@ -58,11 +55,7 @@ impl WriteOptions {
     pub fn from_config(cfg: &RepoConfig) -> Self {
         match &cfg.online_store {
             Some(s) => WriteOptions {
-                mode: if s.skip_dedup {
-                    WriteMode::Overwrite
-                } else {
-                    WriteMode::NewestWins
-                },
+                mode: if s.skip_dedup { WriteMode::Overwrite } else { WriteMode::NewestWins },
                 key_ttl_seconds: s.key_ttl_seconds.filter(|t| *t > 0),
             },
             None => WriteOptions::default(),
@@ -86,11 +79,7 @@ impl Prepared {
     /// write per view).
     pub fn merge(&mut self, other: Prepared) {
         for (view, rows) in other.views {
-            match self
-                .views
-                .iter_mut()
-                .find(|(v, _)| Arc::ptr_eq(v, &view) || v.name == view.name)
-            {
+            match self.views.iter_mut().find(|(v, _)| Arc::ptr_eq(v, &view) || v.name == view.name) {
                 Some((_, existing)) => existing.extend(rows),
                 None => self.views.push((view, rows)),
             }
@@ -105,26 +94,16 @@ pub fn prepare(registry: &Registry, push: &Push) -> Result<Prepared> {
     match &push.destination {
         Destination::Source(source) => {
             for view in registry.views_for_push_source(source)? {
-                let target = convert::Target {
-                    push_source: Some(source),
-                    view: &view.name,
-                };
-                if let Some(rows) =
-                    convert::rows_for_view(view, &push.frame, &registry.project, target)?
-                {
+                let target = convert::Target { push_source: Some(source), view: &view.name };
+                if let Some(rows) = convert::rows_for_view(view, &push.frame, &registry.project, target)? {
                     prepared.views.push((Arc::clone(view), rows));
                 }
             }
         }
         Destination::View(name) => {
             let view = registry.view(name)?;
-            let target = convert::Target {
-                push_source: None,
-                view: &view.name,
-            };
-            if let Some(rows) =
-                convert::rows_for_view(view, &push.frame, &registry.project, target)?
-            {
+            let target = convert::Target { push_source: None, view: &view.name };
+            if let Some(rows) = convert::rows_for_view(view, &push.frame, &registry.project, target)? {
                 prepared.views.push((Arc::clone(view), rows));
             }
         }
@@ -152,22 +131,12 @@ impl std::ops::AddAssign for PushStats {
 }
 
 /// Writes prepared rows, one store write per view.
-pub async fn write(
-    store: &dyn OnlineStore,
-    prepared: Prepared,
-    options: WriteOptions,
-) -> Result<PushStats> {
+pub async fn write(store: &dyn OnlineStore, prepared: Prepared, options: WriteOptions) -> Result<PushStats> {
     let mut stats = PushStats::default();
     for (view, rows) in prepared.views {
         stats.rows += rows.len();
-        let w: WriteStats = store
-            .write(&ViewWrite::for_view(
-                &view,
-                rows,
-                options.mode,
-                options.key_ttl_seconds,
-            ))
-            .await?;
+        let w: WriteStats =
+            store.write(&ViewWrite::for_view(&view, rows, options.mode, options.key_ttl_seconds)).await?;
         stats.written += w.written;
         stats.skipped += w.skipped;
     }

@@ -109,8 +109,7 @@ pub struct WriteRequest {
 
 impl PushRequest {
     pub fn parse(body: &[u8]) -> Result<PushRequest> {
-        serde_json::from_slice(body)
-            .map_err(|e| Error::BadRequest(format!("invalid push request: {e}")))
+        serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid push request: {e}")))
     }
 
     pub fn into_push(self) -> Result<Push> {
@@ -177,9 +176,7 @@ pub fn parse_record(data: &[u8], default_source: Option<&str>, origin: &str) -> 
                 Json::Bool(_) => "a boolean",
                 _ => "null",
             };
-            return Err(Error::BadRequest(format!(
-                "record is {kind}, not a JSON object (a push request or a row)"
-            )));
+            return Err(Error::BadRequest(format!("record is {kind}, not a JSON object (a push request or a row)")));
         }
         Err(e) => return Err(Error::BadRequest(format!("record is not valid JSON: {e}"))),
     };
@@ -187,9 +184,7 @@ pub fn parse_record(data: &[u8], default_source: Option<&str>, origin: &str) -> 
         match o.remove(field) {
             None | Some(Json::Null) => Ok(None),
             Some(Json::String(s)) if !s.is_empty() => Ok(Some(s)),
-            Some(other) => Err(Error::BadRequest(format!(
-                "record field '{field}' must be a name, got {other}"
-            ))),
+            Some(other) => Err(Error::BadRequest(format!("record field '{field}' must be a name, got {other}"))),
         }
     };
     let is_request = matches!(object.get("df"), Some(Json::Object(_)))
@@ -197,20 +192,15 @@ pub fn parse_record(data: &[u8], default_source: Option<&str>, origin: &str) -> 
     if is_request {
         let source = named(&mut object, PUSH_SOURCE_FIELD)?;
         let view = named(&mut object, VIEW_FIELD)?;
-        let Some(Json::Object(df)) = object.remove("df") else {
-            unreachable!("checked above")
-        };
-        let fresh_registry =
-            object.get("allow_registry_cache").and_then(Json::as_bool) == Some(false);
+        let Some(Json::Object(df)) = object.remove("df") else { unreachable!("checked above") };
+        let fresh_registry = object.get("allow_registry_cache").and_then(Json::as_bool) == Some(false);
         let destination = match (source, view) {
             (Some(s), None) => {
                 let to = match object.get("to") {
                     None | Some(Json::Null) => None,
                     Some(Json::String(s)) => Some(s.as_str()),
                     Some(other) => {
-                        return Err(Error::BadRequest(format!(
-                            "record field 'to' must be text, got {other}"
-                        )));
+                        return Err(Error::BadRequest(format!("record field 'to' must be text, got {other}")));
                     }
                 };
                 PushTo::parse(to)?.require_online()?;
@@ -219,11 +209,7 @@ pub fn parse_record(data: &[u8], default_source: Option<&str>, origin: &str) -> 
             (None, Some(v)) => Destination::View(v),
             _ => return Err(both_named()),
         };
-        return Ok(Push {
-            destination,
-            frame: Frame::from_columns(df)?,
-            fresh_registry,
-        });
+        return Ok(Push { destination, frame: Frame::from_columns(df)?, fresh_registry });
     }
     let source = named(&mut object, PUSH_SOURCE_FIELD)?;
     let view = named(&mut object, VIEW_FIELD)?;
@@ -241,17 +227,11 @@ pub fn parse_record(data: &[u8], default_source: Option<&str>, origin: &str) -> 
         },
         (Some(_), Some(_)) => return Err(both_named()),
     };
-    Ok(Push {
-        destination,
-        frame: Frame::from_row(object),
-        fresh_registry: false,
-    })
+    Ok(Push { destination, frame: Frame::from_row(object), fresh_registry: false })
 }
 
 fn both_named() -> Error {
-    Error::BadRequest(format!(
-        "record names both a '{PUSH_SOURCE_FIELD}' and a '{VIEW_FIELD}'; give one"
-    ))
+    Error::BadRequest(format!("record names both a '{PUSH_SOURCE_FIELD}' and a '{VIEW_FIELD}'; give one"))
 }
 
 #[cfg(test)]
@@ -265,7 +245,11 @@ mod tests {
 
     #[test]
     fn push_request_record() {
-        let p = parse(json!({"push_source_name": "src", "df": {"id": [1, 2], "x": [0.1, 0.2]}, "to": "online"}), Some("other")).unwrap();
+        let p = parse(
+            json!({"push_source_name": "src", "df": {"id": [1, 2], "x": [0.1, 0.2]}, "to": "online"}),
+            Some("other"),
+        )
+        .unwrap();
         assert_eq!(p.destination, Destination::Source("src".into()));
         assert_eq!(p.frame.rows(), 2);
         assert!(!p.fresh_registry);
@@ -273,28 +257,17 @@ mod tests {
 
     #[test]
     fn write_request_record() {
-        let p = parse(
-            json!({"feature_view_name": "fv", "df": {"id": 1}, "allow_registry_cache": false}),
-            None,
-        )
-        .unwrap();
+        let p =
+            parse(json!({"feature_view_name": "fv", "df": {"id": 1}, "allow_registry_cache": false}), None).unwrap();
         assert_eq!(p.destination, Destination::View("fv".into()));
         assert!(p.fresh_registry);
     }
 
     #[test]
     fn flat_rows_use_their_field_or_the_default() {
-        let p = parse(
-            json!({"id": 1, "x": 0.5, "push_source_name": "src"}),
-            Some("dflt"),
-        )
-        .unwrap();
+        let p = parse(json!({"id": 1, "x": 0.5, "push_source_name": "src"}), Some("dflt")).unwrap();
         assert_eq!(p.destination, Destination::Source("src".into()));
-        assert_eq!(
-            p.frame.column("push_source_name"),
-            None,
-            "the routing field is not a column"
-        );
+        assert_eq!(p.frame.column("push_source_name"), None, "the routing field is not a column");
         let p = parse(json!({"id": 1, "x": 0.5}), Some("dflt")).unwrap();
         assert_eq!(p.destination, Destination::Source("dflt".into()));
         let p = parse(json!({"id": 1, "feature_view_name": "fv"}), Some("dflt")).unwrap();
@@ -304,28 +277,17 @@ mod tests {
     #[test]
     fn flat_row_without_a_source_says_how_to_configure_one() {
         let e = parse(json!({"id": 1}), None).unwrap_err();
-        assert!(
-            e.to_string().contains("LARDER_PUSH_SOURCE") && e.to_string().contains("stream 's'"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("LARDER_PUSH_SOURCE") && e.to_string().contains("stream 's'"), "{e}");
     }
 
     #[test]
     fn offline_is_refused_whole() {
         for to in ["offline", "online_and_offline"] {
-            let e = parse(
-                json!({"push_source_name": "s", "df": {"id": [1]}, "to": to}),
-                None,
-            )
-            .unwrap_err();
+            let e = parse(json!({"push_source_name": "s", "df": {"id": [1]}, "to": to}), None).unwrap_err();
             assert_eq!(e.status(), 422, "{e}");
             assert!(e.to_string().contains("not supported yet"), "{e}");
         }
-        let e = parse(
-            json!({"push_source_name": "s", "df": {"id": [1]}, "to": "disk"}),
-            None,
-        )
-        .unwrap_err();
+        let e = parse(json!({"push_source_name": "s", "df": {"id": [1]}, "to": "disk"}), None).unwrap_err();
         assert_eq!(e.status(), 400);
     }
 
@@ -345,10 +307,7 @@ mod tests {
 
     #[test]
     fn http_bodies() {
-        let p = PushRequest::parse(br#"{"push_source_name":"s","df":{"id":[1]}}"#)
-            .unwrap()
-            .into_push()
-            .unwrap();
+        let p = PushRequest::parse(br#"{"push_source_name":"s","df":{"id":[1]}}"#).unwrap().into_push().unwrap();
         assert_eq!(p.destination, Destination::Source("s".into()));
         let e = PushRequest::parse(br#"{"df":{"id":[1]}}"#).unwrap_err();
         assert!(e.to_string().contains("push_source_name"), "{e}");

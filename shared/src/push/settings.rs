@@ -29,21 +29,12 @@ impl DeadLetterTarget {
     pub fn parse(text: &str) -> Result<DeadLetterTarget> {
         let t = text.trim();
         if t.starts_with("s3://") {
-            let (bucket, prefix) = aws::parse_s3_url(t).ok_or_else(|| {
-                Error::Config(format!(
-                    "LARDER_DEAD_LETTER: '{t}' is not an s3://bucket/prefix/ URL"
-                ))
-            })?;
-            let prefix = if prefix.is_empty() || prefix.ends_with('/') {
-                prefix
-            } else {
-                format!("{prefix}/")
-            };
+            let (bucket, prefix) = aws::parse_s3_url(t)
+                .ok_or_else(|| Error::Config(format!("LARDER_DEAD_LETTER: '{t}' is not an s3://bucket/prefix/ URL")))?;
+            let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix } else { format!("{prefix}/") };
             Ok(DeadLetterTarget::S3 { bucket, prefix })
         } else if t.starts_with("https://") || t.starts_with("http://") {
-            Ok(DeadLetterTarget::Sqs {
-                queue_url: t.to_string(),
-            })
+            Ok(DeadLetterTarget::Sqs { queue_url: t.to_string() })
         } else {
             Err(Error::Config(format!(
                 "LARDER_DEAD_LETTER: '{t}' is neither an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<queue>) \
@@ -83,11 +74,7 @@ impl PushSettings {
     }
 
     pub fn from_env_with(env: &dyn Fn(&str) -> Option<String>) -> Result<PushSettings> {
-        let get = |name: &str| {
-            env(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |name: &str| env(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let mut s = PushSettings {
             default_source: get("LARDER_PUSH_SOURCE"),
             async_stream: get("LARDER_PUSH_STREAM"),
@@ -104,13 +91,8 @@ impl PushSettings {
                             "LARDER_PUSH_SOURCE_MAP: '{entry}' is not stream=push_source (e.g. driver-events=driver_stats_push_source)"
                         ))
                     })?;
-                if s.source_by_stream
-                    .insert(stream.to_string(), source.to_string())
-                    .is_some()
-                {
-                    return Err(Error::Config(format!(
-                        "LARDER_PUSH_SOURCE_MAP names '{stream}' twice"
-                    )));
+                if s.source_by_stream.insert(stream.to_string(), source.to_string()).is_some() {
+                    return Err(Error::Config(format!("LARDER_PUSH_SOURCE_MAP names '{stream}' twice")));
                 }
             }
         }
@@ -122,9 +104,7 @@ impl PushSettings {
                 "true" | "1" | "yes" => true,
                 "false" | "0" | "no" => false,
                 _ => {
-                    return Err(Error::Config(format!(
-                        "LARDER_KAFKA_PARTIAL_BATCH: '{v}' is not true or false"
-                    )));
+                    return Err(Error::Config(format!("LARDER_KAFKA_PARTIAL_BATCH: '{v}' is not true or false")));
                 }
             };
         }
@@ -157,32 +137,18 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        }
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 
     #[test]
     fn routing_prefers_the_stream_map_then_the_default() {
         let s = PushSettings::from_env_with(&env(&[
             ("LARDER_PUSH_SOURCE", "fallback"),
-            (
-                "LARDER_PUSH_SOURCE_MAP",
-                " driver-events = driver_push , orders.v1=order_push",
-            ),
+            ("LARDER_PUSH_SOURCE_MAP", " driver-events = driver_push , orders.v1=order_push"),
         ]))
         .unwrap();
-        assert_eq!(
-            s.source_for("arn:aws:kinesis:us-east-1:123456789012:stream/driver-events"),
-            Some("driver_push")
-        );
+        assert_eq!(s.source_for("arn:aws:kinesis:us-east-1:123456789012:stream/driver-events"), Some("driver_push"));
         assert_eq!(s.source_for("orders.v1"), Some("order_push"));
         assert_eq!(s.source_for("other"), Some("fallback"));
         let none = PushSettings::from_env_with(&env(&[])).unwrap();
@@ -192,14 +158,11 @@ mod tests {
 
     #[test]
     fn bad_settings_name_the_variable() {
-        let e =
-            PushSettings::from_env_with(&env(&[("LARDER_PUSH_SOURCE_MAP", "a=b,c")])).unwrap_err();
+        let e = PushSettings::from_env_with(&env(&[("LARDER_PUSH_SOURCE_MAP", "a=b,c")])).unwrap_err();
         assert!(e.to_string().contains("LARDER_PUSH_SOURCE_MAP: 'c'"), "{e}");
-        let e =
-            PushSettings::from_env_with(&env(&[("LARDER_DEAD_LETTER", "sqs:queue")])).unwrap_err();
+        let e = PushSettings::from_env_with(&env(&[("LARDER_DEAD_LETTER", "sqs:queue")])).unwrap_err();
         assert!(e.to_string().starts_with("LARDER_DEAD_LETTER"), "{e}");
-        let e = PushSettings::from_env_with(&env(&[("LARDER_KAFKA_PARTIAL_BATCH", "maybe")]))
-            .unwrap_err();
+        let e = PushSettings::from_env_with(&env(&[("LARDER_KAFKA_PARTIAL_BATCH", "maybe")])).unwrap_err();
         assert!(e.to_string().contains("maybe"), "{e}");
     }
 
@@ -207,23 +170,15 @@ mod tests {
     fn dead_letter_targets() {
         assert_eq!(
             DeadLetterTarget::parse("s3://bucket/dlq").unwrap(),
-            DeadLetterTarget::S3 {
-                bucket: "bucket".into(),
-                prefix: "dlq/".into()
-            }
+            DeadLetterTarget::S3 { bucket: "bucket".into(), prefix: "dlq/".into() }
         );
         assert_eq!(
             DeadLetterTarget::parse("s3://bucket").unwrap(),
-            DeadLetterTarget::S3 {
-                bucket: "bucket".into(),
-                prefix: String::new()
-            }
+            DeadLetterTarget::S3 { bucket: "bucket".into(), prefix: String::new() }
         );
         assert_eq!(
             DeadLetterTarget::parse("https://sqs.us-east-1.amazonaws.com/1/q").unwrap(),
-            DeadLetterTarget::Sqs {
-                queue_url: "https://sqs.us-east-1.amazonaws.com/1/q".into()
-            }
+            DeadLetterTarget::Sqs { queue_url: "https://sqs.us-east-1.amazonaws.com/1/q".into() }
         );
     }
 }

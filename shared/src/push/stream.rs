@@ -97,13 +97,7 @@ enum Converted {
 }
 
 fn is_unknown_target(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::NotFound {
-            kind: ObjectKind::PushSource | ObjectKind::FeatureView,
-            ..
-        }
-    )
+    matches!(e, Error::NotFound { kind: ObjectKind::PushSource | ObjectKind::FeatureView, .. })
 }
 
 impl Processor<'_> {
@@ -113,10 +107,7 @@ impl Processor<'_> {
 
         // 2. Good records, lane by lane in order; lanes concurrently.
         let writes = join_all(converted.iter_mut().map(|lane| self.write_lane(lane))).await;
-        let mut outcome = BatchOutcome {
-            records,
-            ..Default::default()
-        };
+        let mut outcome = BatchOutcome { records, ..Default::default() };
         for (failed_from, stats, error) in writes {
             outcome.lanes.push(LaneOutcome { failed_from });
             outcome.stats += stats;
@@ -134,11 +125,7 @@ impl Processor<'_> {
                 let end = outcome.lanes[l].failed_from.unwrap_or(lane.records.len());
                 for (i, (record, c)) in lane.records.iter().zip(conv).enumerate().take(end) {
                     if let Converted::Poison(e) = c {
-                        letters.push(DeadLetter::new(
-                            record.position.clone(),
-                            e,
-                            record.data.clone(),
-                        ));
+                        letters.push(DeadLetter::new(record.position.clone(), e, record.data.clone()));
                         owners.push((l, i));
                     }
                 }
@@ -166,12 +153,8 @@ impl Processor<'_> {
                 }
             }
         }
-        let retried: usize = outcome
-            .lanes
-            .iter()
-            .zip(lanes)
-            .map(|(o, lane)| o.failed_from.map_or(0, |f| lane.records.len() - f))
-            .sum();
+        let retried: usize =
+            outcome.lanes.iter().zip(lanes).map(|(o, lane)| o.failed_from.map_or(0, |f| lane.records.len() - f)).sum();
         tracing::info!(
             records,
             rows = outcome.stats.rows,
@@ -190,10 +173,7 @@ impl Processor<'_> {
         let mut pushes: Vec<Vec<Option<super::Push>>> = Vec::with_capacity(lanes.len());
         let mut out: Vec<Vec<Converted>> = Vec::with_capacity(lanes.len());
         for lane in lanes {
-            let origin = format!(
-                "stream or topic '{}'",
-                super::settings::stream_name(&lane.stream)
-            );
+            let origin = format!("stream or topic '{}'", super::settings::stream_name(&lane.stream));
             let default = self.settings.source_for(&lane.stream);
             let mut lane_pushes = Vec::with_capacity(lane.records.len());
             let mut lane_out = Vec::with_capacity(lane.records.len());
@@ -220,13 +200,9 @@ impl Processor<'_> {
         // name a source or view applied after this process loaded it: reload once, and convert
         // those records again if it changed.
         let needs_newer = |push: &Option<super::Push>, c: &Converted| {
-            push.as_ref().is_some_and(|p| p.fresh_registry)
-                || matches!(c, Converted::Poison(e) if is_unknown_target(e))
+            push.as_ref().is_some_and(|p| p.fresh_registry) || matches!(c, Converted::Poison(e) if is_unknown_target(e))
         };
-        let any = pushes
-            .iter()
-            .zip(&out)
-            .any(|(p, c)| p.iter().zip(c).any(|(p, c)| needs_newer(p, c)));
+        let any = pushes.iter().zip(&out).any(|(p, c)| p.iter().zip(c).any(|(p, c)| needs_newer(p, c)));
         if any && refresh_registry(self.registry).await {
             let registry = self.registry.get();
             for (lane_pushes, lane_out) in pushes.iter().zip(out.iter_mut()) {
@@ -253,10 +229,7 @@ impl Processor<'_> {
     }
 
     /// Step 2 for one lane: returns the first record to retry, the stats and the error.
-    async fn write_lane(
-        &self,
-        lane: &mut [Converted],
-    ) -> (Option<usize>, PushStats, Option<Error>) {
+    async fn write_lane(&self, lane: &mut [Converted]) -> (Option<usize>, PushStats, Option<Error>) {
         let mut stats = PushStats::default();
         let mut start = 0;
         while start < lane.len() {

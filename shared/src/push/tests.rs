@@ -363,6 +363,21 @@ async fn a_store_failure_fails_the_lane_from_the_first_affected_record_and_a_ret
 }
 
 #[tokio::test]
+async fn replaying_a_batch_changes_nothing() {
+    let rig = Rig::new();
+    // Same driver, same time, different values: the first record wins, now and on replay.
+    let records = vec![record(0, row(1, 1, 0.1)), record(1, row(1, 1, 0.9)), record(2, row(2, 3, 0.3))];
+    let first = rig.run(&[lane(records.clone())], OnFailure::RetryFromFirstFailure).await;
+    let before = stored(&rig.store.inner, &testing::registry(), "driver_fresh", int(1));
+    let again = rig.run(&[lane(records)], OnFailure::RetryFromFirstFailure).await;
+    assert_eq!((first.stats.written, first.stats.skipped), (4, 2));
+    assert_eq!((again.stats.written, again.stats.skipped), (0, 6), "a replay writes nothing");
+    let after = stored(&rig.store.inner, &testing::registry(), "driver_fresh", int(1));
+    assert_eq!(before, after);
+    assert_eq!(after.unwrap().1[0], Some(Value { val: Some(Val::FloatVal(0.1)) }));
+}
+
+#[tokio::test]
 async fn a_dead_letter_failure_fails_the_lane_from_the_first_letter_not_kept() {
     let rig = Rig::new();
     let records = vec![

@@ -69,7 +69,7 @@ impl Services {
     /// Loads the registry and connects the online store named by `config`.
     pub async fn connect(config: RepoConfig) -> Result<Services> {
         let registry = RegistryCache::load(&config).await?;
-        let store = crate::online::connect(&config).await?;
+        let store = crate::online::connect(&config)?;
         let push = crate::push::PushSettings::from_env()?;
         Ok(Services { config, registry, store, limits: Limits::from_env()?, push })
     }

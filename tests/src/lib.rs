@@ -11,3 +11,5 @@ pub mod peers;
 pub use feast::FeastRepo;
 pub use lambda::LambdaWatch;
 pub use peers::*;
+
+pub mod conformance;

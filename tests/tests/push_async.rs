@@ -36,7 +36,13 @@ async fn read_stream(stream: &str) -> Vec<Vec<(String, String, Vec<u8>)>> {
             records
                 .records()
                 .iter()
-                .map(|r| (r.sequence_number().to_string(), r.partition_key().unwrap_or_default().to_string(), r.data().as_ref().to_vec()))
+                .map(|r| {
+                    (
+                        r.sequence_number().to_string(),
+                        r.partition_key().unwrap_or_default().to_string(),
+                        r.data().as_ref().to_vec(),
+                    )
+                })
                 .collect(),
         );
     }
@@ -71,8 +77,7 @@ async fn async_push_enqueues_one_record_per_entity_and_the_stream_applies_them()
     k.create_stream().stream_name(stream).shard_count(2).send().await.unwrap();
 
     let cfg = config(Some(&redis.addr()));
-    // The Redis store lands with issue 3; until then the in-memory store stands in.
-    let store: Arc<dyn OnlineStore> = Arc::new(larder::online::memory::MemoryStore::new());
+    let store = larder::online::connect(&cfg).unwrap();
     let settings = PushSettings { async_stream: Some(stream.into()), ..default_source() };
     let app = App::new(services(cfg, store.clone(), settings), Arc::new(MemorySink::new()));
 

@@ -154,7 +154,7 @@ async fn main() -> larder::Result<()> {
     }
 
     let store = if only.contains(&"end-to-end") || only.contains(&"http") {
-        Some(larder::online::connect(&cfg).await?)
+        Some(larder::online::connect(&cfg)?)
     } else {
         None
     };

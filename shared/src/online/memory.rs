@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{KeyRead, OnlineStore, ViewWrite, WriteMode, WriteStats, newest_per_key};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::time::EventTime;
 
 #[derive(Default)]
@@ -33,7 +33,22 @@ impl MemoryStore {
     /// Every field of a key (like HGETALL), for tests.
     pub fn hash(&self, key: &[u8]) -> Option<HashMap<Vec<u8>, Bytes>> {
         let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        data.get(key).filter(|e| !expired(e)).map(|e| e.fields.clone())
+        data.get(key)
+            .filter(|e| !expired(e))
+            .map(|e| e.fields.clone())
+    }
+
+    /// Sets one field of a key, as `HSET` would, bypassing the store's rules: lets tests
+    /// plant what another writer (or an older Feast) could have left.
+    pub fn set_field(&self, key: &[u8], field: &[u8], value: &[u8]) {
+        let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = data.entry(key.to_vec()).or_default();
+        if expired(entry) {
+            *entry = Entry::default();
+        }
+        entry
+            .fields
+            .insert(field.to_vec(), Bytes::copy_from_slice(value));
     }
 
     /// Number of live keys.
@@ -58,13 +73,28 @@ impl OnlineStore for MemoryStore {
         Ok(reads
             .iter()
             .map(|r| match data.get(r.key).filter(|e| !expired(e)) {
-                Some(entry) => r.fields.iter().map(|f| entry.fields.get(*f).cloned()).collect(),
+                Some(entry) => r
+                    .fields
+                    .iter()
+                    .map(|f| entry.fields.get(*f).cloned())
+                    .collect(),
                 None => vec![None; r.fields.len()],
             })
             .collect())
     }
 
     async fn write(&self, batch: &ViewWrite<'_>) -> Result<WriteStats> {
+        if let Some(row) = batch
+            .rows
+            .iter()
+            .find(|r| r.values.len() != batch.fields.len())
+        {
+            return Err(Error::Internal(format!(
+                "a row to write has {} values for {} fields",
+                row.values.len(),
+                batch.fields.len()
+            )));
+        }
         let (rows, mut skipped) = match batch.mode {
             WriteMode::NewestWins => newest_per_key(batch.rows.clone()),
             WriteMode::Overwrite => (batch.rows.clone(), 0),
@@ -77,7 +107,10 @@ impl OnlineStore for MemoryStore {
                 *entry = Entry::default();
             }
             if batch.mode == WriteMode::NewestWins {
-                let stored = entry.fields.get(batch.ts_field).and_then(|b| EventTime::from_proto_bytes(b).ok());
+                let stored = entry
+                    .fields
+                    .get(batch.ts_field)
+                    .and_then(|b| EventTime::from_proto_bytes(b).ok());
                 // Feast treats a stored epoch (0) like no stored time.
                 if let Some(stored) = stored.filter(|t| *t != EventTime::EPOCH)
                     && row.event_time <= stored
@@ -86,7 +119,10 @@ impl OnlineStore for MemoryStore {
                     continue;
                 }
             }
-            entry.fields.insert(batch.ts_field.to_vec(), Bytes::from(row.event_time.to_proto_bytes()));
+            entry.fields.insert(
+                batch.ts_field.to_vec(),
+                Bytes::from(row.event_time.to_proto_bytes()),
+            );
             for (field, value) in batch.fields.iter().zip(row.values) {
                 entry.fields.insert(field.to_vec(), Bytes::from(value));
             }

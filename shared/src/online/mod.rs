@@ -9,15 +9,19 @@
 //! The semantics on top (which fields to read for which views, what "missing" and "null"
 //! mean, how rows are encoded) live in this module once, in [`read_views`] and [`WriteRow`],
 //! so every backend behaves the same by construction. [`memory::MemoryStore`] implements the
-//! trait in process for tests and `larder serve --memory`.
+//! trait in process for tests and `larder serve --memory`; [`redis::RedisStore`] is the real
+//! one, and [`connect`] builds it from `feature_store.yaml`.
 
 pub mod memory;
+pub mod redis;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::config::RepoConfig;
 use crate::error::{Error, Result};
 use crate::registry::FeatureView;
 use crate::time::EventTime;
@@ -52,7 +56,11 @@ pub struct WriteRow {
 impl WriteRow {
     /// Encodes a row of `view` from typed values, parallel to the view's features.
     pub fn encode(key: Vec<u8>, event_time: EventTime, values: &[Value]) -> WriteRow {
-        WriteRow { key, event_time, values: values.iter().map(value::encode).collect() }
+        WriteRow {
+            key,
+            event_time,
+            values: values.iter().map(value::encode).collect(),
+        }
     }
 }
 
@@ -70,8 +78,19 @@ pub struct ViewWrite<'a> {
 }
 
 impl<'a> ViewWrite<'a> {
-    pub fn for_view(view: &'a FeatureView, rows: Vec<WriteRow>, mode: WriteMode, key_ttl_seconds: Option<u64>) -> Self {
-        ViewWrite { ts_field: &view.layout.ts_field, fields: &view.layout.feature_fields, rows, mode, key_ttl_seconds }
+    pub fn for_view(
+        view: &'a FeatureView,
+        rows: Vec<WriteRow>,
+        mode: WriteMode,
+        key_ttl_seconds: Option<u64>,
+    ) -> Self {
+        ViewWrite {
+            ts_field: &view.layout.ts_field,
+            fields: &view.layout.feature_fields,
+            rows,
+            mode,
+            key_ttl_seconds,
+        }
     }
 }
 
@@ -109,13 +128,6 @@ pub trait OnlineStore: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// Connects the online store `cfg` names.
-// Placeholder until the Redis store lands from the online-store work; replaced there.
-pub async fn connect(cfg: &crate::config::RepoConfig) -> Result<std::sync::Arc<dyn OnlineStore>> {
-    let redis = cfg.redis()?;
-    Err(Error::Unavailable(format!("cannot connect to Redis at {}: the Redis store is not built yet", redis.connection_string)))
-}
-
 /// Resolves rows of one batch that share a key: keeps, per key, the row with the greatest event
 /// time, the first one on ties (Feast skips a later row whose time is not strictly greater).
 /// Order of first appearance is kept. Every backend calls this before writing.
@@ -138,6 +150,37 @@ pub fn newest_per_key(rows: Vec<WriteRow>) -> (Vec<WriteRow>, usize) {
         }
     }
     (out, dropped)
+}
+
+/// [`newest_per_key`] without copying the rows: the same choice (greatest event time per key,
+/// the first on ties, order of first appearance), as references into `rows`.
+pub fn newest_per_key_refs(rows: &[WriteRow]) -> (Vec<&WriteRow>, usize) {
+    let mut index: HashMap<&[u8], usize> = HashMap::with_capacity(rows.len());
+    let mut out: Vec<&WriteRow> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match index.get(row.key.as_slice()) {
+            Some(&i) => {
+                if row.event_time > out[i].event_time {
+                    out[i] = row;
+                }
+            }
+            None => {
+                index.insert(row.key.as_slice(), out.len());
+                out.push(row);
+            }
+        }
+    }
+    let dropped = rows.len() - out.len();
+    (out, dropped)
+}
+
+/// The online store `feature_store.yaml` (and the `LARDER_REDIS_*` environment) describes:
+/// a [`redis::RedisStore`] for `redis_type` `redis` or `redis_cluster`. Does not connect; the
+/// first call does, and an unreachable Redis is then an [`Error::Unavailable`].
+pub fn connect(cfg: &RepoConfig) -> Result<Arc<dyn OnlineStore>> {
+    let store = redis::RedisStore::from_config(cfg.redis()?, redis::RedisOptions::from_env()?)?;
+    tracing::info!(store = %store.describe(), "online store configured");
+    Ok(Arc::new(store))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -175,7 +218,10 @@ pub struct ViewRow {
 /// Reads several views for their keys in one round trip. All fields of views that share an
 /// entity key go into one HMGET. The result is parallel to `reads`, and inside to each
 /// read's keys: `None` means the view has no row for that entity (no `_ts:<view>` field).
-pub async fn read_views(store: &dyn OnlineStore, reads: &[ViewRead<'_>]) -> Result<Vec<Vec<Option<ViewRow>>>> {
+pub async fn read_views(
+    store: &dyn OnlineStore,
+    reads: &[ViewRead<'_>],
+) -> Result<Vec<Vec<Option<ViewRow>>>> {
     // Where each (view, key) answer sits: which HMGET and from which field offset.
     let mut by_key: HashMap<&[u8], usize> = HashMap::new();
     let mut hmgets: Vec<KeyRead<'_>> = Vec::new();
@@ -189,21 +235,36 @@ pub async fn read_views(store: &dyn OnlineStore, reads: &[ViewRead<'_>]) -> Resu
                 continue;
             }
             let h = *by_key.entry(key.as_slice()).or_insert_with(|| {
-                hmgets.push(KeyRead { key: key.as_slice(), fields: Vec::new() });
+                hmgets.push(KeyRead {
+                    key: key.as_slice(),
+                    fields: Vec::new(),
+                });
                 hmgets.len() - 1
             });
             let fields = &mut hmgets[h].fields;
             let offset = fields.len();
-            fields.extend(r.features.iter().map(|&i| &r.view.layout.feature_fields[i][..]));
+            fields.extend(
+                r.features
+                    .iter()
+                    .map(|&i| &r.view.layout.feature_fields[i][..]),
+            );
             fields.push(&r.view.layout.ts_field);
             seen_in_view.insert(key.as_slice(), (h, offset));
             view_slots.push((h, offset));
         }
         slots.push(view_slots);
     }
-    let answers = if hmgets.is_empty() { Vec::new() } else { store.read(&hmgets).await? };
+    let answers = if hmgets.is_empty() {
+        Vec::new()
+    } else {
+        store.read(&hmgets).await?
+    };
     if answers.len() != hmgets.len() {
-        return Err(Error::Internal(format!("online store answered {} reads for {} keys", answers.len(), hmgets.len())));
+        return Err(Error::Internal(format!(
+            "online store answered {} reads for {} keys",
+            answers.len(),
+            hmgets.len()
+        )));
     }
     let mut out = Vec::with_capacity(reads.len());
     for (r, view_slots) in reads.iter().zip(slots) {
@@ -224,9 +285,16 @@ pub async fn read_views(store: &dyn OnlineStore, reads: &[ViewRead<'_>]) -> Resu
                     Some(b) if b.is_empty() => Cell::Null,
                     Some(b) => {
                         let v = value::decode(b).map_err(|e| {
-                            Error::Storage(format!("view '{}', feature '{}': {e}", r.view.name, r.view.features[fi].name))
+                            Error::Storage(format!(
+                                "view '{}', feature '{}': {e}",
+                                r.view.name, r.view.features[fi].name
+                            ))
                         })?;
-                        if value::is_null(&v) { Cell::Null } else { Cell::Value(v) }
+                        if value::is_null(&v) {
+                            Cell::Null
+                        } else {
+                            Cell::Value(v)
+                        }
                     }
                 });
             }

@@ -4,6 +4,7 @@
 mod apply;
 mod example_data;
 mod init;
+mod push;
 mod serve;
 
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ pub enum Command {
     ExampleData(example_data::ExampleDataArgs),
     /// Serve the HTTP API (get-online-features, push, materialize, health) locally.
     Serve(serve::ServeArgs),
+    /// Push Feast push requests or rows (JSON, JSON array or JSON lines; files or stdin) to the online store.
+    Push(push::PushArgs),
 }
 
 /// `--repo DIR`: the feature repository (where feature_store.yaml is).
@@ -46,5 +49,6 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Apply(a) => apply::run(a, false).await,
         Command::ExampleData(a) => example_data::run(a),
         Command::Serve(a) => serve::run(a).await,
+        Command::Push(a) => push::run(a).await,
     }
 }

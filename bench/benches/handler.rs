@@ -24,7 +24,11 @@ fn services(rt: &tokio::runtime::Runtime) -> Services {
     let view = &registry.feature_views["driver_hourly_stats"];
     let rows: Vec<WriteRow> = (1000..1100)
         .map(|id| {
-            let key = view.layout.key_encoder.redis_key(&[&from_json(&json!(id), ValueType::Int64).unwrap()], "driver_demo").unwrap();
+            let key = view
+                .layout
+                .key_encoder
+                .redis_key(&[&from_json(&json!(id), ValueType::Int64).unwrap()], "driver_demo")
+                .unwrap();
             let values: Vec<_> = view
                 .features
                 .iter()
@@ -39,11 +43,13 @@ fn services(rt: &tokio::runtime::Runtime) -> Services {
 }
 
 fn body(n: i64) -> Vec<u8> {
-    let features: Vec<String> = ["conv_rate", "acc_rate", "avg_daily_trips", "miles_driven", "rating", "city", "is_active"]
-        .iter()
-        .map(|f| format!("driver_hourly_stats:{f}"))
-        .collect();
-    serde_json::to_vec(&json!({"features": features, "entities": {"driver_id": (1000..1000 + n).collect::<Vec<_>>()}})).unwrap()
+    let features: Vec<String> =
+        ["conv_rate", "acc_rate", "avg_daily_trips", "miles_driven", "rating", "city", "is_active"]
+            .iter()
+            .map(|f| format!("driver_hourly_stats:{f}"))
+            .collect();
+    serde_json::to_vec(&json!({"features": features, "entities": {"driver_id": (1000..1000 + n).collect::<Vec<_>>()}}))
+        .unwrap()
 }
 
 fn bench(c: &mut Criterion) {

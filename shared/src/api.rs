@@ -34,7 +34,12 @@ impl Limits {
         let mut l = Limits::default();
         let read = |name: &str, into: &mut usize| -> Result<()> {
             if let Ok(v) = std::env::var(name) {
-                *into = v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| Error::Config(format!("{name}: '{v}' is not a positive number")))?;
+                *into = v
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| Error::Config(format!("{name}: '{v}' is not a positive number")))?;
             }
             Ok(())
         };
@@ -87,7 +92,11 @@ pub struct ApiRequest<'a> {
 impl ApiRequest<'_> {
     /// The value of a query parameter (no percent-decoding is needed for Larder's options).
     pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query.split('&').filter_map(|kv| kv.split_once('=').or(Some((kv, "")))).find(|(k, _)| *k == name).map(|(_, v)| v)
+        self.query
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
     }
 }
 

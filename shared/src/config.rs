@@ -122,7 +122,12 @@ impl RepoConfig {
     }
 
     /// Parses the text of a `feature_store.yaml`. `origin` names the file in messages.
-    pub fn parse(text: &str, repo_dir: &Path, origin: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<RepoConfig> {
+    pub fn parse(
+        text: &str,
+        repo_dir: &Path,
+        origin: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<RepoConfig> {
         let expanded = expand_env(text, env).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
         let raw: RawConfig = serde_yaml_ng::from_str(&expanded).map_err(|e| {
             let mut msg = format!("{origin}: {e}");
@@ -154,7 +159,11 @@ impl RepoConfig {
         let cfg = RepoConfig {
             project,
             provider: "aws".into(),
-            registry: RegistryConfig { path: resolve_path(&registry, repo_dir), registry_type: "file".into(), cache_ttl_seconds: 600 },
+            registry: RegistryConfig {
+                path: resolve_path(&registry, repo_dir),
+                registry_type: "file".into(),
+                cache_ttl_seconds: 600,
+            },
             online_store,
             unsupported_online_store: None,
             offline_store: OfflineStoreConfig { kind: "file".into() },
@@ -180,7 +189,12 @@ impl RepoConfig {
             self.entity_key_serialization_version = parse_env("LARDER_ENTITY_KEY_SERIALIZATION_VERSION", &v)?;
             check_key_version(self.entity_key_serialization_version, "LARDER_ENTITY_KEY_SERIALIZATION_VERSION")?;
         }
-        let redis_overrides = ["LARDER_REDIS_TYPE", "LARDER_REDIS_CONNECTION_STRING", "LARDER_REDIS_KEY_TTL_SECONDS", "LARDER_REDIS_SKIP_DEDUP"];
+        let redis_overrides = [
+            "LARDER_REDIS_TYPE",
+            "LARDER_REDIS_CONNECTION_STRING",
+            "LARDER_REDIS_KEY_TTL_SECONDS",
+            "LARDER_REDIS_SKIP_DEDUP",
+        ];
         if redis_overrides.iter().any(|n| env(n).is_some()) {
             let store = self.online_store.get_or_insert_with(|| {
                 self.unsupported_online_store = None;
@@ -192,7 +206,8 @@ impl RepoConfig {
                 }
             });
             if let Some(v) = env("LARDER_REDIS_TYPE") {
-                store.redis_type = parse_redis_type(&v).map_err(|e| Error::Config(format!("LARDER_REDIS_TYPE: {e}")))?;
+                store.redis_type =
+                    parse_redis_type(&v).map_err(|e| Error::Config(format!("LARDER_REDIS_TYPE: {e}")))?;
             }
             if let Some(v) = env("LARDER_REDIS_CONNECTION_STRING") {
                 store.connection_string = v;
@@ -236,15 +251,16 @@ fn check_key_version(v: u32, origin: &str) -> Result<()> {
     if (1..=3).contains(&v) {
         Ok(())
     } else {
-        Err(Error::Config(format!("{origin}: entity_key_serialization_version {v} is not supported (use 3, or 2 for old stores)")))
+        Err(Error::Config(format!(
+            "{origin}: entity_key_serialization_version {v} is not supported (use 3, or 2 for old stores)"
+        )))
     }
 }
 
 /// Feast's rule: word characters and `-`, not starting with `_` or `-`.
 fn validate_project(p: &str, origin: &str) -> Result<()> {
-    let ok = !p.is_empty()
-        && !p.starts_with(['_', '-'])
-        && p.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+    let ok =
+        !p.is_empty() && !p.starts_with(['_', '-']) && p.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
@@ -373,8 +389,14 @@ impl RawConfig {
                 "{origin}: registry_type '{registry_type}' is not supported: Larder reads file registries (a local path or s3://)"
             )));
         }
-        if let Some(store) = reg.registry_store_type.as_deref().filter(|s| !s.contains("S3") && !s.contains("Local") && !s.contains("File")) {
-            return Err(Error::Config(format!("{origin}: registry_store_type '{store}' is not supported (local files and S3 are)")));
+        if let Some(store) = reg
+            .registry_store_type
+            .as_deref()
+            .filter(|s| !s.contains("S3") && !s.contains("Local") && !s.contains("File"))
+        {
+            return Err(Error::Config(format!(
+                "{origin}: registry_store_type '{store}' is not supported (local files and S3 are)"
+            )));
         }
         if let Some(mode) = reg.cache_mode.as_deref().filter(|m| !matches!(*m, "sync" | "thread")) {
             return Err(Error::Config(format!("{origin}: registry.cache_mode '{mode}' must be sync or thread")));
@@ -396,7 +418,9 @@ impl RawConfig {
             None => (None, Some("sqlite".to_string())),
             Some(o) if o.kind == "redis" => {
                 if o.sentinel_master.is_some() {
-                    return Err(Error::Config(format!("{origin}: online_store.sentinel_master: Redis Sentinel is not supported yet")));
+                    return Err(Error::Config(format!(
+                        "{origin}: online_store.sentinel_master: Redis Sentinel is not supported yet"
+                    )));
                 }
                 let redis_type = parse_redis_type(o.redis_type.as_deref().unwrap_or("redis"))
                     .map_err(|e| Error::Config(format!("{origin}: online_store.redis_type: {e}")))?;
@@ -474,7 +498,12 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
-fn expand_line(line: &str, lineno: usize, env: &dyn Fn(&str) -> Option<String>, out: &mut String) -> std::result::Result<(), String> {
+fn expand_line(
+    line: &str,
+    lineno: usize,
+    env: &dyn Fn(&str) -> Option<String>,
+    out: &mut String,
+) -> std::result::Result<(), String> {
     let mut rest = line;
     while let Some(pos) = rest.find('$') {
         out.push_str(&rest[..pos]);
@@ -496,7 +525,9 @@ fn expand_line(line: &str, lineno: usize, env: &dyn Fn(&str) -> Option<String>, 
             }
             match env(name).or_else(|| default.map(str::to_string)) {
                 Some(value) => out.push_str(&value),
-                None => return Err(format!("line {lineno}: environment variable {name} is not set and has no default")),
+                None => {
+                    return Err(format!("line {lineno}: environment variable {name} is not set and has no default"));
+                }
             }
             rest = &braced[end + 1..];
         } else if after.starts_with(is_name_start) {
@@ -504,7 +535,9 @@ fn expand_line(line: &str, lineno: usize, env: &dyn Fn(&str) -> Option<String>, 
             let name = &after[..len];
             match env(name) {
                 Some(value) => out.push_str(&value),
-                None => return Err(format!("line {lineno}: environment variable {name} is not set and has no default")),
+                None => {
+                    return Err(format!("line {lineno}: environment variable {name} is not set and has no default"));
+                }
             }
             rest = &after[len..];
         } else {
@@ -552,7 +585,8 @@ mod tests {
 
     #[test]
     fn undefined_variable_names_variable_and_line() {
-        let err = parse("project: p\nonline_store:\n  type: redis\n  connection_string: ${REDIS_ADDR}\n", &[]).unwrap_err();
+        let err =
+            parse("project: p\nonline_store:\n  type: redis\n  connection_string: ${REDIS_ADDR}\n", &[]).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("REDIS_ADDR") && msg.contains("line 4"), "{msg}");
         assert!(expand_env("x: ${A", &env_of(&[])).unwrap_err().contains("line 1"));
@@ -592,9 +626,11 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_wrong_types_name_key_and_line() {
-        let err = parse("project: p\nonline_store:\n  type: redis\n  conection_string: x\n", &[]).unwrap_err().to_string();
+        let err =
+            parse("project: p\nonline_store:\n  type: redis\n  conection_string: x\n", &[]).unwrap_err().to_string();
         assert!(err.contains("conection_string") && err.contains("line 4"), "{err}");
-        let err = parse("project: p\nonline_store:\n  type: redis\n  key_ttl_seconds: soon\n", &[]).unwrap_err().to_string();
+        let err =
+            parse("project: p\nonline_store:\n  type: redis\n  key_ttl_seconds: soon\n", &[]).unwrap_err().to_string();
         assert!(err.contains("key_ttl_seconds") && err.contains("line 4"), "{err}");
         let err = parse("project: p\nregistri: x\n", &[]).unwrap_err().to_string();
         assert!(err.contains("registri") && err.contains("line 2"), "{err}");
@@ -606,7 +642,9 @@ mod tests {
         assert!(err.contains("_bad"), "{err}");
         let err = parse("project: p\nentity_key_serialization_version: 9\n", &[]).unwrap_err().to_string();
         assert!(err.contains("9"), "{err}");
-        let err = parse("project: p\nonline_store:\n  type: redis\n  redis_type: redis_sentinel\n", &[]).unwrap_err().to_string();
+        let err = parse("project: p\nonline_store:\n  type: redis\n  redis_type: redis_sentinel\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("redis_sentinel"), "{err}");
     }
 
@@ -622,7 +660,11 @@ mod tests {
     fn environment_overrides_file_and_stands_alone() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("feature_store.yaml"), "project: p\nonline_store:\n  type: redis\n").unwrap();
-        let env = env_of(&[("LARDER_REDIS_CONNECTION_STRING", "h:1"), ("LARDER_REDIS_KEY_TTL_SECONDS", "60"), ("LARDER_REGISTRY_CACHE_TTL_SECONDS", "5")]);
+        let env = env_of(&[
+            ("LARDER_REDIS_CONNECTION_STRING", "h:1"),
+            ("LARDER_REDIS_KEY_TTL_SECONDS", "60"),
+            ("LARDER_REGISTRY_CACHE_TTL_SECONDS", "5"),
+        ]);
         let cfg = RepoConfig::load_with(Some(dir.path()), &env).unwrap();
         assert_eq!(cfg.redis().unwrap().connection_string, "h:1");
         assert_eq!(cfg.redis().unwrap().key_ttl_seconds, Some(60));
@@ -631,11 +673,22 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         let err = RepoConfig::load_with(Some(empty.path()), &env_of(&[])).unwrap_err().to_string();
         assert!(err.contains("LARDER_PROJECT"), "{err}");
-        let env = env_of(&[("LARDER_PROJECT", "prod"), ("LARDER_REGISTRY", "s3://b/r.db"), ("LARDER_REDIS_TYPE", "redis_cluster"), ("LARDER_REDIS_CONNECTION_STRING", "c:1")]);
+        let env = env_of(&[
+            ("LARDER_PROJECT", "prod"),
+            ("LARDER_REGISTRY", "s3://b/r.db"),
+            ("LARDER_REDIS_TYPE", "redis_cluster"),
+            ("LARDER_REDIS_CONNECTION_STRING", "c:1"),
+        ]);
         let cfg = RepoConfig::load_with(Some(empty.path()), &env).unwrap();
         assert_eq!((cfg.project.as_str(), cfg.registry.path.as_str()), ("prod", "s3://b/r.db"));
         assert_eq!(cfg.redis().unwrap().redis_type, RedisType::RedisCluster);
-        let bad = env_of(&[("LARDER_PROJECT", "p"), ("LARDER_REGISTRY", "r"), ("LARDER_REDIS_KEY_TTL_SECONDS", "soon")]);
-        assert!(RepoConfig::load_with(Some(empty.path()), &bad).unwrap_err().to_string().contains("LARDER_REDIS_KEY_TTL_SECONDS"));
+        let bad =
+            env_of(&[("LARDER_PROJECT", "p"), ("LARDER_REGISTRY", "r"), ("LARDER_REDIS_KEY_TTL_SECONDS", "soon")]);
+        assert!(
+            RepoConfig::load_with(Some(empty.path()), &bad)
+                .unwrap_err()
+                .to_string()
+                .contains("LARDER_REDIS_KEY_TTL_SECONDS")
+        );
     }
 }

@@ -86,7 +86,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 fn not_found_message(kind: ObjectKind, name: &str, project: &str) -> String {
     match kind {
-        ObjectKind::Route => format!("no route {name}: Larder serves GET /health, POST /get-online-features, /push, /write-to-online-store, /materialize, /materialize-incremental"),
+        ObjectKind::Route => format!(
+            "no route {name}: Larder serves GET /health, POST /get-online-features, /push, /write-to-online-store, /materialize, /materialize-incremental"
+        ),
         _ => format!("{kind} '{name}' does not exist in project '{project}'"),
     }
 }

@@ -46,7 +46,8 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 /// POSTs JSON and parses the JSON answer.
 pub fn post_json(port: u16, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
     let (status, bytes) = request(port, "POST", path, body.to_string().as_bytes()).expect("HTTP request");
-    let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, json)
 }
 

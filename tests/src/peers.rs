@@ -125,6 +125,19 @@ impl RedisServer {
         let child = cmd.spawn().expect("start redis-server");
         self.child = Some(child);
         assert!(wait_for_port(self.port, Duration::from_secs(10)), "redis-server did not start on port {}", self.port);
+        // With persistence on, Redis accepts connections while it is still loading the data
+        // set (and answers LOADING); wait until it serves commands.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = self
+                .try_client()
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c).map_err(|e| e.to_string()));
+            match ready {
+                Ok(_) => break,
+                Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => panic!("redis-server on port {} never became ready: {e}", self.port),
+            }
+        }
     }
 
     /// `127.0.0.1:port`, Feast's connection_string form.
@@ -172,15 +185,19 @@ impl RedisServer {
 
     /// A synchronous client for assertions (TLS and password included).
     pub fn client(&self) -> redis::Connection {
+        self.try_client().expect("connect to the test redis")
+    }
+
+    fn try_client(&self) -> Result<redis::Connection, String> {
         let client = match &self.tls {
-            None => redis::Client::open(self.url()).unwrap(),
+            None => redis::Client::open(self.url()),
             Some(t) => {
                 let certs =
                     redis::TlsCertificates { client_tls: None, root_cert: Some(std::fs::read(&t.ca_cert).unwrap()) };
-                redis::Client::build_with_tls(self.url(), certs).unwrap()
+                redis::Client::build_with_tls(self.url(), certs)
             }
         };
-        client.get_connection().expect("connect to the test redis")
+        client.and_then(|c| c.get_connection()).map_err(|e| e.to_string())
     }
 }
 

@@ -16,8 +16,7 @@ pub async fn handle(services: &Services, event: Request) -> Result<Response<Body
     };
     // The path without the REST API stage prefix (`/prod/get-online-features` -> `/get-online-features`).
     let path = event.raw_http_path();
-    let req =
-        ApiRequest { method: event.method().as_str(), path, query: event.uri().query().unwrap_or(""), body };
+    let req = ApiRequest { method: event.method().as_str(), path, query: event.uri().query().unwrap_or(""), body };
     Ok(to_lambda(api::handle(services, req).await))
 }
 

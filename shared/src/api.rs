@@ -52,6 +52,21 @@ pub struct Services {
     pub limits: Limits,
 }
 
+impl Services {
+    /// Everything from the environment (and `feature_store.yaml` if there is one): what a
+    /// Lambda function builds once at start.
+    pub async fn from_env() -> Result<Services> {
+        Self::connect(RepoConfig::load(None)?).await
+    }
+
+    /// Loads the registry and connects the online store named by `config`.
+    pub async fn connect(config: RepoConfig) -> Result<Services> {
+        let registry = RegistryCache::load(&config).await?;
+        let store = crate::online::connect(&config).await?;
+        Ok(Services { config, registry, store, limits: Limits::from_env()? })
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct ApiRequest<'a> {
     pub method: &'a str,
@@ -110,7 +125,7 @@ pub async fn handle(services: &Services, req: ApiRequest<'_>) -> ApiResponse {
 }
 
 fn method_not_allowed(req: &ApiRequest<'_>) -> Error {
-    Error::BadRequest(format!("{} is not allowed on {}", req.method, req.path))
+    Error::MethodNotAllowed(format!("{} is not allowed on {}", req.method, req.path))
 }
 
 /// `GET /health`: 200 when the registry is loaded and the online store answers; 503 otherwise,

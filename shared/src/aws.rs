@@ -81,7 +81,9 @@ where
             }
         }
         SdkError::TimeoutError(_) => "timed out".into(),
-        SdkError::DispatchFailure(d) => format!("cannot reach the endpoint: {:?}", d.as_connector_error().map(|c| c.to_string())),
+        SdkError::DispatchFailure(d) => {
+            format!("cannot reach the endpoint: {:?}", d.as_connector_error().map(|c| c.to_string()))
+        }
         other => other.to_string(),
     }
 }

@@ -45,9 +45,13 @@ pub enum Error {
     #[error("{0}")]
     BadRequest(String),
 
-    /// A named registry object does not exist in the project.
-    #[error("{kind} '{name}' does not exist in project '{project}'")]
+    /// A named registry object (or an HTTP route) does not exist.
+    #[error("{}", not_found_message(*kind, name, project))]
     NotFound { kind: ObjectKind, name: String, project: String },
+
+    /// The route exists but not for this HTTP method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
 
     /// A value does not fit the declared type (entity key column, pushed column, parquet column).
     #[error("{0}")]
@@ -80,6 +84,13 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+fn not_found_message(kind: ObjectKind, name: &str, project: &str) -> String {
+    match kind {
+        ObjectKind::Route => format!("no route {name}: Larder serves GET /health, POST /get-online-features, /push, /write-to-online-store, /materialize, /materialize-incremental"),
+        _ => format!("{kind} '{name}' does not exist in project '{project}'"),
+    }
+}
+
 impl Error {
     /// The stable code clients can match on. Never change an existing code.
     pub fn code(&self) -> &'static str {
@@ -96,6 +107,7 @@ impl Error {
                 ObjectKind::Project => "project_not_found",
                 ObjectKind::Route => "route_not_found",
             },
+            Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::InvalidValue(_) => "invalid_value",
             Error::Unsupported(_) => "unsupported",
             Error::TooLarge(_) => "too_large",
@@ -113,6 +125,7 @@ impl Error {
             // Feast answers 422 for an unknown push source; everything else missing is a 404.
             Error::NotFound { kind: ObjectKind::PushSource, .. } => 422,
             Error::NotFound { .. } => 404,
+            Error::MethodNotAllowed(_) => 405,
             Error::Conflict(_) => 409,
             Error::TooLarge(_) => 413,
             Error::InvalidValue(_) | Error::Unsupported(_) => 422,

@@ -80,7 +80,8 @@ impl EventTime {
     /// Parses RFC 3339 and the forms pandas reads: `2024-01-01T12:00:00Z`, `2024-01-01 12:00:00+00:00`,
     /// `2024-01-01T12:00:00.123456789`, `2024-01-01`. A time without an offset is UTC, as in Feast.
     pub fn parse(text: &str) -> Result<Self, String> {
-        parse(text.trim()).ok_or_else(|| format!("'{text}' is not a timestamp (expected RFC 3339, e.g. 2024-01-01T12:00:00Z)"))
+        parse(text.trim())
+            .ok_or_else(|| format!("'{text}' is not a timestamp (expected RFC 3339, e.g. 2024-01-01T12:00:00Z)"))
     }
 
     /// Writes the time as Feast's server prints it: seconds, then `.mmm`, `.uuuuuu` or
@@ -115,9 +116,9 @@ impl EventTime {
         let n = self.nanos;
         if n != 0 {
             out.push(b'.');
-            if n % 1_000_000 == 0 {
+            if n.is_multiple_of(1_000_000) {
                 push_digits(out, (n / 1_000_000) as u64, 3);
-            } else if n % 1_000 == 0 {
+            } else if n.is_multiple_of(1_000) {
                 push_digits(out, (n / 1_000) as u64, 6);
             } else {
                 push_digits(out, n as u64, 9);
@@ -325,12 +326,26 @@ mod tests {
     #[test]
     fn parses_pandas_forms_and_offsets() {
         let z = EventTime::parse("2022-05-13T10:59:42Z").unwrap();
-        for s in ["2022-05-13 10:59:42+00:00", "2022-05-13T10:59:42", "2022-05-13T12:59:42+02:00", "2022-05-13T07:59:42-0300", "2022-05-13 10:59:42.000"] {
+        for s in [
+            "2022-05-13 10:59:42+00:00",
+            "2022-05-13T10:59:42",
+            "2022-05-13T12:59:42+02:00",
+            "2022-05-13T07:59:42-0300",
+            "2022-05-13 10:59:42.000",
+        ] {
             assert_eq!(EventTime::parse(s).unwrap(), z, "{s}");
         }
         assert_eq!(EventTime::parse("2022-05-13").unwrap(), EventTime::parse("2022-05-13T00:00:00Z").unwrap());
         assert_eq!(EventTime::parse("1969-12-31T23:59:59.5Z").unwrap(), EventTime { secs: -1, nanos: 500_000_000 });
-        for bad in ["", "2022-13-01", "2022-02-30", "yesterday", "2022-05-13T25:00:00Z", "2022-05-13T10:59:42Q", "2022-05-13T10:59:42."] {
+        for bad in [
+            "",
+            "2022-13-01",
+            "2022-02-30",
+            "yesterday",
+            "2022-05-13T25:00:00Z",
+            "2022-05-13T10:59:42Q",
+            "2022-05-13T10:59:42.",
+        ] {
             assert!(EventTime::parse(bad).is_err(), "{bad}");
         }
     }
@@ -347,6 +362,9 @@ mod tests {
     fn unit_conversions_floor_toward_negative_infinity() {
         assert_eq!(EventTime::from_micros(-1), EventTime { secs: -1, nanos: 999_999_000 });
         assert_eq!(EventTime::from_nanos(1_500_000_000), EventTime { secs: 1, nanos: 500_000_000 });
-        assert_eq!(EventTime::from_proto(&prost_types::Timestamp { seconds: 1, nanos: -1 }), EventTime { secs: 0, nanos: 999_999_999 });
+        assert_eq!(
+            EventTime::from_proto(&prost_types::Timestamp { seconds: 1, nanos: -1 }),
+            EventTime { secs: 0, nanos: 999_999_999 }
+        );
     }
 }

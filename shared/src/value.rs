@@ -16,7 +16,8 @@ use prost::Message;
 
 pub use crate::proto::types::Value;
 use crate::proto::types::{
-    BoolList, BytesList, DoubleList, FloatList, Int32List, Int64List, Map, MapList, RepeatedValue, StringList, value::Val,
+    BoolList, BytesList, DoubleList, FloatList, Int32List, Int64List, Map, MapList, RepeatedValue, StringList,
+    value::Val,
 };
 use crate::time::EventTime;
 
@@ -75,12 +76,52 @@ pub enum ValueType {
 use ValueType as T;
 
 const ALL_TYPES: &[ValueType] = &[
-    T::Invalid, T::Bytes, T::String, T::Int32, T::Int64, T::Double, T::Float, T::Bool, T::UnixTimestamp,
-    T::BytesList, T::StringList, T::Int32List, T::Int64List, T::DoubleList, T::FloatList, T::BoolList,
-    T::UnixTimestampList, T::Null, T::Map, T::MapList, T::BytesSet, T::StringSet, T::Int32Set, T::Int64Set,
-    T::DoubleSet, T::FloatSet, T::BoolSet, T::UnixTimestampSet, T::PdfBytes, T::ImageBytes, T::Json,
-    T::JsonList, T::Struct, T::StructList, T::Uuid, T::TimeUuid, T::UuidList, T::TimeUuidList, T::UuidSet,
-    T::TimeUuidSet, T::ValueList, T::ValueSet, T::Decimal, T::DecimalList, T::DecimalSet, T::ScalarMap,
+    T::Invalid,
+    T::Bytes,
+    T::String,
+    T::Int32,
+    T::Int64,
+    T::Double,
+    T::Float,
+    T::Bool,
+    T::UnixTimestamp,
+    T::BytesList,
+    T::StringList,
+    T::Int32List,
+    T::Int64List,
+    T::DoubleList,
+    T::FloatList,
+    T::BoolList,
+    T::UnixTimestampList,
+    T::Null,
+    T::Map,
+    T::MapList,
+    T::BytesSet,
+    T::StringSet,
+    T::Int32Set,
+    T::Int64Set,
+    T::DoubleSet,
+    T::FloatSet,
+    T::BoolSet,
+    T::UnixTimestampSet,
+    T::PdfBytes,
+    T::ImageBytes,
+    T::Json,
+    T::JsonList,
+    T::Struct,
+    T::StructList,
+    T::Uuid,
+    T::TimeUuid,
+    T::UuidList,
+    T::TimeUuidList,
+    T::UuidSet,
+    T::TimeUuidSet,
+    T::ValueList,
+    T::ValueSet,
+    T::Decimal,
+    T::DecimalList,
+    T::DecimalSet,
+    T::ScalarMap,
     T::ZonedTimestamp,
 ];
 
@@ -93,20 +134,53 @@ impl ValueType {
     /// Feast's enum name (`INT64`, `FLOAT_LIST`...).
     pub fn enum_name(self) -> &'static str {
         match self {
-            T::Invalid => "INVALID", T::Bytes => "BYTES", T::String => "STRING", T::Int32 => "INT32",
-            T::Int64 => "INT64", T::Double => "DOUBLE", T::Float => "FLOAT", T::Bool => "BOOL",
-            T::UnixTimestamp => "UNIX_TIMESTAMP", T::BytesList => "BYTES_LIST", T::StringList => "STRING_LIST",
-            T::Int32List => "INT32_LIST", T::Int64List => "INT64_LIST", T::DoubleList => "DOUBLE_LIST",
-            T::FloatList => "FLOAT_LIST", T::BoolList => "BOOL_LIST", T::UnixTimestampList => "UNIX_TIMESTAMP_LIST",
-            T::Null => "NULL", T::Map => "MAP", T::MapList => "MAP_LIST", T::BytesSet => "BYTES_SET",
-            T::StringSet => "STRING_SET", T::Int32Set => "INT32_SET", T::Int64Set => "INT64_SET",
-            T::DoubleSet => "DOUBLE_SET", T::FloatSet => "FLOAT_SET", T::BoolSet => "BOOL_SET",
-            T::UnixTimestampSet => "UNIX_TIMESTAMP_SET", T::PdfBytes => "PDF_BYTES", T::ImageBytes => "IMAGE_BYTES",
-            T::Json => "JSON", T::JsonList => "JSON_LIST", T::Struct => "STRUCT", T::StructList => "STRUCT_LIST",
-            T::Uuid => "UUID", T::TimeUuid => "TIME_UUID", T::UuidList => "UUID_LIST", T::TimeUuidList => "TIME_UUID_LIST",
-            T::UuidSet => "UUID_SET", T::TimeUuidSet => "TIME_UUID_SET", T::ValueList => "VALUE_LIST",
-            T::ValueSet => "VALUE_SET", T::Decimal => "DECIMAL", T::DecimalList => "DECIMAL_LIST",
-            T::DecimalSet => "DECIMAL_SET", T::ScalarMap => "SCALAR_MAP", T::ZonedTimestamp => "ZONED_TIMESTAMP",
+            T::Invalid => "INVALID",
+            T::Bytes => "BYTES",
+            T::String => "STRING",
+            T::Int32 => "INT32",
+            T::Int64 => "INT64",
+            T::Double => "DOUBLE",
+            T::Float => "FLOAT",
+            T::Bool => "BOOL",
+            T::UnixTimestamp => "UNIX_TIMESTAMP",
+            T::BytesList => "BYTES_LIST",
+            T::StringList => "STRING_LIST",
+            T::Int32List => "INT32_LIST",
+            T::Int64List => "INT64_LIST",
+            T::DoubleList => "DOUBLE_LIST",
+            T::FloatList => "FLOAT_LIST",
+            T::BoolList => "BOOL_LIST",
+            T::UnixTimestampList => "UNIX_TIMESTAMP_LIST",
+            T::Null => "NULL",
+            T::Map => "MAP",
+            T::MapList => "MAP_LIST",
+            T::BytesSet => "BYTES_SET",
+            T::StringSet => "STRING_SET",
+            T::Int32Set => "INT32_SET",
+            T::Int64Set => "INT64_SET",
+            T::DoubleSet => "DOUBLE_SET",
+            T::FloatSet => "FLOAT_SET",
+            T::BoolSet => "BOOL_SET",
+            T::UnixTimestampSet => "UNIX_TIMESTAMP_SET",
+            T::PdfBytes => "PDF_BYTES",
+            T::ImageBytes => "IMAGE_BYTES",
+            T::Json => "JSON",
+            T::JsonList => "JSON_LIST",
+            T::Struct => "STRUCT",
+            T::StructList => "STRUCT_LIST",
+            T::Uuid => "UUID",
+            T::TimeUuid => "TIME_UUID",
+            T::UuidList => "UUID_LIST",
+            T::TimeUuidList => "TIME_UUID_LIST",
+            T::UuidSet => "UUID_SET",
+            T::TimeUuidSet => "TIME_UUID_SET",
+            T::ValueList => "VALUE_LIST",
+            T::ValueSet => "VALUE_SET",
+            T::Decimal => "DECIMAL",
+            T::DecimalList => "DECIMAL_LIST",
+            T::DecimalSet => "DECIMAL_SET",
+            T::ScalarMap => "SCALAR_MAP",
+            T::ZonedTimestamp => "ZONED_TIMESTAMP",
         }
     }
 
@@ -213,10 +287,22 @@ impl ValueType {
     /// Feast's Python SDK spelling, used when Larder writes YAML or messages.
     pub fn sdk_name(self) -> String {
         let scalar = |t: ValueType| match t {
-            T::Int32 => "Int32", T::Int64 => "Int64", T::Float => "Float32", T::Double => "Float64",
-            T::String => "String", T::Bytes => "Bytes", T::Bool => "Bool", T::UnixTimestamp => "UnixTimestamp",
-            T::Json => "Json", T::Struct => "Struct", T::Map => "Map", T::Uuid => "Uuid", T::TimeUuid => "TimeUuid",
-            T::Decimal => "Decimal", T::PdfBytes => "PdfBytes", T::ImageBytes => "ImageBytes",
+            T::Int32 => "Int32",
+            T::Int64 => "Int64",
+            T::Float => "Float32",
+            T::Double => "Float64",
+            T::String => "String",
+            T::Bytes => "Bytes",
+            T::Bool => "Bool",
+            T::UnixTimestamp => "UnixTimestamp",
+            T::Json => "Json",
+            T::Struct => "Struct",
+            T::Map => "Map",
+            T::Uuid => "Uuid",
+            T::TimeUuid => "TimeUuid",
+            T::Decimal => "Decimal",
+            T::PdfBytes => "PdfBytes",
+            T::ImageBytes => "ImageBytes",
             other => other.enum_name(),
         };
         match (self.element(), self.enum_name().ends_with("_SET")) {
@@ -379,9 +465,10 @@ pub fn from_json(j: &serde_json::Value, ty: ValueType) -> Result<Value, String> 
             },
             _ => return bad(),
         },
-        T::UnixTimestamp => v(Val::UnixTimestampVal(json_epoch_secs(j).ok_or_else(|| {
-            format!("expected {ty} (epoch seconds or RFC 3339 text), got {}", describe(j))
-        })?)),
+        T::UnixTimestamp => v(Val::UnixTimestampVal(
+            json_epoch_secs(j)
+                .ok_or_else(|| format!("expected {ty} (epoch seconds or RFC 3339 text), got {}", describe(j)))?,
+        )),
         T::Json => match j {
             J::String(s) => v(Val::JsonVal(s.clone())),
             other => v(Val::JsonVal(other.to_string())),
@@ -430,7 +517,9 @@ pub fn from_json(j: &serde_json::Value, ty: ValueType) -> Result<Value, String> 
 
 fn json_epoch_secs(j: &serde_json::Value) -> Option<i64> {
     match j {
-        serde_json::Value::String(s) => s.trim().parse::<i64>().ok().or_else(|| EventTime::parse(s).ok().map(|t| t.secs)),
+        serde_json::Value::String(s) => {
+            s.trim().parse::<i64>().ok().or_else(|| EventTime::parse(s).ok().map(|t| t.secs))
+        }
         other => json_int(other),
     }
 }
@@ -456,10 +545,13 @@ pub fn infer_from_json(j: &serde_json::Value) -> Value {
 fn list_from_scalars(list_ty: ValueType, items: Vec<Value>) -> Result<Value, String> {
     macro_rules! collect {
         ($variant:ident) => {
-            items.into_iter().map(|x| match x.val {
-                Some(Val::$variant(inner)) => Ok(inner),
-                _ => Err(format!("a {list_ty} element has the wrong type")),
-            }).collect::<Result<Vec<_>, String>>()?
+            items
+                .into_iter()
+                .map(|x| match x.val {
+                    Some(Val::$variant(inner)) => Ok(inner),
+                    _ => Err(format!("a {list_ty} element has the wrong type")),
+                })
+                .collect::<Result<Vec<_>, String>>()?
         };
     }
     Ok(v(match list_ty {
@@ -641,9 +733,15 @@ fn scalar_from_arrow(array: &dyn Array, row: usize, ty: ValueType) -> Result<Val
     Ok(match (ty, &cell) {
         (T::Invalid, _) => cell.infer(),
         (T::Int64, ArrowCell::Int(i)) => v(Val::Int64Val(*i)),
-        (T::Int64, ArrowCell::UInt(u)) => v(Val::Int64Val(i64::try_from(*u).map_err(|_| format!("{u} overflows Int64"))?)),
-        (T::Int32, ArrowCell::Int(i)) => v(Val::Int32Val(i32::try_from(*i).map_err(|_| format!("{i} overflows Int32"))?)),
-        (T::Int32, ArrowCell::UInt(u)) => v(Val::Int32Val(i32::try_from(*u).map_err(|_| format!("{u} overflows Int32"))?)),
+        (T::Int64, ArrowCell::UInt(u)) => {
+            v(Val::Int64Val(i64::try_from(*u).map_err(|_| format!("{u} overflows Int64"))?))
+        }
+        (T::Int32, ArrowCell::Int(i)) => {
+            v(Val::Int32Val(i32::try_from(*i).map_err(|_| format!("{i} overflows Int32"))?))
+        }
+        (T::Int32, ArrowCell::UInt(u)) => {
+            v(Val::Int32Val(i32::try_from(*u).map_err(|_| format!("{u} overflows Int32"))?))
+        }
         (T::Double, ArrowCell::Float(f)) => v(Val::DoubleVal(*f)),
         (T::Double, ArrowCell::Int(i)) => v(Val::DoubleVal(*i as f64)),
         (T::Double, ArrowCell::UInt(u)) => v(Val::DoubleVal(*u as f64)),
@@ -759,7 +857,9 @@ pub fn arrow_time(a: &dyn Array, row: usize) -> Option<EventTime> {
         return None;
     }
     Some(match a.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => EventTime::from_units(a.as_primitive::<at::TimestampSecondType>().value(row), 1),
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            EventTime::from_units(a.as_primitive::<at::TimestampSecondType>().value(row), 1)
+        }
         DataType::Timestamp(TimeUnit::Millisecond, _) => {
             EventTime::from_units(a.as_primitive::<at::TimestampMillisecondType>().value(row), 1000)
         }
@@ -922,9 +1022,15 @@ mod tests {
         assert_eq!(from_json(&json!(0.5), T::Float).unwrap(), v(Val::FloatVal(0.5)));
         assert_eq!(from_json(&json!(3), T::Double).unwrap(), v(Val::DoubleVal(3.0)));
         assert_eq!(from_json(&json!("aGk="), T::Bytes).unwrap(), v(Val::BytesVal(b"hi".to_vec())));
-        assert_eq!(from_json(&json!("2023-11-14T22:13:20Z"), T::UnixTimestamp).unwrap(), v(Val::UnixTimestampVal(1_700_000_000)));
+        assert_eq!(
+            from_json(&json!("2023-11-14T22:13:20Z"), T::UnixTimestamp).unwrap(),
+            v(Val::UnixTimestampVal(1_700_000_000))
+        );
         assert_eq!(from_json(&json!(null), T::Int64).unwrap(), NULL);
-        assert_eq!(from_json(&json!([1, 2]), T::Int64List).unwrap(), v(Val::Int64ListVal(Int64List { val: vec![1, 2] })));
+        assert_eq!(
+            from_json(&json!([1, 2]), T::Int64List).unwrap(),
+            v(Val::Int64ListVal(Int64List { val: vec![1, 2] }))
+        );
         assert_eq!(from_json(&json!({"a": 1}), T::Json).unwrap(), v(Val::JsonVal("{\"a\":1}".into())));
         assert_eq!(from_json(&json!(5), T::Invalid).unwrap(), v(Val::Int64Val(5)));
         assert_eq!(from_json(&json!(0.5), T::Invalid).unwrap(), v(Val::DoubleVal(0.5)));
@@ -946,14 +1052,29 @@ mod tests {
     #[test]
     fn every_scalar_and_list_type_round_trips_json() {
         let samples = [
-            (T::Int32, json!(-5)), (T::Int64, json!(9007199254740993i64)), (T::Double, json!(1.25)),
-            (T::Float, json!(0.5)), (T::Bool, json!(false)), (T::String, json!("é")), (T::Bytes, json!("AAE=")),
-            (T::UnixTimestamp, json!(1700000000)), (T::Int32List, json!([1, 2])), (T::Int64List, json!([3])),
-            (T::DoubleList, json!([0.25])), (T::FloatList, json!([1.5])), (T::BoolList, json!([true])),
-            (T::StringList, json!(["a"])), (T::BytesList, json!(["AA=="])), (T::UnixTimestampList, json!([1])),
-            (T::Int64Set, json!([1, 2])), (T::StringSet, json!(["x"])), (T::Json, json!("{\"k\":1}")),
-            (T::Uuid, json!("0e1ad8a8-3c7c-4e4b-9d77-3a4c4a1b2f10")), (T::Decimal, json!("1.10")),
-            (T::Map, json!({"a": 1, "b": "c"})), (T::ValueList, json!([1, "two"])),
+            (T::Int32, json!(-5)),
+            (T::Int64, json!(9007199254740993i64)),
+            (T::Double, json!(1.25)),
+            (T::Float, json!(0.5)),
+            (T::Bool, json!(false)),
+            (T::String, json!("é")),
+            (T::Bytes, json!("AAE=")),
+            (T::UnixTimestamp, json!(1700000000)),
+            (T::Int32List, json!([1, 2])),
+            (T::Int64List, json!([3])),
+            (T::DoubleList, json!([0.25])),
+            (T::FloatList, json!([1.5])),
+            (T::BoolList, json!([true])),
+            (T::StringList, json!(["a"])),
+            (T::BytesList, json!(["AA=="])),
+            (T::UnixTimestampList, json!([1])),
+            (T::Int64Set, json!([1, 2])),
+            (T::StringSet, json!(["x"])),
+            (T::Json, json!("{\"k\":1}")),
+            (T::Uuid, json!("0e1ad8a8-3c7c-4e4b-9d77-3a4c4a1b2f10")),
+            (T::Decimal, json!("1.10")),
+            (T::Map, json!({"a": 1, "b": "c"})),
+            (T::ValueList, json!([1, "two"])),
         ];
         for (ty, sample) in samples {
             let value = from_json(&sample, ty).unwrap_or_else(|e| panic!("{ty}: {e}"));

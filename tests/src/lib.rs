@@ -4,6 +4,10 @@
 //! machine (`redis-server` from Debian) and from the virtualenv `scripts/test.sh` prepares
 //! (`moto_server`, `feast`, `cargo-lambda`); [`venv`] finds it.
 
+pub mod feast;
+pub mod lambda;
 pub mod peers;
 
+pub use feast::FeastRepo;
+pub use lambda::LambdaWatch;
 pub use peers::*;

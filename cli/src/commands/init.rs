@@ -17,7 +17,8 @@ pub struct InitArgs {
 }
 
 pub fn run(a: InitArgs) -> Result<()> {
-    std::fs::create_dir_all(a.dir.join("data")).map_err(|e| Error::Config(format!("cannot create {}: {e}", a.dir.display())))?;
+    std::fs::create_dir_all(a.dir.join("data"))
+        .map_err(|e| Error::Config(format!("cannot create {}: {e}", a.dir.display())))?;
     for (name, text) in [("feature_store.yaml", FEATURE_STORE_YAML), ("features.yaml", FEATURES_YAML)] {
         let path = a.dir.join(name);
         if path.exists() && !a.force {

@@ -4,6 +4,7 @@
 mod apply;
 mod example_data;
 mod init;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -21,6 +22,8 @@ pub enum Command {
     Apply(RepoArgs),
     /// Generate the example driver statistics parquet file.
     ExampleData(example_data::ExampleDataArgs),
+    /// Serve the HTTP API (get-online-features, push, materialize, health) locally.
+    Serve(serve::ServeArgs),
 }
 
 /// `--repo DIR`: the feature repository (where feature_store.yaml is).
@@ -42,5 +45,6 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Plan(a) => apply::run(a, true).await,
         Command::Apply(a) => apply::run(a, false).await,
         Command::ExampleData(a) => example_data::run(a),
+        Command::Serve(a) => serve::run(a).await,
     }
 }

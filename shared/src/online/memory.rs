@@ -79,11 +79,11 @@ impl OnlineStore for MemoryStore {
             if batch.mode == WriteMode::NewestWins {
                 let stored = entry.fields.get(batch.ts_field).and_then(|b| EventTime::from_proto_bytes(b).ok());
                 // Feast treats a stored epoch (0) like no stored time.
-                if let Some(stored) = stored.filter(|t| *t != EventTime::EPOCH) {
-                    if row.event_time <= stored {
-                        skipped += 1;
-                        continue;
-                    }
+                if let Some(stored) = stored.filter(|t| *t != EventTime::EPOCH)
+                    && row.event_time <= stored
+                {
+                    skipped += 1;
+                    continue;
                 }
             }
             entry.fields.insert(batch.ts_field.to_vec(), Bytes::from(row.event_time.to_proto_bytes()));

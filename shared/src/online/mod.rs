@@ -109,6 +109,13 @@ pub trait OnlineStore: Send + Sync {
     fn describe(&self) -> String;
 }
 
+/// Connects the online store `cfg` names.
+// Placeholder until the Redis store lands from the online-store work; replaced there.
+pub async fn connect(cfg: &crate::config::RepoConfig) -> Result<std::sync::Arc<dyn OnlineStore>> {
+    let redis = cfg.redis()?;
+    Err(Error::Unavailable(format!("cannot connect to Redis at {}: the Redis store is not built yet", redis.connection_string)))
+}
+
 /// Resolves rows of one batch that share a key: keeps, per key, the row with the greatest event
 /// time, the first one on ties (Feast skips a later row whose time is not strictly greater).
 /// Order of first appearance is kept. Every backend calls this before writing.

@@ -210,10 +210,7 @@ pub struct DataSource {
     pub batch_source: Option<Box<DataSource>>,
     #[prost(bytes = "vec", optional, tag = "50")]
     pub meta: Option<Vec<u8>>,
-    #[prost(
-        oneof = "data_source::Options",
-        tags = "11, 12, 13, 14, 15, 16, 18, 19, 22, 27, 30, 35"
-    )]
+    #[prost(oneof = "data_source::Options", tags = "11, 12, 13, 14, 15, 16, 18, 19, 22, 27, 30, 35")]
     pub options: Option<data_source::Options>,
 }
 pub mod data_source {
@@ -422,4 +419,3 @@ pub struct ProjectMeta {
     #[prost(message, optional, tag = "2")]
     pub last_updated_timestamp: Option<Timestamp>,
 }
-

@@ -82,10 +82,7 @@ pub fn put_varint(number: u32, value: u64, out: &mut Vec<u8>) {
 
 /// The payload of the first length-delimited field `number`, if any.
 pub fn first_bytes<'a>(fields: &[RawField<'a>], number: u32) -> Option<&'a [u8]> {
-    fields
-        .iter()
-        .find(|f| f.number == number && f.wire_type == WireType::LengthDelimited)
-        .map(|f| f.payload)
+    fields.iter().find(|f| f.number == number && f.wire_type == WireType::LengthDelimited).map(|f| f.payload)
 }
 
 #[cfg(test)]
@@ -110,7 +107,10 @@ mod tests {
 
     #[test]
     fn put_message_matches_prost_field_encoding() {
-        let meta = EntityMeta { created_timestamp: Some(prost_types::Timestamp { seconds: 5, nanos: 0 }), ..Default::default() };
+        let meta = EntityMeta {
+            created_timestamp: Some(prost_types::Timestamp { seconds: 5, nanos: 0 }),
+            ..Default::default()
+        };
         let mut ours = Vec::new();
         put_message(2, &meta, &mut ours);
         let wrapped = crate::proto::core::Entity { spec: None, meta: Some(meta) }.encode_to_vec();

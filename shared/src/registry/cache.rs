@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use super::convert;
 use super::model::Registry;
 use super::store::RegistryStore;
-use super::convert;
 use crate::config::RepoConfig;
 use crate::error::{Error, Result};
 
@@ -44,15 +44,24 @@ impl RegistryCache {
     pub async fn load(cfg: &RepoConfig) -> Result<Arc<Self>> {
         let store = RegistryStore::new(&cfg.registry.path)?;
         let current = store.read().await?.ok_or_else(|| {
-            Error::Storage(format!("registry {} does not exist yet: run `larder apply` (or `feast apply`) first", store.location()))
+            Error::Storage(format!(
+                "registry {} does not exist yet: run `larder apply` (or `feast apply`) first",
+                store.location()
+            ))
         })?;
-        let registry = convert::registry_from_bytes(&current.bytes, &cfg.project, cfg.entity_key_serialization_version)?;
+        let registry =
+            convert::registry_from_bytes(&current.bytes, &cfg.project, cfg.entity_key_serialization_version)?;
         Ok(Arc::new(RegistryCache {
             store,
             project: cfg.project.clone(),
             key_version: cfg.entity_key_serialization_version,
             ttl: (cfg.registry.cache_ttl_seconds > 0).then(|| Duration::from_secs(cfg.registry.cache_ttl_seconds)),
-            state: RwLock::new(State { registry: Arc::new(registry), version: current.version, checked_at: Instant::now(), last_error: None }),
+            state: RwLock::new(State {
+                registry: Arc::new(registry),
+                version: current.version,
+                checked_at: Instant::now(),
+                last_error: None,
+            }),
             refreshing: AtomicBool::new(false),
         }))
     }
@@ -64,7 +73,12 @@ impl RegistryCache {
             project: registry.project.clone(),
             key_version: 3,
             ttl: None,
-            state: RwLock::new(State { registry: Arc::new(registry), version: String::new(), checked_at: Instant::now(), last_error: None }),
+            state: RwLock::new(State {
+                registry: Arc::new(registry),
+                version: String::new(),
+                checked_at: Instant::now(),
+                last_error: None,
+            }),
             refreshing: AtomicBool::new(false),
         })
     }
@@ -90,7 +104,9 @@ impl RegistryCache {
         let known = self.state.read().unwrap_or_else(|p| p.into_inner()).version.clone();
         let outcome = match self.store.read_if_changed(&known).await {
             Ok(None) => Ok(None),
-            Ok(Some(v)) => convert::registry_from_bytes(&v.bytes, &self.project, self.key_version).map(|r| Some((r, v.version))),
+            Ok(Some(v)) => {
+                convert::registry_from_bytes(&v.bytes, &self.project, self.key_version).map(|r| Some((r, v.version)))
+            }
             Err(e) => Err(e),
         };
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
@@ -117,6 +133,10 @@ impl RegistryCache {
 
     pub fn health(&self) -> RegistryHealth {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        RegistryHealth { version: state.version.clone(), age: state.checked_at.elapsed(), last_error: state.last_error.clone() }
+        RegistryHealth {
+            version: state.version.clone(),
+            age: state.checked_at.elapsed(),
+            last_error: state.last_error.clone(),
+        }
     }
 }

@@ -200,7 +200,10 @@ fn view_from_parts(
             .iter()
             .map(|e| match entities.get(*e) {
                 Some(ent) => Ok(Field::new(ent.join_key.clone(), ent.value_type)),
-                None => Err(Error::Storage(format!("feature view '{}' uses entity '{e}', which the registry does not define", p.name))),
+                None => Err(Error::Storage(format!(
+                    "feature view '{}' uses entity '{e}', which the registry does not define",
+                    p.name
+                ))),
             })
             .collect::<Result<_>>()?
     };
@@ -299,7 +302,10 @@ pub fn entity_to_proto(e: &Entity, project: &str, t: Stamps) -> pb::Entity {
             project: project.to_string(),
             owner: e.owner.clone(),
         }),
-        meta: Some(pb::EntityMeta { created_timestamp: Some(t.created.to_proto()), last_updated_timestamp: Some(t.updated.to_proto()) }),
+        meta: Some(pb::EntityMeta {
+            created_timestamp: Some(t.created.to_proto()),
+            last_updated_timestamp: Some(t.updated.to_proto()),
+        }),
     }
 }
 
@@ -381,7 +387,8 @@ fn field_to_proto(f: &Field) -> pb::FeatureSpecV2 {
 
 pub fn view_to_proto(v: &FeatureView, project: &str, t: Stamps) -> pb::FeatureView {
     let entities = if v.entities.is_empty() { vec![DUMMY_ENTITY_NAME.to_string()] } else { v.entities.clone() };
-    let entity_columns = if v.is_entityless() { Vec::new() } else { v.entity_columns.iter().map(field_to_proto).collect() };
+    let entity_columns =
+        if v.is_entityless() { Vec::new() } else { v.entity_columns.iter().map(field_to_proto).collect() };
     pb::FeatureView {
         spec: Some(pb::FeatureViewSpec {
             name: v.name.clone(),
@@ -411,7 +418,10 @@ pub fn view_to_proto(v: &FeatureView, project: &str, t: Stamps) -> pb::FeatureVi
             materialization_intervals: v
                 .materialization_intervals
                 .iter()
-                .map(|(s, e)| pb::MaterializationInterval { start_time: Some(s.to_proto()), end_time: Some(e.to_proto()) })
+                .map(|(s, e)| pb::MaterializationInterval {
+                    start_time: Some(s.to_proto()),
+                    end_time: Some(e.to_proto()),
+                })
                 .collect(),
             current_version_number: 0,
             version_id: String::new(),
@@ -424,13 +434,16 @@ pub fn service_to_proto(s: &FeatureService, reg: &Registry, project: &str, t: St
     let mut projections = Vec::new();
     for p in &s.projections {
         let view = reg.view(&p.view)?;
-        let created_col = view.batch_source.as_ref().and_then(|b| b.created_timestamp_column.clone()).unwrap_or_default();
+        let created_col =
+            view.batch_source.as_ref().and_then(|b| b.created_timestamp_column.clone()).unwrap_or_default();
         let columns = p
             .features
             .iter()
             .map(|f| view.feature(f).map(|(_, field)| field_to_proto(field)))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| Error::Config(format!("feature service '{}' selects a feature view '{}' does not have", s.name, p.view)))?;
+            .ok_or_else(|| {
+                Error::Config(format!("feature service '{}' selects a feature view '{}' does not have", s.name, p.view))
+            })?;
         projections.push(pb::FeatureViewProjection {
             feature_view_name: p.view.clone(),
             feature_columns: columns,
@@ -456,13 +469,19 @@ pub fn service_to_proto(s: &FeatureService, reg: &Registry, project: &str, t: St
             logging_config: None,
             precompute_online: false,
         }),
-        meta: Some(pb::FeatureServiceMeta { created_timestamp: Some(t.created.to_proto()), last_updated_timestamp: Some(t.updated.to_proto()) }),
+        meta: Some(pb::FeatureServiceMeta {
+            created_timestamp: Some(t.created.to_proto()),
+            last_updated_timestamp: Some(t.updated.to_proto()),
+        }),
     })
 }
 
 pub fn project_to_proto(project: &str, t: Stamps) -> pb::Project {
     pb::Project {
         spec: Some(pb::ProjectSpec { name: project.to_string(), ..Default::default() }),
-        meta: Some(pb::ProjectMeta { created_timestamp: Some(t.created.to_proto()), last_updated_timestamp: Some(t.updated.to_proto()) }),
+        meta: Some(pb::ProjectMeta {
+            created_timestamp: Some(t.created.to_proto()),
+            last_updated_timestamp: Some(t.updated.to_proto()),
+        }),
     }
 }

@@ -128,7 +128,12 @@ fn created_of(field: &RawField<'_>) -> Option<EventTime> {
 /// Makes the registry's definitions for `desired.project` match `desired`. `current` is the
 /// serialized registry (`None` if there is none yet). Returns the new bytes (`None` when
 /// nothing changes) and the plan.
-pub fn apply(current: Option<&[u8]>, desired: &Registry, key_version: u32, now: EventTime) -> Result<(Option<Vec<u8>>, Plan)> {
+pub fn apply(
+    current: Option<&[u8]>,
+    desired: &Registry,
+    key_version: u32,
+    now: EventTime,
+) -> Result<(Option<Vec<u8>>, Plan)> {
     let project = desired.project.as_str();
     let fields = match current {
         Some(bytes) => wire::split(bytes).map_err(|e| Error::Storage(format!("registry is corrupt: {e}")))?,
@@ -140,10 +145,10 @@ pub fn apply(current: Option<&[u8]>, desired: &Registry, key_version: u32, now: 
     };
     let mut existing = Existing { raw: HashMap::new() };
     for f in &fields {
-        if OWNED.contains(&f.number) {
-            if let Some((_, name)) = spec_project_and_name(f).filter(|(p, _)| p == project) {
-                existing.raw.insert((f.number, name), *f);
-            }
+        if OWNED.contains(&f.number)
+            && let Some((_, name)) = spec_project_and_name(f).filter(|(p, _)| p == project)
+        {
+            existing.raw.insert((f.number, name), *f);
         }
     }
 
@@ -171,7 +176,9 @@ pub fn apply(current: Option<&[u8]>, desired: &Registry, key_version: u32, now: 
     }
     for s in desired.data_sources.values() {
         let same = existing_model.data_sources.get(&s.name) == Some(s);
-        emit(rf::DATA_SOURCES, &s.name, same, &|t| Ok(convert::source_to_proto(s, Some(project), true, t).encode_to_vec()))?;
+        emit(rf::DATA_SOURCES, &s.name, same, &|t| {
+            Ok(convert::source_to_proto(s, Some(project), true, t).encode_to_vec())
+        })?;
     }
     for v in desired.feature_views.values() {
         let old = existing_model.feature_views.get(&v.name);
@@ -188,7 +195,9 @@ pub fn apply(current: Option<&[u8]>, desired: &Registry, key_version: u32, now: 
     }
     for s in desired.feature_services.values() {
         let same = existing_model.feature_services.get(&s.name) == Some(s);
-        emit(rf::FEATURE_SERVICES, &s.name, same, &|t| Ok(convert::service_to_proto(s, desired, project, t)?.encode_to_vec()))?;
+        emit(rf::FEATURE_SERVICES, &s.name, same, &|t| {
+            Ok(convert::service_to_proto(s, desired, project, t)?.encode_to_vec())
+        })?;
     }
     // What is left in `existing` is no longer defined: deleted.
     let mut deleted: Vec<&(u32, String)> = existing.raw.keys().collect();
@@ -202,7 +211,8 @@ pub fn apply(current: Option<&[u8]>, desired: &Registry, key_version: u32, now: 
         return Ok((None, plan));
     }
 
-    let has_project = fields.iter().any(|f| f.number == rf::PROJECTS && spec_project_and_name(f).is_some_and(|(_, n)| n == project));
+    let has_project =
+        fields.iter().any(|f| f.number == rf::PROJECTS && spec_project_and_name(f).is_some_and(|(_, n)| n == project));
     let mut out = Vec::with_capacity(current.map_or(1024, <[u8]>::len) + 1024);
     for f in &fields {
         match f.number {
@@ -222,7 +232,11 @@ pub fn apply(current: Option<&[u8]>, desired: &Registry, key_version: u32, now: 
         }
     }
     if !has_project {
-        wire::put_message(rf::PROJECTS, &convert::project_to_proto(project, Stamps { created: now, updated: now }), &mut out);
+        wire::put_message(
+            rf::PROJECTS,
+            &convert::project_to_proto(project, Stamps { created: now, updated: now }),
+            &mut out,
+        );
     }
     stamp_registry(&mut out, now);
     Ok((Some(out), plan))
@@ -247,7 +261,12 @@ pub struct Interval {
 /// Appends each interval to its view's `meta.materialization_intervals`, sets the view's state
 /// to AVAILABLE_ONLINE and its update time, and stamps the registry. Everything else is copied
 /// verbatim. A view that no longer exists is an error (it was deleted while materializing).
-pub fn record_materialization(current: &[u8], project: &str, intervals: &[Interval], now: EventTime) -> Result<Vec<u8>> {
+pub fn record_materialization(
+    current: &[u8],
+    project: &str,
+    intervals: &[Interval],
+    now: EventTime,
+) -> Result<Vec<u8>> {
     let fields = wire::split(current).map_err(|e| Error::Storage(format!("registry is corrupt: {e}")))?;
     let mut pending: Vec<&Interval> = intervals.iter().collect();
     let mut out = Vec::with_capacity(current.len() + 64 * intervals.len());
@@ -301,7 +320,8 @@ fn edit_view_meta(view: &[u8], intervals: &[&Interval], now: EventTime) -> Resul
         }
     }
     for i in intervals {
-        let interval = pb::MaterializationInterval { start_time: Some(i.start.to_proto()), end_time: Some(i.end.to_proto()) };
+        let interval =
+            pb::MaterializationInterval { start_time: Some(i.start.to_proto()), end_time: Some(i.end.to_proto()) };
         wire::put_message(fvf::META_INTERVALS, &interval, &mut new_meta);
     }
     wire::put_message(fvf::META_LAST_UPDATED, &now.to_proto(), &mut new_meta);

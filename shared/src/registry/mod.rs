@@ -28,7 +28,10 @@ use crate::time::EventTime;
 pub async fn load(cfg: &RepoConfig) -> Result<Registry> {
     let store = RegistryStore::new(&cfg.registry.path)?;
     let current = store.read().await?.ok_or_else(|| {
-        Error::Storage(format!("registry {} does not exist yet: run `larder apply` (or `feast apply`) first", store.location()))
+        Error::Storage(format!(
+            "registry {} does not exist yet: run `larder apply` (or `feast apply`) first",
+            store.location()
+        ))
     })?;
     convert::registry_from_bytes(&current.bytes, &cfg.project, cfg.entity_key_serialization_version)
 }
@@ -36,8 +39,13 @@ pub async fn load(cfg: &RepoConfig) -> Result<Registry> {
 /// Reads `features.yaml` from the repo directory.
 pub fn load_definitions(cfg: &RepoConfig) -> Result<Registry> {
     let path = cfg.repo_dir.join(yaml::FILE_NAME);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Error::Config(format!("cannot read {}: {e} (feature definitions live in {} beside feature_store.yaml)", path.display(), yaml::FILE_NAME)))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::Config(format!(
+            "cannot read {}: {e} (feature definitions live in {} beside feature_store.yaml)",
+            path.display(),
+            yaml::FILE_NAME
+        ))
+    })?;
     yaml::parse(&text, &path.display().to_string(), &cfg.project, cfg.entity_key_serialization_version)
 }
 
@@ -68,7 +76,8 @@ pub async fn record_materialization(cfg: &RepoConfig, intervals: &[Interval]) ->
     let store = RegistryStore::new(&cfg.registry.path)?;
     store
         .update(|current| {
-            let current = current.ok_or_else(|| Error::Storage(format!("registry {} does not exist", store.location())))?;
+            let current =
+                current.ok_or_else(|| Error::Storage(format!("registry {} does not exist", store.location())))?;
             edit::record_materialization(current, &cfg.project, intervals, EventTime::now()).map(Some)
         })
         .await?;

@@ -42,15 +42,23 @@ impl Field {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceKind {
     /// Parquet at a local path (relative to the repo) or an `s3://` URL.
-    File { path: String, s3_endpoint_override: Option<String> },
+    File {
+        path: String,
+        s3_endpoint_override: Option<String>,
+    },
     /// Rows arrive through `push`; `batch` is where Feast writes them offline and where
     /// materialization reads history from.
-    Push { batch: Box<DataSource> },
+    Push {
+        batch: Box<DataSource>,
+    },
     Kafka,
     Kinesis,
     Request,
     /// A source type the data plane does not read (BigQuery, Snowflake...), kept by type number.
-    Other { type_code: i32, class_type: String },
+    Other {
+        type_code: i32,
+        class_type: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -307,7 +315,10 @@ impl Registry {
         for view in self.feature_views.values() {
             for e in &view.entities {
                 if e != keys::DUMMY_ENTITY_NAME && !self.entities.contains_key(e) {
-                    return Err(Error::Config(format!("feature view '{}' uses entity '{e}', which is not defined", view.name)));
+                    return Err(Error::Config(format!(
+                        "feature view '{}' uses entity '{e}', which is not defined",
+                        view.name
+                    )));
                 }
             }
             for col in &view.entity_columns {
@@ -321,7 +332,10 @@ impl Registry {
             let mut seen = BTreeSet::new();
             for f in &view.features {
                 if !seen.insert(&f.name) {
-                    return Err(Error::Config(format!("feature view '{}' defines feature '{}' twice", view.name, f.name)));
+                    return Err(Error::Config(format!(
+                        "feature view '{}' defines feature '{}' twice",
+                        view.name, f.name
+                    )));
                 }
                 if view.entity_columns.iter().any(|c| c.name == f.name) {
                     return Err(Error::Config(format!(
@@ -334,7 +348,10 @@ impl Registry {
         for svc in self.feature_services.values() {
             for p in &svc.projections {
                 let view = self.feature_views.get(&p.view).ok_or_else(|| {
-                    Error::Config(format!("feature service '{}' uses feature view '{}', which is not defined", svc.name, p.view))
+                    Error::Config(format!(
+                        "feature service '{}' uses feature view '{}', which is not defined",
+                        svc.name, p.view
+                    ))
                 })?;
                 for f in &p.features {
                     if view.feature(f).is_none() {

@@ -39,7 +39,9 @@ impl std::fmt::Display for Location {
 /// What a conditional write found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
-    Written { version: String },
+    Written {
+        version: String,
+    },
     /// Someone else changed (or created) the registry since it was read.
     Conflict,
 }
@@ -226,7 +228,10 @@ async fn read_s3(bucket: &str, key: &str, if_none_match: Option<&str>) -> Result
                     "access denied reading registry s3://{bucket}/{key}: {}",
                     aws::describe(&err)
                 ))),
-                _ => Err(Error::Unavailable(format!("cannot read registry s3://{bucket}/{key}: {}", aws::describe(&err)))),
+                _ => Err(Error::Unavailable(format!(
+                    "cannot read registry s3://{bucket}/{key}: {}",
+                    aws::describe(&err)
+                ))),
             }
         }
     }

@@ -74,7 +74,10 @@ fn loads_feast_written_registry() {
     assert!(v.online && v.servable());
     let src = v.batch_source.as_ref().unwrap();
     assert_eq!(src.kind, SourceKind::File { path: "data/driver_stats.parquet".into(), s3_endpoint_override: None });
-    assert_eq!((src.timestamp_field.as_str(), src.created_timestamp_column.as_deref()), ("event_timestamp", Some("created")));
+    assert_eq!(
+        (src.timestamp_field.as_str(), src.created_timestamp_column.as_deref()),
+        ("event_timestamp", Some("created"))
+    );
     assert_eq!(v.layout.ts_field, b"_ts:driver_hourly_stats");
     assert_eq!(v.layout.feature_fields[0], crate::keys::feature_field("driver_hourly_stats", "conv_rate"));
 
@@ -100,7 +103,10 @@ fn yaml_apply_writes_what_it_reads_back() {
     let back = convert::registry_from_bytes(&bytes, "anchor", 3).unwrap();
     for (name, v) in &desired.feature_views {
         let b = &back.feature_views[name];
-        assert_eq!((&b.features, &b.entity_columns, b.ttl, &b.batch_source, &b.stream_source), (&v.features, &v.entity_columns, v.ttl, &v.batch_source, &v.stream_source));
+        assert_eq!(
+            (&b.features, &b.entity_columns, b.ttl, &b.batch_source, &b.stream_source),
+            (&v.features, &v.entity_columns, v.ttl, &v.batch_source, &v.stream_source)
+        );
     }
     assert_eq!(back.feature_services, desired.feature_services);
     assert_eq!(back.data_sources, desired.data_sources);
@@ -120,7 +126,12 @@ fn apply_over_feast_registry_keeps_what_it_does_not_own() {
     let desired = anchor_yaml();
     let (bytes, plan) = edit::apply(Some(FEAST_REGISTRY), &desired, 3, EventTime::new(1_800_000_000, 0)).unwrap();
     // Feast left the entity's value type unset; everything else is the same definition.
-    let changed: Vec<(&str, &str, Action)> = plan.changes.iter().filter(|c| c.action != Action::Unchanged).map(|c| (c.kind, c.name.as_str(), c.action)).collect();
+    let changed: Vec<(&str, &str, Action)> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Unchanged)
+        .map(|c| (c.kind, c.name.as_str(), c.action))
+        .collect();
     assert_eq!(changed, vec![("entity", "driver", Action::Update)], "{plan}");
     let bytes = bytes.unwrap();
     let before = wire::split(FEAST_REGISTRY).unwrap();
@@ -128,7 +139,9 @@ fn apply_over_feast_registry_keeps_what_it_does_not_own() {
     // Fields Larder does not model (10 infra, 18 version history) survive byte for byte, and
     // unchanged views keep their exact bytes.
     for number in [10u32, 18, 6, 7, 17] {
-        let pick = |fs: &[wire::RawField]| fs.iter().filter(|f| f.number == number).map(|f| f.payload.to_vec()).collect::<Vec<_>>();
+        let pick = |fs: &[wire::RawField]| {
+            fs.iter().filter(|f| f.number == number).map(|f| f.payload.to_vec()).collect::<Vec<_>>()
+        };
         assert_eq!(pick(&before), pick(&after), "field {number}");
     }
     let back = convert::registry_from_bytes(&bytes, "anchor", 3).unwrap();
@@ -140,7 +153,8 @@ fn apply_over_feast_registry_keeps_what_it_does_not_own() {
     smaller.data_sources.remove("driver_stats_push_source");
     smaller.reindex();
     let (bytes2, plan) = edit::apply(Some(&bytes), &smaller, 3, EventTime::new(1_800_000_100, 0)).unwrap();
-    let deleted: Vec<&str> = plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.name.as_str()).collect();
+    let deleted: Vec<&str> =
+        plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.name.as_str()).collect();
     assert_eq!(deleted, ["driver_stats_push_source", "driver_fresh"]);
     let back = convert::registry_from_bytes(&bytes2.unwrap(), "anchor", 3).unwrap();
     assert!(!back.feature_views.contains_key("driver_fresh"));
@@ -155,7 +169,8 @@ fn apply_keeps_other_projects_and_materialization_history() {
     let (with_other, _) = edit::apply(None, &other, 3, EventTime::new(1, 0)).unwrap();
     let (both, _) = edit::apply(with_other.as_deref(), &anchor_yaml(), 3, EventTime::new(2, 0)).unwrap();
     let both = both.unwrap();
-    let interval = Interval { view: "driver_hourly_stats".into(), start: EventTime::new(100, 0), end: EventTime::new(200, 0) };
+    let interval =
+        Interval { view: "driver_hourly_stats".into(), start: EventTime::new(100, 0), end: EventTime::new(200, 0) };
     let materialized = edit::record_materialization(&both, "anchor", &[interval], EventTime::new(3, 0)).unwrap();
 
     // Redefine the view (a new feature): history and state survive, the other project too.
@@ -195,13 +210,21 @@ fn record_materialization_edits_only_the_named_views() {
     assert_ne!(before.version_id, after.version_id);
     assert_eq!(after.last_updated.unwrap().seconds, 1_800_000_000);
     // The other view's bytes are untouched; the edited one kept its spec bytes.
-    let views = |b: &[u8]| wire::split(b).unwrap().iter().filter(|f| f.number == 6).map(|f| f.payload.to_vec()).collect::<Vec<_>>();
+    let views = |b: &[u8]| {
+        wire::split(b).unwrap().iter().filter(|f| f.number == 6).map(|f| f.payload.to_vec()).collect::<Vec<_>>()
+    };
     let (vb, va) = (views(FEAST_REGISTRY), views(&out));
     assert_eq!(vb[1], va[1]);
     let spec = |v: &[u8]| wire::first_bytes(&wire::split(v).unwrap(), 1).unwrap().to_vec();
     assert_eq!(spec(&vb[0]), spec(&va[0]));
 
-    let err = edit::record_materialization(FEAST_REGISTRY, "anchor", &[Interval { view: "gone".into(), start, end }], EventTime::EPOCH).unwrap_err();
+    let err = edit::record_materialization(
+        FEAST_REGISTRY,
+        "anchor",
+        &[Interval { view: "gone".into(), start, end }],
+        EventTime::EPOCH,
+    )
+    .unwrap_err();
     assert_eq!(err.code(), "conflict");
 }
 
@@ -223,7 +246,13 @@ async fn cache_serves_stale_and_keeps_last_good_on_errors() {
     assert_eq!(cache.get().feature_views.len(), 2);
 
     // A good new registry replaces it.
-    let (smaller, _) = edit::apply(None, &yaml::parse("entities:\n  d: {type: Int64}\n", "f", "anchor", 3).unwrap(), 3, EventTime::now()).unwrap();
+    let (smaller, _) = edit::apply(
+        None,
+        &yaml::parse("entities:\n  d: {type: Int64}\n", "f", "anchor", 3).unwrap(),
+        3,
+        EventTime::now(),
+    )
+    .unwrap();
     std::fs::write(&path, smaller.unwrap()).unwrap();
     assert!(cache.refresh().await.unwrap());
     assert!(cache.get().feature_views.is_empty());

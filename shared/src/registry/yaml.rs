@@ -211,7 +211,9 @@ impl<'de> Deserialize<'de> for TtlDef {
                 Ok(TtlDef(Duration::from_secs(v)))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<TtlDef, E> {
-                u64::try_from(v).map(|s| TtlDef(Duration::from_secs(s))).map_err(|_| E::custom("a TTL cannot be negative"))
+                u64::try_from(v)
+                    .map(|s| TtlDef(Duration::from_secs(s)))
+                    .map_err(|_| E::custom("a TTL cannot be negative"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<TtlDef, E> {
                 parse_duration(v).map(TtlDef).map_err(E::custom)
@@ -284,7 +286,8 @@ impl<'de> Deserialize<'de> for ProjectionDef {
                 Ok(ProjectionDef { view: v.to_string(), alias: None, features: None, join_key_map: BTreeMap::new() })
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<ProjectionDef, A::Error> {
-                let mut p = ProjectionDef { view: String::new(), alias: None, features: None, join_key_map: BTreeMap::new() };
+                let mut p =
+                    ProjectionDef { view: String::new(), alias: None, features: None, join_key_map: BTreeMap::new() };
                 let mut long_form = false;
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
@@ -300,7 +303,10 @@ impl<'de> Deserialize<'de> for ProjectionDef {
                             p.features = Some(map.next_value::<StringList>()?.0);
                         }
                         other => {
-                            return Err(de::Error::unknown_field(other, &["view", "alias", "features", "join_key_map"]));
+                            return Err(de::Error::unknown_field(
+                                other,
+                                &["view", "alias", "features", "join_key_map"],
+                            ));
                         }
                     }
                 }
@@ -370,8 +376,9 @@ pub fn parse(text: &str, origin: &str, project: &str, key_version: u32) -> Resul
     let mut reg = Registry { project: project.to_string(), ..Default::default() };
 
     for (name, e) in file.entities.0 {
-        let dtype = ValueType::parse(&e.dtype)
-            .ok_or_else(|| Error::Config(format!("{}: entity '{name}': unknown type '{}'", at("entities", &name), e.dtype)))?;
+        let dtype = ValueType::parse(&e.dtype).ok_or_else(|| {
+            Error::Config(format!("{}: entity '{name}': unknown type '{}'", at("entities", &name), e.dtype))
+        })?;
         if !dtype.is_key_type() {
             return Err(Error::Config(format!(
                 "{}: entity '{name}': type {dtype} cannot be a join key (use String, Bytes, Int32, Int64 or UnixTimestamp)",
@@ -396,12 +403,16 @@ pub fn parse(text: &str, origin: &str, project: &str, key_version: u32) -> Resul
     for (name, s) in batch_defs {
         let here = at("sources", &name);
         if s.kind != "file" {
-            return Err(Error::Config(format!("{here}: source '{name}': unknown type '{}' (use file or push)", s.kind)));
+            return Err(Error::Config(format!(
+                "{here}: source '{name}': unknown type '{}' (use file or push)",
+                s.kind
+            )));
         }
         if s.batch_source.is_some() {
             return Err(Error::Config(format!("{here}: source '{name}': batch_source only applies to type: push")));
         }
-        let path = s.path.ok_or_else(|| Error::Config(format!("{here}: source '{name}': a file source needs a path")))?;
+        let path =
+            s.path.ok_or_else(|| Error::Config(format!("{here}: source '{name}': a file source needs a path")))?;
         let timestamp_field = s
             .timestamp_field
             .ok_or_else(|| Error::Config(format!("{here}: source '{name}': timestamp_field is required")))?;
@@ -423,7 +434,9 @@ pub fn parse(text: &str, origin: &str, project: &str, key_version: u32) -> Resul
     for (name, s) in push_defs {
         let here = at("sources", &name);
         let batch_name = s.batch_source.ok_or_else(|| {
-            Error::Config(format!("{here}: push source '{name}' needs a batch_source (the file source history lives in)"))
+            Error::Config(format!(
+                "{here}: push source '{name}' needs a batch_source (the file source history lives in)"
+            ))
         })?;
         if s.path.is_some() || s.timestamp_field.is_some() || !s.field_mapping.is_empty() {
             return Err(Error::Config(format!(
@@ -455,7 +468,10 @@ pub fn parse(text: &str, origin: &str, project: &str, key_version: u32) -> Resul
         for e in &v.entities {
             let ent = reg.entities.get(e).ok_or_else(|| {
                 let known: Vec<&str> = reg.entities.keys().map(String::as_str).collect();
-                Error::Config(format!("{here}: feature view '{name}' uses entity '{e}', which is not defined (entities: {})", known.join(", ")))
+                Error::Config(format!(
+                    "{here}: feature view '{name}' uses entity '{e}', which is not defined (entities: {})",
+                    known.join(", ")
+                ))
             })?;
             entity_columns.push(Field::new(ent.join_key.clone(), ent.value_type));
         }
@@ -464,7 +480,11 @@ pub fn parse(text: &str, origin: &str, project: &str, key_version: u32) -> Resul
         }
         let source = reg.data_sources.get(&v.source).cloned().ok_or_else(|| {
             let known: Vec<&str> = reg.data_sources.keys().map(String::as_str).collect();
-            Error::Config(format!("{here}: feature view '{name}' uses source '{}', which is not defined (sources: {})", v.source, known.join(", ")))
+            Error::Config(format!(
+                "{here}: feature view '{name}' uses source '{}', which is not defined (sources: {})",
+                v.source,
+                known.join(", ")
+            ))
         })?;
         let (batch_source, stream_source) = match &source.kind {
             SourceKind::Push { batch } => (Some((**batch).clone()), Some(source.clone())),
@@ -509,7 +529,10 @@ pub fn parse(text: &str, origin: &str, project: &str, key_version: u32) -> Resul
         let mut projections = Vec::new();
         for p in s.features {
             let view = reg.feature_views.get(&p.view).ok_or_else(|| {
-                Error::Config(format!("{here}: feature service '{name}' uses feature view '{}', which is not defined", p.view))
+                Error::Config(format!(
+                    "{here}: feature service '{name}' uses feature view '{}', which is not defined",
+                    p.view
+                ))
             })?;
             let features = match p.features {
                 Some(list) => {
@@ -588,7 +611,10 @@ feature_services:
     fn parses_the_documented_example() {
         let reg = parse(EXAMPLE, "features.yaml", "p", 3).unwrap();
         let v = &reg.feature_views["driver_hourly_stats"];
-        assert_eq!(v.features.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["conv_rate", "avg_daily_trips", "city"]);
+        assert_eq!(
+            v.features.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            ["conv_rate", "avg_daily_trips", "city"]
+        );
         assert_eq!(v.features[2].description, "home city");
         assert_eq!(v.ttl, Some(Duration::from_secs(3650 * 86_400)));
         assert_eq!(v.entity_columns, vec![Field::new("driver_id", ValueType::Int64)]);
@@ -609,13 +635,19 @@ feature_services:
 
     #[test]
     fn dangling_references_name_object_and_line() {
-        let e = err("entities:\n  driver: {type: Int64}\nsources:\n  s: {type: file, path: x, timestamp_field: ts}\nfeature_views:\n  v:\n    entities: [drvier]\n    source: s\n    features: {a: Int64}\n");
+        let e = err(
+            "entities:\n  driver: {type: Int64}\nsources:\n  s: {type: file, path: x, timestamp_field: ts}\nfeature_views:\n  v:\n    entities: [drvier]\n    source: s\n    features: {a: Int64}\n",
+        );
         assert!(e.contains("drvier") && e.contains("line 6") && e.contains("entities: driver"), "{e}");
-        let e = err("sources:\n  s: {type: file, path: x, timestamp_field: ts}\nfeature_views:\n  v:\n    source: nope\n    features: {a: Int64}\n");
+        let e = err(
+            "sources:\n  s: {type: file, path: x, timestamp_field: ts}\nfeature_views:\n  v:\n    source: nope\n    features: {a: Int64}\n",
+        );
         assert!(e.contains("'nope'") && e.contains("line 4"), "{e}");
         let e = err("sources:\n  p: {type: push, batch_source: missing}\n");
         assert!(e.contains("missing") && e.contains("line 2"), "{e}");
-        let e = err("sources:\n  s: {type: file, path: x, timestamp_field: ts}\nfeature_views:\n  v:\n    source: s\n    features: {a: Int64}\nfeature_services:\n  svc:\n    features:\n      - v: [b]\n");
+        let e = err(
+            "sources:\n  s: {type: file, path: x, timestamp_field: ts}\nfeature_views:\n  v:\n    source: s\n    features: {a: Int64}\nfeature_services:\n  svc:\n    features:\n      - v: [b]\n",
+        );
         assert!(e.contains("no feature 'b'") && e.contains("line 8"), "{e}");
         let e = err("feature_services:\n  svc:\n    features: [ghost]\n");
         assert!(e.contains("ghost"), "{e}");
@@ -623,7 +655,9 @@ feature_services:
 
     #[test]
     fn bad_types_and_keys_are_reported_with_lines() {
-        let e = err("sources:\n  s: {type: file, path: x, timestamp_field: ts}\nfeature_views:\n  v:\n    source: s\n    features:\n      a: Int65\n");
+        let e = err(
+            "sources:\n  s: {type: file, path: x, timestamp_field: ts}\nfeature_views:\n  v:\n    source: s\n    features:\n      a: Int65\n",
+        );
         assert!(e.contains("Int65") && e.contains("'a'"), "{e}");
         let e = err("entities:\n  d: {type: Float32}\n");
         assert!(e.contains("cannot be a join key"), "{e}");
@@ -631,9 +665,13 @@ feature_services:
         assert!(e.contains("joinkey") && e.contains("line 4"), "{e}");
         let e = err("sources:\n  s: {type: kafka}\n");
         assert!(e.contains("kafka"), "{e}");
-        let e = err("sources:\n  s: {type: file, path: x, timestamp_field: ts}\nfeature_views:\n  v:\n    source: s\n    ttl: forever\n    features: {a: Int64}\n");
+        let e = err(
+            "sources:\n  s: {type: file, path: x, timestamp_field: ts}\nfeature_views:\n  v:\n    source: s\n    ttl: forever\n    features: {a: Int64}\n",
+        );
         assert!(e.contains("forever") && e.contains("line 6"), "{e}");
-        let e = err("sources:\n  s: {type: file, path: x, timestamp_field: ts}\n  s: {type: file, path: y, timestamp_field: ts}\n");
+        let e = err(
+            "sources:\n  s: {type: file, path: x, timestamp_field: ts}\n  s: {type: file, path: y, timestamp_field: ts}\n",
+        );
         assert!(e.contains("twice"), "{e}");
     }
 

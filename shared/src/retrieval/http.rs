@@ -1,8 +1,16 @@
 //! `POST /get-online-features`.
 
 use crate::api::{ApiRequest, ApiResponse, Services};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::time::EventTime;
 
-pub async fn get_online_features(_services: &Services, _req: &ApiRequest<'_>) -> Result<ApiResponse> {
-    Err(Error::Unsupported("get-online-features is being written".into()))
+use super::Request;
+
+pub async fn get_online_features(services: &Services, req: &ApiRequest<'_>) -> Result<ApiResponse> {
+    let request = Request::parse(req.body)?;
+    let registry = services.registry.get();
+    let response =
+        super::get_online_features(&registry, services.store.as_ref(), &request, &services.limits, EventTime::now())
+            .await?;
+    Ok(ApiResponse::json(200, response.to_json()))
 }

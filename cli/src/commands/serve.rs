@@ -1,0 +1,112 @@
+//! `larder serve`: Larder's HTTP API on a local port, the same router the Lambda functions
+//! use, so a laptop answers exactly what API Gateway would.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::State;
+use axum::http::{Request, Response, StatusCode, header};
+use clap::Args;
+use larder::api::{self, ApiRequest, Limits, Services};
+use larder::online::memory::MemoryStore;
+use larder::registry::RegistryCache;
+use larder::{Error, Result};
+
+use super::RepoArgs;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (Feast's default is 6566).
+    #[arg(long, default_value_t = 6566)]
+    pub port: u16,
+    /// Serve from an in-memory store instead of Redis (nothing persists; for trying things out).
+    #[arg(long)]
+    pub memory: bool,
+}
+
+pub async fn run(a: ServeArgs) -> Result<()> {
+    let config = a.repo.config()?;
+    let services = if a.memory {
+        Services {
+            registry: RegistryCache::load(&config).await?,
+            store: Arc::new(MemoryStore::new()),
+            limits: Limits::from_env()?,
+            config,
+        }
+    } else {
+        Services::connect(config).await?
+    };
+    let addr: SocketAddr = format!("{}:{}", a.host, a.port)
+        .parse()
+        .map_err(|e| Error::Config(format!("--host {} --port {}: {e}", a.host, a.port)))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
+    let app = axum::Router::new().fallback(route).with_state(Arc::new(services));
+    eprintln!("larder serve: listening on http://{addr} ({})", if a.memory { "in-memory store" } else { "Redis" });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| Error::Internal(format!("server error: {e}")))?;
+    eprintln!("larder serve: stopped");
+    Ok(())
+}
+
+async fn route(State(services): State<Arc<Services>>, req: Request<Body>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    // Read one byte past the limit so an oversized body is answered by the router's 413.
+    let limit = services.limits.max_body_bytes.saturating_add(1);
+    let bytes = match to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = Error::TooLarge(format!(
+                "request body is over the limit of {} bytes (LARDER_MAX_BODY_BYTES)",
+                services.limits.max_body_bytes
+            ));
+            return to_http(api::ApiResponse::error(&e));
+        }
+    };
+    let req = ApiRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        body: &bytes,
+    };
+    to_http(api::handle(&services, req).await)
+}
+
+fn to_http(resp: api::ApiResponse) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(header::CONTENT_TYPE, resp.content_type)
+        .body(Body::from(resp.body))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+/// Resolves on SIGTERM (how process managers and containers stop services) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,114 @@
+//! The handler on the sample events in `events/`, over an in-memory store.
+
+use std::sync::Arc;
+
+use lambda_http::{Body, request::from_str};
+use larder::api::{Limits, Services};
+use larder::config::RepoConfig;
+use larder::online::memory::MemoryStore;
+use larder::online::{OnlineStore, ViewWrite, WriteMode, WriteRow};
+use larder::registry::{RegistryCache, yaml};
+use larder::time::EventTime;
+use larder::value::{ValueType, from_json};
+use serde_json::{Value, json};
+
+macro_rules! event {
+    ($name:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/", $name))
+    };
+}
+
+const FEATURES_YAML: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/driver/features.yaml"));
+
+async fn services() -> Services {
+    let config =
+        RepoConfig::parse("project: driver_demo\nregistry: unused.db\n", std::path::Path::new("/tmp"), "test", &|_| {
+            None
+        })
+        .unwrap();
+    let registry = yaml::parse(FEATURES_YAML, "features.yaml", "driver_demo", 3).unwrap();
+    let store = MemoryStore::new();
+    let view = &registry.feature_views["driver_hourly_stats"];
+    let row = |id: i64, conv: f64| {
+        let key = view
+            .layout
+            .key_encoder
+            .redis_key(&[&from_json(&json!(id), ValueType::Int64).unwrap()], "driver_demo")
+            .unwrap();
+        let values: Vec<_> = view
+            .features
+            .iter()
+            .zip([json!(conv), json!(0.9), json!(12), json!(33.5), json!(4.5), json!("sf"), json!(true)])
+            .map(|(f, j)| from_json(&j, f.dtype).unwrap())
+            .collect();
+        WriteRow::encode(key, EventTime::now(), &values)
+    };
+    store
+        .write(&ViewWrite::for_view(view, vec![row(1001, 0.25), row(1002, 0.5)], WriteMode::NewestWins, None))
+        .await
+        .unwrap();
+    Services { config, registry: RegistryCache::fixed(registry), store: Arc::new(store), limits: Limits::default() }
+}
+
+async fn invoke(services: &Services, event: &str) -> (u16, Value) {
+    let req = from_str(event).expect("sample event parses");
+    let resp = super::handle(services, req).await.unwrap();
+    let status = resp.status().as_u16();
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let body = match resp.body() {
+        Body::Text(t) => t.clone(),
+        other => panic!("expected a text body, got {other:?}"),
+    };
+    (status, serde_json::from_str(&body).expect("the body is JSON"))
+}
+
+#[tokio::test]
+async fn http_api_event_answers_features() {
+    let s = services().await;
+    let (status, body) = invoke(&s, event!("apigw-http-get-online-features.json")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["metadata"]["feature_names"][0], "driver_id");
+    assert_eq!(body["results"][1]["values"], json!([0.25, 0.5]));
+    assert_eq!(body["results"][6]["values"], json!(["sf", "sf"]));
+    assert_eq!(body["results"][1]["statuses"], json!(["PRESENT", "PRESENT"]));
+}
+
+#[tokio::test]
+async fn base64_and_rest_api_events_answer_the_same() {
+    let s = services().await;
+    let (_, plain) = invoke(&s, event!("apigw-http-get-online-features.json")).await;
+    let (status, b64) = invoke(&s, event!("apigw-http-get-online-features-base64.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(b64["results"], plain["results"]);
+    // REST API events carry the stage in the path (/prod/...); routing ignores it.
+    let (status, rest) = invoke(&s, event!("apigw-rest-get-online-features.json")).await;
+    assert_eq!(status, 200, "{rest}");
+    assert_eq!(rest["results"][1], plain["results"][1]);
+}
+
+#[tokio::test]
+async fn health_and_errors() {
+    let s = services().await;
+    let (status, body) = invoke(&s, event!("apigw-http-health.json")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["project"], "driver_demo");
+    let (status, body) = invoke(&s, event!("apigw-http-get-online-features-bad-json.json")).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "bad_request");
+    assert!(body["error"]["message"].as_str().unwrap().contains("not valid JSON"));
+}
+
+#[test]
+fn every_sample_event_parses_as_an_api_gateway_request() {
+    for e in [
+        event!("apigw-http-get-online-features.json"),
+        event!("apigw-http-get-online-features-base64.json"),
+        event!("apigw-rest-get-online-features.json"),
+        event!("apigw-http-health.json"),
+        event!("apigw-http-get-online-features-bad-json.json"),
+    ] {
+        let req = from_str(e).expect("parses");
+        assert!(matches!(req.method().as_str(), "GET" | "POST"));
+    }
+}

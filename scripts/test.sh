@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs every check and test of Larder, installing what is missing first.
+#
+#   scripts/test.sh            format check, clippy, then every test (unit, handler, real peers)
+#   scripts/test.sh --quick    unit tests of the larder crate only
+#
+# Installs, only when missing: redis-server, redis-tools, openssl, wrk (apt) and a virtualenv
+# ($LARDER_VENV, default ~/.cache/larder/venv) with Feast 0.67, moto_server, cargo-lambda and
+# cfn-lint (scripts/requirements-test.txt). Tests start their own servers on free loopback
+# ports and stop them; nothing here touches a server it did not start.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+install_apt() {
+  local missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v redis-cli >/dev/null || missing+=(redis-tools)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v wrk >/dev/null || missing+=(wrk)
+  command -v python3 >/dev/null || missing+=(python3 python3-venv)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} (apt)"
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  # A Debian redis-server package starts a system service; tests never use it.
+}
+
+install_venv() {
+  export LARDER_VENV="${LARDER_VENV:-$HOME/.cache/larder/venv}"
+  local stamp="$LARDER_VENV/.larder-requirements"
+  if [ -x "$LARDER_VENV/bin/python" ] && cmp -s scripts/requirements-test.txt "$stamp"; then
+    return
+  fi
+  log "preparing the test virtualenv in $LARDER_VENV (Feast, moto, cargo-lambda, cfn-lint)"
+  python3 -m venv "$LARDER_VENV" || { sudo_if_needed apt-get install -y -qq python3-venv >/dev/null; python3 -m venv "$LARDER_VENV"; }
+  "$LARDER_VENV/bin/pip" install -q --upgrade pip
+  "$LARDER_VENV/bin/pip" install -q -r scripts/requirements-test.txt
+  cp scripts/requirements-test.txt "$stamp"
+}
+
+quick=false
+[ "${1:-}" = "--quick" ] && quick=true
+
+if $quick; then
+  cargo test -p larder
+  exit 0
+fi
+
+install_apt
+install_venv
+export PATH="$LARDER_VENV/bin:$PATH"
+
+log "cargo fmt --check"
+cargo fmt --all --check
+
+log "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+log "cfn-lint infra/template.yaml"
+cfn-lint infra/template.yaml
+
+log "cargo test (unit, handler and real-peer tests)"
+cargo test --workspace --all-targets
+
+log "all checks passed"

@@ -1,0 +1,155 @@
+//! Resolving what a request asks for: feature references or a feature service, grouped by
+//! view, with output column names, and the entity columns each view needs.
+
+use std::sync::Arc;
+
+use crate::error::{Error, ObjectKind, Result};
+use crate::registry::{FeatureView, Registry};
+
+/// The features read from one view (one projection of it, for a feature service).
+#[derive(Debug, Clone)]
+pub struct ViewGroup {
+    pub view: Arc<FeatureView>,
+    /// Indexes into `view.features`, in request order.
+    pub features: Vec<usize>,
+    /// For each join key of the view (in `entity_columns` order), the request column holding it.
+    pub key_columns: Vec<String>,
+}
+
+/// One feature column of the answer.
+#[derive(Debug, Clone)]
+pub struct OutputFeature {
+    pub name: String,
+    /// Index into [`Plan::groups`].
+    pub group: usize,
+    /// Index into the group's `features` (and so into its read result cells).
+    pub slot: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub groups: Vec<ViewGroup>,
+    /// Feature columns in answer order.
+    pub outputs: Vec<OutputFeature>,
+}
+
+/// Splits `"view:feature"` at the first `:`.
+fn split_ref(r: &str) -> Result<(&str, &str)> {
+    match r.split_once(':') {
+        Some((v, f)) if !v.is_empty() && !f.is_empty() => Ok((v, f)),
+        _ => Err(Error::BadRequest(format!("feature reference '{r}' is not of the form 'feature_view:feature'"))),
+    }
+}
+
+fn servable_view<'r>(registry: &'r Registry, name: &str) -> Result<&'r Arc<FeatureView>> {
+    if let Some((base, version)) = name.split_once('@')
+        && (version == "latest" || version.strip_prefix('v').is_some_and(|n| n.chars().all(|c| c.is_ascii_digit())))
+    {
+        return Err(Error::Unsupported(format!(
+            "'{name}': versioned feature view references need feature view versioning, which Larder does not support yet (use '{base}')"
+        )));
+    }
+    let view = registry.view(name)?;
+    if view.disabled {
+        return Err(Error::Unsupported(format!("feature view '{name}' is disabled")));
+    }
+    if !view.servable() {
+        return Err(Error::Unsupported(format!(
+            "feature view '{name}' is not available online (state {:?})",
+            view.state
+        )));
+    }
+    Ok(view)
+}
+
+fn feature_index(view: &FeatureView, feature: &str, project: &str) -> Result<usize> {
+    view.feature(feature).map(|(i, _)| i).ok_or_else(|| Error::NotFound {
+        kind: ObjectKind::Feature,
+        name: format!("{}:{feature}", view.name),
+        project: project.to_string(),
+    })
+}
+
+/// Builds the plan for `features` refs or a `feature_service` (which wins when set).
+pub fn plan(
+    registry: &Registry,
+    features: &[String],
+    feature_service: Option<&str>,
+    full_feature_names: bool,
+) -> Result<Plan> {
+    let mut groups: Vec<ViewGroup> = Vec::new();
+    // (group, feature index) pairs in request order, with the display prefix for full names.
+    let mut wanted: Vec<(usize, usize, String)> = Vec::new();
+    match feature_service {
+        Some(name) => {
+            let service = registry.service(name)?;
+            for p in &service.projections {
+                let view = servable_view(registry, &p.view)?;
+                let g = groups.len();
+                groups.push(ViewGroup {
+                    view: view.clone(),
+                    features: Vec::new(),
+                    key_columns: view
+                        .entity_columns
+                        .iter()
+                        .map(|c| p.join_key_map.get(&c.name).cloned().unwrap_or_else(|| c.name.clone()))
+                        .collect(),
+                });
+                for f in &p.features {
+                    wanted.push((g, feature_index(view, f, &registry.project)?, p.name_to_use().to_string()));
+                }
+            }
+        }
+        None => {
+            if features.is_empty() {
+                return Err(Error::BadRequest(
+                    "the request names no features: give `features` (view:feature) or `feature_service`".into(),
+                ));
+            }
+            for r in features {
+                let (view_name, feature) = split_ref(r)?;
+                let g = match groups.iter().position(|g| g.view.name == view_name) {
+                    Some(g) => g,
+                    None => {
+                        let view = servable_view(registry, view_name)?;
+                        groups.push(ViewGroup {
+                            view: view.clone(),
+                            features: Vec::new(),
+                            key_columns: view.entity_columns.iter().map(|c| c.name.clone()).collect(),
+                        });
+                        groups.len() - 1
+                    }
+                };
+                wanted.push((g, feature_index(&groups[g].view, feature, &registry.project)?, view_name.to_string()));
+            }
+        }
+    }
+    let mut outputs: Vec<OutputFeature> = Vec::with_capacity(wanted.len());
+    for (g, fi, prefix) in wanted {
+        let group = &mut groups[g];
+        let feature = &group.view.features[fi].name;
+        let name = if full_feature_names { format!("{prefix}__{feature}") } else { feature.clone() };
+        // The same feature asked for twice is answered once.
+        let slot = match group.features.iter().position(|&x| x == fi) {
+            Some(slot) => {
+                if outputs.iter().any(|o| o.group == g && o.slot == slot) {
+                    continue;
+                }
+                slot
+            }
+            None => {
+                group.features.push(fi);
+                group.features.len() - 1
+            }
+        };
+        if let Some(clash) = outputs.iter().find(|o| o.name == name) {
+            let other = &groups[clash.group].view.name;
+            return Err(Error::BadRequest(format!(
+                "feature name '{name}' is requested from both '{other}' and '{}'; set full_feature_names to true to tell them apart",
+                groups[g].view.name
+            )));
+        }
+        outputs.push(OutputFeature { name, group: g, slot });
+    }
+    Ok(Plan { groups, outputs })
+}

@@ -1,0 +1,141 @@
+//! Registry interop with Feast 0.67, both ways:
+//! - a registry.db written by `feast apply` loads in Larder with the right views, types, TTLs,
+//!   sources and services;
+//! - a registry.db written by `larder apply` is read by Feast (`feast feature-views list`,
+//!   `FeatureStore.get_feature_view`, `get_feature_service`).
+
+use std::time::Duration;
+
+use larder::config::RepoConfig;
+use larder::registry::{self, SourceKind};
+use larder::value::ValueType;
+use larder_tests::feast::copy_dir;
+use larder_tests::{FeastRepo, RedisServer, repo_root, run};
+
+fn driver_types() -> Vec<(&'static str, ValueType)> {
+    vec![
+        ("conv_rate", ValueType::Float),
+        ("acc_rate", ValueType::Float),
+        ("avg_daily_trips", ValueType::Int64),
+        ("miles_driven", ValueType::Double),
+        ("rating", ValueType::Float),
+        ("city", ValueType::String),
+        ("is_active", ValueType::Bool),
+    ]
+}
+
+#[tokio::test]
+async fn larder_reads_what_feast_apply_wrote() {
+    let redis = RedisServer::start();
+    let repo = FeastRepo::from_fixture("feast_driver_repo", &redis.addr());
+    // feast apply reads the parquet to check the source's columns.
+    let end = larder::time::EventTime::parse("2026-11-20T00:00:00Z").unwrap();
+    larder::example_data::write_driver_stats(&repo.path().join("data/driver_stats.parquet"), 10, 2, end, 1).unwrap();
+    run(&mut repo.feast(&["apply"]));
+
+    let cfg = RepoConfig::load_with(Some(repo.path()), &|k| (k == "REDIS_ADDR").then(|| redis.addr())).unwrap();
+    let reg = registry::load(&cfg).await.unwrap();
+    assert_eq!(reg.feature_views.keys().collect::<Vec<_>>(), ["driver_fresh", "driver_hourly_stats"]);
+    for name in ["driver_fresh", "driver_hourly_stats"] {
+        let v = &reg.feature_views[name];
+        let types: Vec<(&str, ValueType)> = v.features.iter().map(|f| (f.name.as_str(), f.dtype)).collect();
+        assert_eq!(types, driver_types(), "{name}");
+        assert_eq!(v.ttl, Some(Duration::from_secs(3650 * 86_400)), "{name}");
+        assert_eq!(v.entity_columns.len(), 1);
+        assert_eq!((v.entity_columns[0].name.as_str(), v.entity_columns[0].dtype), ("driver_id", ValueType::Int64));
+        let batch = v.offline_source().unwrap();
+        assert_eq!(
+            batch.kind,
+            SourceKind::File { path: "data/driver_stats.parquet".into(), s3_endpoint_override: None }
+        );
+        assert_eq!(batch.timestamp_field, "event_timestamp");
+        assert_eq!(batch.created_timestamp_column.as_deref(), Some("created"));
+        assert!(v.online && v.servable());
+    }
+    assert_eq!(reg.feature_views["driver_fresh"].push_source_name(), Some("driver_stats_push_source"));
+    assert!(reg.feature_views["driver_hourly_stats"].push_source_name().is_none());
+    assert_eq!(reg.views_for_push_source("driver_stats_push_source").unwrap().len(), 1);
+    let v2 = &reg.feature_services["driver_model_v2"];
+    assert_eq!(v2.projections.len(), 2);
+    assert_eq!(v2.projections[0].features, ["conv_rate", "acc_rate", "avg_daily_trips"]);
+    assert_eq!(
+        (v2.projections[1].view.as_str(), v2.projections[1].features.clone()),
+        ("driver_fresh", vec!["rating".to_string(), "is_active".to_string()])
+    );
+    assert_eq!(reg.entities["driver"].join_key, "driver_id");
+}
+
+#[tokio::test]
+async fn feast_reads_what_larder_apply_wrote() {
+    let redis = RedisServer::start();
+    // The example repo (features.yaml) with Feast's Python definitions removed: only Larder writes.
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("examples/driver"), dir.path());
+    let cfg = RepoConfig::load_with(Some(dir.path()), &|k| (k == "REDIS_ADDR").then(|| redis.addr())).unwrap();
+    let plan = registry::apply(&cfg, false).await.unwrap();
+    assert!(plan.has_changes());
+
+    let repo = FeastRepo { dir, redis_addr: redis.addr() };
+    // Feast must not find Python definitions here: it only reads the registry.
+    let listed = run(&mut repo.feast(&["feature-views", "list"]));
+    assert!(listed.contains("driver_hourly_stats") && listed.contains("driver_fresh"), "{listed}");
+
+    let out = repo.python(
+        r#"
+import json
+from feast import FeatureStore
+fs = FeatureStore(repo_path=".")
+views = {}
+for name in ["driver_hourly_stats", "driver_fresh"]:
+    fv = fs.get_feature_view(name)
+    views[name] = {
+        "features": [[f.name, str(f.dtype)] for f in fv.features],
+        "ttl": fv.ttl.total_seconds(),
+        "entities": fv.entities,
+        "join_keys": [c.name for c in fv.entity_columns],
+        "batch_source": type(fv.batch_source).__name__,
+        "batch_path": fv.batch_source.path,
+        "timestamp_field": fv.batch_source.timestamp_field,
+        "created": fv.batch_source.created_timestamp_column,
+        "stream_source": type(fv.stream_source).__name__ if fv.stream_source else None,
+        "push_name": fv.stream_source.name if fv.stream_source else None,
+        "online": fv.online,
+    }
+svc = fs.get_feature_service("driver_model_v2")
+services = [[p.name, [f.name for f in p.features]] for p in svc.feature_view_projections]
+print(json.dumps({"views": views, "service": services}))
+"#,
+    );
+    let j: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+    let want_features = serde_json::json!([
+        ["conv_rate", "Float32"],
+        ["acc_rate", "Float32"],
+        ["avg_daily_trips", "Int64"],
+        ["miles_driven", "Float64"],
+        ["rating", "Float32"],
+        ["city", "String"],
+        ["is_active", "Bool"]
+    ]);
+    for name in ["driver_hourly_stats", "driver_fresh"] {
+        let v = &j["views"][name];
+        assert_eq!(v["features"], want_features, "{name}: {v}");
+        assert_eq!(v["ttl"], 3650.0 * 86400.0);
+        assert_eq!(v["entities"], serde_json::json!(["driver"]));
+        assert_eq!(v["join_keys"], serde_json::json!(["driver_id"]));
+        assert_eq!(v["batch_source"], "FileSource");
+        assert_eq!(v["batch_path"], "data/driver_stats.parquet");
+        assert_eq!(v["timestamp_field"], "event_timestamp");
+        assert_eq!(v["created"], "created");
+        assert_eq!(v["online"], true);
+    }
+    assert_eq!(j["views"]["driver_fresh"]["stream_source"], "PushSource");
+    assert_eq!(j["views"]["driver_fresh"]["push_name"], "driver_stats_push_source");
+    assert_eq!(j["views"]["driver_hourly_stats"]["stream_source"], serde_json::Value::Null);
+    assert_eq!(
+        j["service"],
+        serde_json::json!([
+            ["driver_hourly_stats", ["conv_rate", "acc_rate", "avg_daily_trips"]],
+            ["driver_fresh", ["rating", "is_active"]]
+        ])
+    );
+}

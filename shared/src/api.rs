@@ -118,7 +118,11 @@ pub async fn handle(services: &Services, req: ApiRequest<'_>) -> ApiResponse {
     let result = match (req.method, path) {
         ("GET", "/health") => health(services).await,
         ("POST", "/get-online-features") => crate::retrieval::http::get_online_features(services, &req).await,
-        (_, "/health" | "/get-online-features") => Err(method_not_allowed(&req)),
+        ("POST", "/materialize") => crate::materialize::http::handle(services, &req, false).await,
+        ("POST", "/materialize-incremental") => crate::materialize::http::handle(services, &req, true).await,
+        (_, "/health" | "/get-online-features" | "/materialize" | "/materialize-incremental") => {
+            Err(method_not_allowed(&req))
+        }
         _ => Err(Error::not_found(ObjectKind::Route, format!("{} {}", req.method, req.path), &services.config.project)),
     };
     result.unwrap_or_else(|e| ApiResponse::error(&e))

@@ -22,6 +22,7 @@
 //! Three entry points: [`materialize`] does everything in this process; [`plan`],
 //! [`run_item`] and [`commit`] split a run across invocations (see [`plan`](mod@plan)).
 
+pub mod http;
 pub mod plan;
 mod scan;
 mod select;
@@ -61,16 +62,9 @@ pub struct ViewWindow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// Feast's `materialize(start, end, feature_views)`: the same window for every view.
-    Range {
-        start: EventTime,
-        end: EventTime,
-        views: Option<Vec<String>>,
-    },
+    Range { start: EventTime, end: EventTime, views: Option<Vec<String>> },
     /// Feast's `materialize_incremental(end, feature_views)`.
-    Incremental {
-        end: EventTime,
-        views: Option<Vec<String>>,
-    },
+    Incremental { end: EventTime, views: Option<Vec<String>> },
 }
 
 impl Request {
@@ -83,11 +77,7 @@ impl Request {
 
 /// The views a request covers and their windows; views with nothing new (incremental, already
 /// materialized up to `end`) are listed apart.
-pub fn windows(
-    registry: &Registry,
-    req: &Request,
-    now: EventTime,
-) -> Result<(Vec<ViewWindow>, Vec<String>)> {
+pub fn windows(registry: &Registry, req: &Request, now: EventTime) -> Result<(Vec<ViewWindow>, Vec<String>)> {
     let views: Vec<&Arc<FeatureView>> = match req.views() {
         Some(names) => {
             let mut out = Vec::with_capacity(names.len());
@@ -109,26 +99,16 @@ pub fn windows(
             }
             out
         }
-        None => registry
-            .feature_views
-            .values()
-            .filter(|v| v.online && !v.disabled)
-            .collect(),
+        None => registry.feature_views.values().filter(|v| v.online && !v.disabled).collect(),
     };
     let mut windows = Vec::with_capacity(views.len());
     let mut up_to_date = Vec::new();
     match req {
         Request::Range { start, end, .. } => {
             if start > end {
-                return Err(Error::BadRequest(format!(
-                    "start {start} is after end {end}"
-                )));
+                return Err(Error::BadRequest(format!("start {start} is after end {end}")));
             }
-            windows.extend(views.iter().map(|v| ViewWindow {
-                view: v.name.clone(),
-                start: *start,
-                end: *end,
-            }));
+            windows.extend(views.iter().map(|v| ViewWindow { view: v.name.clone(), start: *start, end: *end }));
         }
         Request::Incremental { end, .. } => {
             for v in views {
@@ -140,11 +120,7 @@ pub fn windows(
                 if start >= *end {
                     up_to_date.push(v.name.clone());
                 } else {
-                    windows.push(ViewWindow {
-                        view: v.name.clone(),
-                        start,
-                        end: *end,
-                    });
+                    windows.push(ViewWindow { view: v.name.clone(), start, end: *end });
                 }
             }
         }
@@ -173,9 +149,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             deadline: None,
-            parallelism: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             write_batch: 1000,
             write_concurrency: 4,
             rows_per_item: 8_000_000,
@@ -222,12 +196,7 @@ pub struct Report {
 }
 
 /// Materializes in this process: every file of every view, then records the windows.
-pub async fn materialize(
-    cfg: &RepoConfig,
-    store: &dyn OnlineStore,
-    req: &Request,
-    opts: &Options,
-) -> Result<Report> {
+pub async fn materialize(cfg: &RepoConfig, store: &dyn OnlineStore, req: &Request, opts: &Options) -> Result<Report> {
     let started = Instant::now();
     let registry = registry::load(cfg).await?;
     let (windows, up_to_date) = windows(&registry, req, EventTime::now())?;
@@ -253,15 +222,8 @@ pub async fn plan(cfg: &RepoConfig, req: &Request, opts: &Options) -> Result<Pla
     let registry = registry::load(cfg).await?;
     let (windows, up_to_date) = windows(&registry, req, EventTime::now())?;
     let groups = scan::build_groups(cfg, &registry, &windows)?;
-    let mut plan = Plan {
-        views: windows,
-        items: Vec::new(),
-        files: 0,
-        row_groups: 0,
-        row_groups_skipped: 0,
-        rows: 0,
-        up_to_date,
-    };
+    let mut plan =
+        Plan { views: windows, items: Vec::new(), files: 0, row_groups: 0, row_groups_skipped: 0, rows: 0, up_to_date };
     for g in &groups {
         let files = scan::open_group(g).await?;
         plan.files += files.len();
@@ -302,23 +264,14 @@ pub async fn plan(cfg: &RepoConfig, req: &Request, opts: &Options) -> Result<Pla
 }
 
 /// Materializes one work item. Records nothing: [`commit`] does, once every item is done.
-pub async fn run_item(
-    cfg: &RepoConfig,
-    store: &dyn OnlineStore,
-    item: &WorkItem,
-    opts: &Options,
-) -> Result<Report> {
+pub async fn run_item(cfg: &RepoConfig, store: &dyn OnlineStore, item: &WorkItem, opts: &Options) -> Result<Report> {
     let started = Instant::now();
     let registry = registry::load(cfg).await?;
     let mut groups = scan::build_groups(cfg, &registry, &item.views)?;
     if groups.len() != 1 {
         return Err(Error::BadRequest(format!(
             "the views of a work item must read one source; {} read {} different ones",
-            item.views
-                .iter()
-                .map(|v| v.view.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            item.views.iter().map(|v| v.view.as_str()).collect::<Vec<_>>().join(", "),
             groups.len()
         )));
     }
@@ -326,16 +279,9 @@ pub async fn run_item(
     let location = Location::parse(&item.file, &cfg.repo_dir)?;
     let inside = match (&group.root, &location) {
         (Location::Local(r), Location::Local(f)) => f.starts_with(r),
-        (
-            Location::S3 {
-                bucket: rb,
-                key: rk,
-            },
-            Location::S3 {
-                bucket: fb,
-                key: fk,
-            },
-        ) => rb == fb && fk.starts_with(rk.as_str()),
+        (Location::S3 { bucket: rb, key: rk }, Location::S3 { bucket: fb, key: fk }) => {
+            rb == fb && fk.starts_with(rk.as_str())
+        }
         _ => false,
     };
     if !inside {
@@ -344,14 +290,7 @@ pub async fn run_item(
             item.file, group.root
         )));
     }
-    let file = scan::open_file(
-        &group,
-        ParquetFile {
-            location,
-            size: item.size,
-        },
-    )
-    .await?;
+    let file = scan::open_file(&group, ParquetFile { location, size: item.size }).await?;
     let n = file.keep.len();
     if item.row_groups.start > item.row_groups.end || item.row_groups.end > n {
         return Err(Error::BadRequest(format!(
@@ -375,19 +314,10 @@ pub async fn commit(cfg: &RepoConfig, windows: &[ViewWindow]) -> Result<()> {
 }
 
 async fn record(cfg: &RepoConfig, windows: &[ViewWindow]) -> Result<()> {
-    let intervals: Vec<Interval> = windows
-        .iter()
-        .map(|w| Interval {
-            view: w.view.clone(),
-            start: w.start,
-            end: w.end,
-        })
-        .collect();
+    let intervals: Vec<Interval> =
+        windows.iter().map(|w| Interval { view: w.view.clone(), start: w.start, end: w.end }).collect();
     registry::record_materialization(cfg, &intervals).await?;
-    tracing::info!(
-        views = windows.len(),
-        "materialization recorded in the registry"
-    );
+    tracing::info!(views = windows.len(), "materialization recorded in the registry");
     Ok(())
 }
 
@@ -395,10 +325,7 @@ fn all_tasks(files: &[OpenFile], range: Option<std::ops::Range<usize>>) -> Vec<T
     let mut tasks = Vec::new();
     for (fi, f) in files.iter().enumerate() {
         let r = range.clone().unwrap_or(0..f.keep.len());
-        tasks.extend(r.filter(|&rg| f.keep[rg]).map(|rg| Task {
-            file: fi,
-            row_group: rg,
-        }));
+        tasks.extend(r.filter(|&rg| f.keep[rg]).map(|rg| Task { file: fi, row_group: rg }));
     }
     tasks
 }
@@ -426,10 +353,7 @@ async fn execute(
     };
     for (_, files, tasks) in &prepared {
         report.files += files.len();
-        report.row_groups_skipped += files
-            .iter()
-            .map(|f| f.keep.iter().filter(|k| !**k).count())
-            .sum::<usize>();
+        report.row_groups_skipped += files.iter().map(|f| f.keep.iter().filter(|k| !**k).count()).sum::<usize>();
         let rows: u64 = tasks.iter().map(|t| files[t.file].rows(t.row_group)).sum();
         progress.rows_total.fetch_add(rows, Ordering::Relaxed);
     }
@@ -441,29 +365,18 @@ async fn execute(
             scan::scan(group.clone(), files.clone(), tasks, opts).await?
         } else {
             // An earlier group ran out of time: this one is left whole.
-            scan::ScanOutcome {
-                winners: Vec::new(),
-                stats: Vec::new(),
-                rows_read: 0,
-                remaining: tasks,
-            }
+            scan::ScanOutcome { winners: Vec::new(), stats: Vec::new(), rows_read: 0, remaining: tasks }
         };
         report.row_groups += planned - outcome.remaining.len();
         report.rows_read += outcome.rows_read;
         if !outcome.remaining.is_empty() {
             report.complete = false;
-            report
-                .remaining
-                .extend(remaining_items(&group, &files, &outcome.remaining));
+            report.remaining.extend(remaining_items(&group, &files, &outcome.remaining));
         }
         if outcome.winners.is_empty() {
             continue;
         }
-        let total: u64 = group
-            .views
-            .iter()
-            .map(|v| outcome.winners[v.selection].len() as u64)
-            .sum();
+        let total: u64 = group.views.iter().map(|v| outcome.winners[v.selection].len() as u64).sum();
         progress.keys_total.fetch_add(total, Ordering::Relaxed);
         for v in &group.views {
             let winners = &outcome.winners[v.selection];
@@ -513,10 +426,7 @@ fn remaining_items(group: &Group, files: &[OpenFile], tasks: &[Task]) -> Vec<Wor
                     views: views.clone(),
                     file: f.file.location.to_string(),
                     size: f.file.size,
-                    row_groups: RowGroups {
-                        start: t.row_group,
-                        end: t.row_group + 1,
-                    },
+                    row_groups: RowGroups { start: t.row_group, end: t.row_group + 1 },
                     rows: f.rows(t.row_group),
                 },
             )),

@@ -88,11 +88,6 @@ mod tests {
         assert!(text.contains(r#""start":"2026-01-01T00:00:00Z""#), "{text}");
         assert_eq!(serde_json::from_str::<WorkItem>(&text).unwrap(), item);
         let bad = text.replace("2026-01-01T00:00:00Z", "tomorrow");
-        assert!(
-            serde_json::from_str::<WorkItem>(&bad)
-                .unwrap_err()
-                .to_string()
-                .contains("tomorrow")
-        );
+        assert!(serde_json::from_str::<WorkItem>(&bad).unwrap_err().to_string().contains("tomorrow"));
     }
 }

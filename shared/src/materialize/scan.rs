@@ -65,19 +65,12 @@ pub struct Task {
 }
 
 /// Groups views by their offline source and works out what each reads.
-pub fn build_groups(
-    cfg: &RepoConfig,
-    registry: &Registry,
-    windows: &[ViewWindow],
-) -> Result<Vec<Group>> {
+pub fn build_groups(cfg: &RepoConfig, registry: &Registry, windows: &[ViewWindow]) -> Result<Vec<Group>> {
     let mut groups: Vec<Group> = Vec::new();
     for w in windows {
         let view = registry.view(&w.view)?.clone();
         let source = view.offline_source().ok_or_else(|| {
-            Error::Unsupported(format!(
-                "feature view '{}' has no batch source to materialize from",
-                view.name
-            ))
+            Error::Unsupported(format!("feature view '{}' has no batch source to materialize from", view.name))
         })?;
         let SourceKind::File { path, .. } = &source.kind else {
             return Err(Error::Unsupported(format!(
@@ -97,12 +90,7 @@ pub fn build_groups(
         let gi = match groups.iter().position(|g| g.root == root) {
             Some(i) => i,
             None => {
-                groups.push(Group {
-                    root,
-                    views: Vec::new(),
-                    needed: Vec::new(),
-                    selections: Vec::new(),
-                });
+                groups.push(Group { root, views: Vec::new(), needed: Vec::new(), selections: Vec::new() });
                 groups.len() - 1
             }
         };
@@ -110,18 +98,10 @@ pub fn build_groups(
         let mapping = view.field_mapping();
         let vname = &view.name;
         let mut need = |name: String, usage: ColumnUse, purpose: String| -> usize {
-            match group
-                .needed
-                .iter()
-                .position(|n| n.name == name && n.usage == usage)
-            {
+            match group.needed.iter().position(|n| n.name == name && n.usage == usage) {
                 Some(i) => i,
                 None => {
-                    group.needed.push(Needed {
-                        name,
-                        usage,
-                        purpose,
-                    });
+                    group.needed.push(Needed { name, usage, purpose });
                     group.needed.len() - 1
                 }
             }
@@ -131,17 +111,13 @@ pub fn build_groups(
             ColumnUse::Time,
             format!("timestamp field of feature view '{vname}'"),
         );
-        let created = source
-            .created_timestamp_column
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .map(|c| {
-                need(
-                    columns::source_column(mapping, c),
-                    ColumnUse::Time,
-                    format!("created timestamp column of feature view '{vname}'"),
-                )
-            });
+        let created = source.created_timestamp_column.as_deref().filter(|c| !c.is_empty()).map(|c| {
+            need(
+                columns::source_column(mapping, c),
+                ColumnUse::Time,
+                format!("created timestamp column of feature view '{vname}'"),
+            )
+        });
         let keys = if view.is_entityless() {
             Vec::new()
         } else {
@@ -169,14 +145,7 @@ pub fn build_groups(
                 (i, f.dtype)
             })
             .collect();
-        let spec = SelectionSpec {
-            start: w.start,
-            end: w.end,
-            ts,
-            created,
-            keys,
-            features,
-        };
+        let spec = SelectionSpec { start: w.start, end: w.end, ts, created, keys, features };
         let selection = match group.selections.iter().position(|s| s.spec == spec) {
             Some(i) => i,
             None => {
@@ -188,11 +157,7 @@ pub fn build_groups(
                 group.selections.len() - 1
             }
         };
-        group.views.push(ViewScan {
-            view,
-            window: w.clone(),
-            selection,
-        });
+        group.views.push(ViewScan { view, window: w.clone(), selection });
     }
     for g in &mut groups {
         let names: Vec<String> = g.needed.iter().map(|n| n.name.clone()).collect();
@@ -223,14 +188,7 @@ pub async fn open_file(group: &Group, file: ParquetFile) -> Result<OpenFile> {
             *k |= columns::may_overlap(r, sel.spec.start, sel.spec.end);
         }
     }
-    Ok(OpenFile {
-        file,
-        reader,
-        meta,
-        cols,
-        first_row,
-        keep,
-    })
+    Ok(OpenFile { file, reader, meta, cols, first_row, keep })
 }
 
 /// Lists a group's files and opens them (footers read concurrently).
@@ -318,23 +276,12 @@ pub async fn scan(
     let workers = opts.parallelism.max(1);
     let mut handles = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let (group, files, queue, timing, progress) = (
-            group.clone(),
-            files.clone(),
-            queue.clone(),
-            timing.clone(),
-            opts.progress.clone(),
-        );
-        handles.push(tokio::spawn(async move {
-            worker(group, files, queue, timing, progress, views_per_key).await
-        }));
+        let (group, files, queue, timing, progress) =
+            (group.clone(), files.clone(), queue.clone(), timing.clone(), opts.progress.clone());
+        handles.push(tokio::spawn(async move { worker(group, files, queue, timing, progress, views_per_key).await }));
     }
     let mut outcome = ScanOutcome {
-        winners: group
-            .selections
-            .iter()
-            .map(|_| Winners::default())
-            .collect(),
+        winners: group.selections.iter().map(|_| Winners::default()).collect(),
         stats: vec![SelectStats::default(); group.selections.len()],
         rows_read: 0,
         remaining: Vec::new(),
@@ -364,11 +311,7 @@ pub async fn scan(
     if let Some(e) = first_error {
         return Err(e);
     }
-    outcome.remaining = queue
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .drain(..)
-        .collect();
+    outcome.remaining = queue.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
     Ok(outcome)
 }
 
@@ -389,11 +332,7 @@ async fn worker(
     views_per_key: u64,
 ) -> Result<WorkerOut> {
     let mut out = WorkerOut {
-        winners: group
-            .selections
-            .iter()
-            .map(|_| Winners::default())
-            .collect(),
+        winners: group.selections.iter().map(|_| Winners::default()).collect(),
         stats: vec![SelectStats::default(); group.selections.len()],
         rows_read: 0,
     };
@@ -415,24 +354,12 @@ async fn worker(
     // Fetch the next row group while this one decodes.
     let mut current = next().await?;
     while let Some((task, reader, started)) = current {
-        let (g, f, mut winners, mut stats) = (
-            group.clone(),
-            files.clone(),
-            std::mem::take(&mut out.winners),
-            std::mem::take(&mut out.stats),
-        );
+        let (g, f, mut winners, mut stats) =
+            (group.clone(), files.clone(), std::mem::take(&mut out.winners), std::mem::take(&mut out.stats));
         let progress2 = progress.clone();
         let decode = tokio::task::spawn_blocking(move || {
             let before: usize = winners.iter().map(Winners::len).sum();
-            let rows = decode(
-                &g,
-                &f[task.file],
-                task,
-                reader,
-                &mut winners,
-                &mut stats,
-                &progress2,
-            )?;
+            let rows = decode(&g, &f[task.file], task, reader, &mut winners, &mut stats, &progress2)?;
             let after: usize = winners.iter().map(Winners::len).sum();
             Ok::<_, Error>((winners, stats, rows, (after - before) as u64))
         });
@@ -444,10 +371,7 @@ async fn worker(
         out.rows_read += rows;
         timing.new_keys.fetch_add(new_keys, Ordering::Relaxed);
         {
-            let mut slowest = timing
-                .slowest_task
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut slowest = timing.slowest_task.lock().unwrap_or_else(|p| p.into_inner());
             *slowest = (*slowest).max(started.elapsed());
         }
         current = fetched?;
@@ -457,28 +381,19 @@ async fn worker(
 
 async fn fetch(file: &OpenFile, rg: usize) -> Result<ParquetRecordBatchReader> {
     let storage = |e: parquet::errors::ParquetError| {
-        Error::Storage(format!(
-            "reading row group {rg} of {}: {e}",
-            file.file.location
-        ))
+        Error::Storage(format!("reading row group {rg} of {}: {e}", file.file.location))
     };
-    let mut stream =
-        ParquetRecordBatchStreamBuilder::new_with_metadata(file.reader.clone(), file.meta.clone())
-            .with_projection(file.cols.mask.clone())
-            .with_row_groups(vec![rg])
-            .with_batch_size(BATCH_ROWS)
-            .build()
-            .map_err(storage)?;
+    let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(file.reader.clone(), file.meta.clone())
+        .with_projection(file.cols.mask.clone())
+        .with_row_groups(vec![rg])
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(storage)?;
     stream
         .next_row_group()
         .await
         .map_err(storage)?
-        .ok_or_else(|| {
-            Error::Internal(format!(
-                "row group {rg} of {} yielded nothing",
-                file.file.location
-            ))
-        })
+        .ok_or_else(|| Error::Internal(format!("row group {rg} of {} yielded nothing", file.file.location)))
 }
 
 fn decode(
@@ -494,23 +409,12 @@ fn decode(
     let mut row = file.first_row[task.row_group];
     let mut rows = 0u64;
     for batch in reader {
-        let batch = batch.map_err(|e| {
-            Error::Storage(format!(
-                "decoding row group {} of {location}: {e}",
-                task.row_group
-            ))
-        })?;
+        let batch =
+            batch.map_err(|e| Error::Storage(format!("decoding row group {} of {location}: {e}", task.row_group)))?;
         let n = batch.num_rows();
         let cols = file.cols.columns(&batch, &group.needed, location)?;
         for (i, sel) in group.selections.iter().enumerate() {
-            sel.absorb(
-                &cols,
-                n,
-                seq(task.file, row),
-                &mut winners[i],
-                &mut stats[i],
-                location,
-            )?;
+            sel.absorb(&cols, n, seq(task.file, row), &mut winners[i], &mut stats[i], location)?;
         }
         row += n as u64;
         rows += n as u64;

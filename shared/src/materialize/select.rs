@@ -156,26 +156,17 @@ impl Selection {
     ) -> Result<()> {
         let spec = &self.spec;
         let ts_name = &self.column_names[spec.ts];
-        let events = encode::event_times(cols[spec.ts].as_ref()).map_err(|e| {
-            Error::InvalidValue(format!("{file}: timestamp column '{ts_name}': {e}"))
-        })?;
+        let events = encode::event_times(cols[spec.ts].as_ref())
+            .map_err(|e| Error::InvalidValue(format!("{file}: timestamp column '{ts_name}': {e}")))?;
         let created = match spec.created {
             Some(c) => Some(encode::event_times(cols[c].as_ref()).map_err(|e| {
-                Error::InvalidValue(format!(
-                    "{file}: created timestamp column '{}': {e}",
-                    self.column_names[c]
-                ))
+                Error::InvalidValue(format!("{file}: created timestamp column '{}': {e}", self.column_names[c]))
             })?),
             None => None,
         };
-        let key_readers: Vec<KeyReader<'_>> = spec
-            .keys
-            .iter()
-            .map(|(c, _, ty)| KeyReader::new(cols[*c].as_ref(), *ty))
-            .collect();
-        let dummy = Value {
-            val: Some(Val::StringVal(String::new())),
-        };
+        let key_readers: Vec<KeyReader<'_>> =
+            spec.keys.iter().map(|(c, _, ty)| KeyReader::new(cols[*c].as_ref(), *ty)).collect();
+        let dummy = Value { val: Some(Val::StringVal(String::new())) };
         let mut key_values: Vec<Value> = Vec::with_capacity(spec.keys.len().max(1));
         let mut key = Vec::with_capacity(64);
         let mut dirty: Vec<u32> = Vec::new();
@@ -207,10 +198,13 @@ impl Selection {
                 }
             }
             key.clear();
-            let refs: Vec<&Value> = key_values.iter().collect();
-            self.key_encoder
-                .encode(&refs, &mut key)
-                .map_err(|e| Error::InvalidValue(format!("{file}: row {row}: {e}")))?;
+            let encoded = if let [one] = key_values.as_slice() {
+                // The common case, without collecting references.
+                self.key_encoder.encode(&[one], &mut key)
+            } else {
+                self.key_encoder.encode(&key_values.iter().collect::<Vec<_>>(), &mut key)
+            };
+            encoded.map_err(|e| Error::InvalidValue(format!("{file}: row {row}: {e}")))?;
             let created_at = created.as_ref().map_or(NULL_TIME, |c| c[row]);
             let s = first_seq + row as u64;
             match winners.index.get(&key[..]) {
@@ -246,11 +240,8 @@ impl Selection {
         if dirty.is_empty() {
             return Ok(());
         }
-        let encoders: Vec<ValueEncoder<'_>> = spec
-            .features
-            .iter()
-            .map(|(c, ty)| ValueEncoder::new(cols[*c].as_ref(), *ty))
-            .collect();
+        let encoders: Vec<ValueEncoder<'_>> =
+            spec.features.iter().map(|(c, ty)| ValueEncoder::new(cols[*c].as_ref(), *ty)).collect();
         for i in dirty {
             let slot = &mut winners.slots[i as usize];
             let row = slot.pending as usize;
@@ -295,20 +286,11 @@ mod tests {
         }
     }
 
-    fn cols(
-        ids: Vec<Option<i64>>,
-        ts: Vec<i64>,
-        created: Vec<i64>,
-        x: Vec<Option<f32>>,
-    ) -> Vec<ArrayRef> {
+    fn cols(ids: Vec<Option<i64>>, ts: Vec<i64>, created: Vec<i64>, x: Vec<Option<f32>>) -> Vec<ArrayRef> {
         vec![
             Arc::new(Int64Array::from(ids)),
-            Arc::new(TimestampMicrosecondArray::from(
-                ts.iter().map(|s| s * 1_000_000).collect::<Vec<_>>(),
-            )),
-            Arc::new(TimestampMicrosecondArray::from(
-                created.iter().map(|s| s * 1_000_000).collect::<Vec<_>>(),
-            )),
+            Arc::new(TimestampMicrosecondArray::from(ts.iter().map(|s| s * 1_000_000).collect::<Vec<_>>())),
+            Arc::new(TimestampMicrosecondArray::from(created.iter().map(|s| s * 1_000_000).collect::<Vec<_>>())),
             Arc::new(Float32Array::from(x)),
         ]
     }
@@ -316,22 +298,12 @@ mod tests {
     fn value_of(w: &Winners, id: i64) -> Option<(i64, Vec<Vec<u8>>)> {
         let enc = KeyEncoder::new(&["id"], 3).unwrap();
         let mut key = Vec::new();
-        enc.encode(
-            &[&Value {
-                val: Some(Val::Int64Val(id)),
-            }],
-            &mut key,
-        )
-        .unwrap();
-        w.iter()
-            .find(|(k, _)| *k == &key[..])
-            .map(|(_, s)| (s.event.secs, s.values().map(<[u8]>::to_vec).collect()))
+        enc.encode(&[&Value { val: Some(Val::Int64Val(id)) }], &mut key).unwrap();
+        w.iter().find(|(k, _)| *k == &key[..]).map(|(_, s)| (s.event.secs, s.values().map(<[u8]>::to_vec).collect()))
     }
 
     fn float(f: f32) -> Vec<u8> {
-        crate::value::encode(&Value {
-            val: Some(Val::FloatVal(f)),
-        })
+        crate::value::encode(&Value { val: Some(Val::FloatVal(f)) })
     }
 
     #[test]
@@ -341,28 +313,10 @@ mod tests {
         let mut st = SelectStats::default();
         let f = Location::Local("/f".into());
         let c = cols(
-            vec![
-                Some(1),
-                Some(1),
-                Some(1),
-                Some(2),
-                Some(2),
-                None,
-                Some(3),
-                Some(3),
-            ],
+            vec![Some(1), Some(1), Some(1), Some(2), Some(2), None, Some(3), Some(3)],
             vec![10, 20, 21, 15, 15, 15, 9, 12],
             vec![0, 0, 0, 5, 4, 0, 0, 0],
-            vec![
-                Some(1.0),
-                Some(2.0),
-                Some(3.0),
-                Some(4.0),
-                Some(5.0),
-                Some(6.0),
-                Some(7.0),
-                None,
-            ],
+            vec![Some(1.0), Some(2.0), Some(3.0), Some(4.0), Some(5.0), Some(6.0), Some(7.0), None],
         );
         sel.absorb(&c, 8, seq(0, 0), &mut w, &mut st, &f).unwrap();
         // Both window ends are inclusive; 21 and 9 are outside.
@@ -372,13 +326,7 @@ mod tests {
         // A null feature is stored as an empty value.
         assert_eq!(value_of(&w, 3), Some((12, vec![vec![]])));
         assert_eq!(w.len(), 3);
-        assert_eq!(
-            st,
-            SelectStats {
-                rows_in_window: 6,
-                rows_null_key: 1
-            }
-        );
+        assert_eq!(st, SelectStats { rows_in_window: 6, rows_null_key: 1 });
 
         // A complete tie in a later batch: the later row wins.
         let c = cols(vec![Some(2)], vec![15], vec![5], vec![Some(9.0)]);
@@ -391,20 +339,9 @@ mod tests {
         let sel = selection(0, 100);
         let f = Location::Local("/f".into());
         let mut st = SelectStats::default();
-        let a = cols(
-            vec![Some(1), Some(2)],
-            vec![5, 50],
-            vec![0, 0],
-            vec![Some(1.0), Some(2.0)],
-        );
-        let b = cols(
-            vec![Some(1), Some(2)],
-            vec![6, 40],
-            vec![0, 0],
-            vec![Some(3.0), Some(4.0)],
-        );
-        let (mut w1, mut w2, mut one) =
-            (Winners::default(), Winners::default(), Winners::default());
+        let a = cols(vec![Some(1), Some(2)], vec![5, 50], vec![0, 0], vec![Some(1.0), Some(2.0)]);
+        let b = cols(vec![Some(1), Some(2)], vec![6, 40], vec![0, 0], vec![Some(3.0), Some(4.0)]);
+        let (mut w1, mut w2, mut one) = (Winners::default(), Winners::default(), Winners::default());
         sel.absorb(&a, 2, seq(0, 0), &mut w1, &mut st, &f).unwrap();
         sel.absorb(&b, 2, seq(1, 0), &mut w2, &mut st, &f).unwrap();
         sel.absorb(&a, 2, seq(0, 0), &mut one, &mut st, &f).unwrap();

@@ -25,11 +25,7 @@ pub fn stored_time(t: EventTime) -> EventTime {
 pub fn write_mode(cfg: &RepoConfig) -> (WriteMode, Option<u64>) {
     match &cfg.online_store {
         Some(s) => (
-            if s.skip_dedup {
-                WriteMode::Overwrite
-            } else {
-                WriteMode::NewestWins
-            },
+            if s.skip_dedup { WriteMode::Overwrite } else { WriteMode::NewestWins },
             s.key_ttl_seconds.filter(|t| *t > 0),
         ),
         None => (WriteMode::NewestWins, None),
@@ -65,9 +61,7 @@ pub async fn write_view(
                 })
                 .collect();
             let n = rows.len() as u64;
-            let stats = store
-                .write(&ViewWrite::for_view(view, rows, mode, ttl))
-                .await?;
+            let stats = store.write(&ViewWrite::for_view(view, rows, mode, ttl)).await?;
             progress.keys_written.fetch_add(n, Ordering::Relaxed);
             Ok::<_, crate::Error>(stats)
         })
@@ -85,10 +79,7 @@ mod tests {
 
     #[test]
     fn stored_times_are_microseconds() {
-        assert_eq!(
-            stored_time(EventTime::new(5, 123_456_789)),
-            EventTime::new(5, 123_456_000)
-        );
+        assert_eq!(stored_time(EventTime::new(5, 123_456_789)), EventTime::new(5, 123_456_000));
         assert_eq!(stored_time(EventTime::new(-1, 999)), EventTime::new(-1, 0));
     }
 }

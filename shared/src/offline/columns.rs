@@ -16,11 +16,7 @@ use crate::value::ValueType;
 /// The source column holding `name` (a feature, join key or timestamp field): the field
 /// mapping run in reverse (`source column -> name`), or the name itself.
 pub fn source_column(mapping: &BTreeMap<String, String>, name: &str) -> String {
-    mapping
-        .iter()
-        .find(|(_, to)| to.as_str() == name)
-        .map(|(from, _)| from.clone())
-        .unwrap_or_else(|| name.to_string())
+    mapping.iter().find(|(_, to)| to.as_str() == name).map(|(from, _)| from.clone()).unwrap_or_else(|| name.to_string())
 }
 
 /// How a needed column is read.
@@ -96,12 +92,7 @@ pub fn resolve(
                         "column '{}' is not in {file} (it is the {}); the file has: {}",
                         n.name,
                         n.purpose,
-                        schema
-                            .fields()
-                            .iter()
-                            .map(|f| f.name().as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
                     )));
                 }
             },
@@ -109,10 +100,7 @@ pub fn resolve(
     }
     roots.sort_unstable();
     roots.dedup();
-    Ok(FileColumns {
-        mask: ProjectionMask::roots(meta.parquet_schema(), roots),
-        from,
-    })
+    Ok(FileColumns { mask: ProjectionMask::roots(meta.parquet_schema(), roots), from })
 }
 
 impl FileColumns {
@@ -128,9 +116,7 @@ impl FileColumns {
             .zip(needed)
             .map(|(f, n)| match f {
                 ColumnFrom::File(name) => batch.column_by_name(name).cloned().ok_or_else(|| {
-                    Error::Internal(format!(
-                        "projected column '{name}' missing from a batch of {file}"
-                    ))
+                    Error::Internal(format!("projected column '{name}' missing from a batch of {file}"))
                 }),
                 ColumnFrom::Partition(text) => {
                     let ty = match n.usage {
@@ -138,10 +124,7 @@ impl FileColumns {
                         ColumnUse::Value(t) => Some(t),
                     };
                     encode::constant_column(text, ty, batch.num_rows()).map_err(|e| {
-                        Error::InvalidValue(format!(
-                            "{file}: {e} (column '{}', the {})",
-                            n.name, n.purpose
-                        ))
+                        Error::InvalidValue(format!("{file}: {e} (column '{}', the {})", n.name, n.purpose))
                     })
                 }
             })
@@ -151,35 +134,23 @@ impl FileColumns {
 
 /// The time range of each row group's timestamp column, from the footer statistics:
 /// `None` when a row group has no usable statistics (it must then be read).
-pub fn time_ranges(
-    meta: &ArrowReaderMetadata,
-    column: &str,
-) -> Vec<Option<(EventTime, EventTime)>> {
+pub fn time_ranges(meta: &ArrowReaderMetadata, column: &str) -> Vec<Option<(EventTime, EventTime)>> {
     let groups = meta.metadata().row_groups();
     let unknown = || vec![None; groups.len()];
     let schema = meta.schema();
     let Ok(field) = schema.field_with_name(column) else {
         return unknown();
     };
-    if !matches!(
-        field.data_type(),
-        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
-    ) {
+    if !matches!(field.data_type(), DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64) {
         return unknown();
     }
     let Ok(conv) = StatisticsConverter::try_new(column, schema, meta.parquet_schema()) else {
         return unknown();
     };
-    let (Ok(mins), Ok(maxes)) = (
-        conv.row_group_mins(groups.iter()),
-        conv.row_group_maxes(groups.iter()),
-    ) else {
+    let (Ok(mins), Ok(maxes)) = (conv.row_group_mins(groups.iter()), conv.row_group_maxes(groups.iter())) else {
         return unknown();
     };
-    let (Ok(mins), Ok(maxes)) = (
-        encode::event_times(mins.as_ref()),
-        encode::event_times(maxes.as_ref()),
-    ) else {
+    let (Ok(mins), Ok(maxes)) = (encode::event_times(mins.as_ref()), encode::event_times(maxes.as_ref())) else {
         return unknown();
     };
     mins.into_iter()
@@ -189,11 +160,7 @@ pub fn time_ranges(
 }
 
 /// Whether a row group whose times span `range` may hold rows in `[start, end]`.
-pub fn may_overlap(
-    range: Option<(EventTime, EventTime)>,
-    start: EventTime,
-    end: EventTime,
-) -> bool {
+pub fn may_overlap(range: Option<(EventTime, EventTime)>, start: EventTime, end: EventTime) -> bool {
     match range {
         Some((lo, hi)) => hi >= start && lo <= end,
         None => true,
@@ -206,8 +173,7 @@ mod tests {
 
     #[test]
     fn reverse_maps_fields() {
-        let m: BTreeMap<String, String> =
-            [("raw_rate".to_string(), "conv_rate".to_string())].into();
+        let m: BTreeMap<String, String> = [("raw_rate".to_string(), "conv_rate".to_string())].into();
         assert_eq!(source_column(&m, "conv_rate"), "raw_rate");
         assert_eq!(source_column(&m, "acc_rate"), "acc_rate");
     }

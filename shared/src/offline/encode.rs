@@ -21,10 +21,7 @@ use crate::value::{self, Value, ValueType};
 
 /// The time of a null (or unreadable) cell: earlier than every real time, so a null created
 /// timestamp never wins a tie, and a null event time is never inside a window.
-pub const NULL_TIME: EventTime = EventTime {
-    secs: i64::MIN,
-    nanos: 0,
-};
+pub const NULL_TIME: EventTime = EventTime { secs: i64::MIN, nanos: 0 };
 
 /// The event times of a column, [`NULL_TIME`] for nulls. Errors name the Arrow type when the
 /// column is not a time at all.
@@ -38,27 +35,16 @@ pub fn event_times(a: &dyn Array) -> Result<Vec<EventTime>, String> {
             if p.null_count() == 0 {
                 out.extend(p.values().iter().map(|&v| conv(v)));
             } else {
-                out.extend((0..n).map(|i| {
-                    if p.is_null(i) {
-                        NULL_TIME
-                    } else {
-                        conv(p.value(i))
-                    }
-                }));
+                out.extend((0..n).map(|i| if p.is_null(i) { NULL_TIME } else { conv(p.value(i)) }));
             }
         }};
     }
     match a.data_type() {
         DataType::Timestamp(TimeUnit::Second, _) => {
-            prim!(at::TimestampSecondType, |v: i64| EventTime::from_units(
-                v, 1
-            ))
+            prim!(at::TimestampSecondType, |v: i64| EventTime::from_units(v, 1))
         }
         DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            prim!(
-                at::TimestampMillisecondType,
-                |v: i64| EventTime::from_units(v, 1000)
-            )
+            prim!(at::TimestampMillisecondType, |v: i64| EventTime::from_units(v, 1000))
         }
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
             prim!(at::TimestampMicrosecondType, EventTime::from_micros)
@@ -66,24 +52,15 @@ pub fn event_times(a: &dyn Array) -> Result<Vec<EventTime>, String> {
         DataType::Timestamp(TimeUnit::Nanosecond, _) => {
             prim!(at::TimestampNanosecondType, EventTime::from_nanos)
         }
-        DataType::Date32 => prim!(at::Date32Type, |d: i32| EventTime::from_units(
-            d as i64 * 86_400,
-            1
-        )),
+        DataType::Date32 => prim!(at::Date32Type, |d: i32| EventTime::from_units(d as i64 * 86_400, 1)),
         DataType::Date64 => prim!(at::Date64Type, |v: i64| EventTime::from_units(v, 1000)),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             for i in 0..n {
                 out.push(if a.is_null(i) {
                     NULL_TIME
                 } else {
-                    let t = value::arrow_time(a, i)
-                        .or_else(|| string_at(a, i).and_then(|s| EventTime::parse(s).ok()));
-                    t.ok_or_else(|| {
-                        format!(
-                            "row {i}: {:?} is not a timestamp",
-                            string_at(a, i).unwrap_or_default()
-                        )
-                    })?
+                    let t = value::arrow_time(a, i).or_else(|| string_at(a, i).and_then(|s| EventTime::parse(s).ok()));
+                    t.ok_or_else(|| format!("row {i}: {:?} is not a timestamp", string_at(a, i).unwrap_or_default()))?
                 });
             }
         }
@@ -126,10 +103,7 @@ pub fn compatible(t: &DataType, ty: ValueType) -> bool {
     if let DataType::Dictionary(_, v) = t {
         return compatible(v, ty);
     }
-    if let Some(elem) = ty
-        .element()
-        .filter(|_| !matches!(ty, T::ValueList | T::ValueSet))
-    {
+    if let Some(elem) = ty.element().filter(|_| !matches!(ty, T::ValueList | T::ValueSet)) {
         return match t {
             DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
                 compatible(f.data_type(), elem)
@@ -140,22 +114,12 @@ pub fn compatible(t: &DataType, ty: ValueType) -> bool {
     let int = t.is_integer();
     let float = matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64);
     let text = matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
-    let bin = matches!(
-        t,
-        DataType::Binary
-            | DataType::LargeBinary
-            | DataType::BinaryView
-            | DataType::FixedSizeBinary(_)
-    );
-    let time = matches!(
-        t,
-        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
-    );
+    let bin =
+        matches!(t, DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_));
+    let time = matches!(t, DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64);
     let decimal = matches!(t, DataType::Decimal128(_, _));
     match ty {
-        T::Invalid => {
-            int || float || text || bin || time || decimal || matches!(t, DataType::Boolean)
-        }
+        T::Invalid => int || float || text || bin || time || decimal || matches!(t, DataType::Boolean),
         T::Int64 | T::Int32 => int,
         T::Double => int || float || decimal,
         T::Float => int || float,
@@ -287,8 +251,7 @@ impl<'a> ValueEncoder<'a> {
             Self::Binary(a) => put_len_delimited(TAG_BYTES, a.value(row), out),
             Self::Generic(a, ty) => {
                 let v = value::from_arrow(*a, row, *ty)?;
-                v.encode(out)
-                    .map_err(|e| format!("cannot serialize: {e}"))?;
+                v.encode(out).map_err(|e| format!("cannot serialize: {e}"))?;
             }
         }
         Ok(())
@@ -310,8 +273,7 @@ pub struct KeyReader<'a> {
 
 impl<'a> KeyReader<'a> {
     pub fn new(array: &'a dyn Array, ty: ValueType) -> Self {
-        let i64s = (matches!(ty, ValueType::Int64 | ValueType::Invalid)
-            && array.data_type() == &DataType::Int64)
+        let i64s = (matches!(ty, ValueType::Int64 | ValueType::Invalid) && array.data_type() == &DataType::Int64)
             .then(|| array.as_primitive::<at::Int64Type>());
         KeyReader { array, ty, i64s }
     }
@@ -322,9 +284,7 @@ impl<'a> KeyReader<'a> {
             return Ok(None);
         }
         if let Some(a) = self.i64s {
-            return Ok(Some(Value {
-                val: Some(Val::Int64Val(a.value(row))),
-            }));
+            return Ok(Some(Value { val: Some(Val::Int64Val(a.value(row))) }));
         }
         value::from_arrow(self.array, row, self.ty).map(Some)
     }
@@ -340,35 +300,17 @@ pub fn constant_column(text: &str, ty: Option<ValueType>, n: usize) -> Result<Ar
     Ok(match ty {
         None => {
             let t = EventTime::parse(text).map_err(|_| bad("a timestamp"))?;
-            let ns = t
-                .secs
-                .saturating_mul(1_000_000_000)
-                .saturating_add(t.nanos as i64);
+            let ns = t.secs.saturating_mul(1_000_000_000).saturating_add(t.nanos as i64);
             Arc::new(TimestampNanosecondArray::from(vec![ns; n]).with_timezone("UTC"))
         }
         Some(T::Int64 | T::UnixTimestamp) => {
-            Arc::new(Int64Array::from(vec![
-                text.parse::<i64>()
-                    .map_err(|_| bad("an integer"))?;
-                n
-            ]))
+            Arc::new(Int64Array::from(vec![text.parse::<i64>().map_err(|_| bad("an integer"))?; n]))
         }
-        Some(T::Int32) => Arc::new(Int32Array::from(vec![
-            text.parse::<i32>().map_err(|_| {
-                bad("a 32-bit integer")
-            })?;
-            n
-        ])),
-        Some(T::Double) => Arc::new(Float64Array::from(vec![
-            text.parse::<f64>()
-                .map_err(|_| bad("a number"))?;
-            n
-        ])),
-        Some(T::Float) => Arc::new(Float32Array::from(vec![
-            text.parse::<f32>()
-                .map_err(|_| bad("a number"))?;
-            n
-        ])),
+        Some(T::Int32) => {
+            Arc::new(Int32Array::from(vec![text.parse::<i32>().map_err(|_| { bad("a 32-bit integer") })?; n]))
+        }
+        Some(T::Double) => Arc::new(Float64Array::from(vec![text.parse::<f64>().map_err(|_| bad("a number"))?; n])),
+        Some(T::Float) => Arc::new(Float32Array::from(vec![text.parse::<f32>().map_err(|_| bad("a number"))?; n])),
         Some(T::Bool) => Arc::new(BooleanArray::from(vec![
             match text {
                 "true" | "True" | "1" => true,
@@ -397,87 +339,32 @@ mod tests {
         use ValueType as T;
         let cases: Vec<(ArrayRef, Vec<ValueType>)> = vec![
             (
-                Arc::new(Float32Array::from(vec![
-                    Some(0.0),
-                    Some(-1.5),
-                    None,
-                    Some(f32::MAX),
-                    Some(0.7037),
-                ])),
+                Arc::new(Float32Array::from(vec![Some(0.0), Some(-1.5), None, Some(f32::MAX), Some(0.7037)])),
                 vec![T::Float, T::Double],
             ),
+            (Arc::new(Float64Array::from(vec![Some(0.0), Some(-1e300), None, Some(0.1)])), vec![T::Double, T::Float]),
             (
-                Arc::new(Float64Array::from(vec![
-                    Some(0.0),
-                    Some(-1e300),
-                    None,
-                    Some(0.1),
-                ])),
-                vec![T::Double, T::Float],
-            ),
-            (
-                Arc::new(Int64Array::from(vec![
-                    Some(0),
-                    Some(-1),
-                    None,
-                    Some(i64::MAX),
-                    Some(i64::MIN),
-                    Some(300),
-                ])),
+                Arc::new(Int64Array::from(vec![Some(0), Some(-1), None, Some(i64::MAX), Some(i64::MIN), Some(300)])),
                 vec![T::Int64, T::Double, T::UnixTimestamp],
             ),
+            (Arc::new(Int64Array::from(vec![Some(0), Some(-7), Some(i32::MAX as i64)])), vec![T::Int32]),
             (
-                Arc::new(Int64Array::from(vec![
-                    Some(0),
-                    Some(-7),
-                    Some(i32::MAX as i64),
-                ])),
-                vec![T::Int32],
-            ),
-            (
-                Arc::new(Int32Array::from(vec![
-                    Some(0),
-                    Some(-1),
-                    None,
-                    Some(i32::MIN),
-                    Some(127),
-                    Some(128),
-                ])),
+                Arc::new(Int32Array::from(vec![Some(0), Some(-1), None, Some(i32::MIN), Some(127), Some(128)])),
                 vec![T::Int32, T::Int64],
             ),
             (
-                Arc::new(StringArray::from(vec![
-                    Some(""),
-                    Some("sf"),
-                    None,
-                    Some(&"x".repeat(300)[..]),
-                ])),
+                Arc::new(StringArray::from(vec![Some(""), Some("sf"), None, Some(&"x".repeat(300)[..])])),
                 vec![T::String],
             ),
-            (
-                Arc::new(LargeStringArray::from(vec![Some("é"), None])),
-                vec![T::String],
-            ),
-            (
-                Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])),
-                vec![T::Bool],
-            ),
-            (
-                Arc::new(BinaryArray::from(vec![
-                    Some(&b""[..]),
-                    Some(&b"\x00\xff"[..]),
-                    None,
-                ])),
-                vec![T::Bytes],
-            ),
+            (Arc::new(LargeStringArray::from(vec![Some("é"), None])), vec![T::String]),
+            (Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])), vec![T::Bool]),
+            (Arc::new(BinaryArray::from(vec![Some(&b""[..]), Some(&b"\x00\xff"[..]), None])), vec![T::Bytes]),
         ];
         for (array, types) in cases {
             for ty in types {
                 let enc = ValueEncoder::new(array.as_ref(), ty);
                 assert!(
-                    !matches!(enc, ValueEncoder::Generic(..))
-                        || ty == T::UnixTimestamp
-                        || ty == T::Double,
+                    !matches!(enc, ValueEncoder::Generic(..)) || ty == T::UnixTimestamp || ty == T::Double,
                     "{ty} on {}",
                     array.data_type()
                 );
@@ -490,12 +377,7 @@ mod tests {
             }
         }
         let big = Int64Array::from(vec![i64::MAX]);
-        assert!(
-            ValueEncoder::new(&big, T::Int32)
-                .encode(0, &mut Vec::new())
-                .unwrap_err()
-                .contains("overflows Int32")
-        );
+        assert!(ValueEncoder::new(&big, T::Int32).encode(0, &mut Vec::new()).unwrap_err().contains("overflows Int32"));
     }
 
     #[test]
@@ -505,47 +387,20 @@ mod tests {
         let cols: Vec<ArrayRef> = vec![
             Arc::new(TimestampMicrosecondArray::from(vec![Some(us), None])),
             Arc::new(TimestampMicrosecondArray::from(vec![Some(us), None]).with_timezone("UTC")),
-            Arc::new(
-                TimestampMicrosecondArray::from(vec![Some(us), None])
-                    .with_timezone("America/New_York"),
-            ),
-            Arc::new(
-                TimestampNanosecondArray::from(vec![Some(us * 1000), None]).with_timezone("+02:00"),
-            ),
-            Arc::new(StringArray::from(vec![
-                Some("2024-01-01 14:00:00.123456+02:00"),
-                None,
-            ])),
+            Arc::new(TimestampMicrosecondArray::from(vec![Some(us), None]).with_timezone("America/New_York")),
+            Arc::new(TimestampNanosecondArray::from(vec![Some(us * 1000), None]).with_timezone("+02:00")),
+            Arc::new(StringArray::from(vec![Some("2024-01-01 14:00:00.123456+02:00"), None])),
         ];
         for c in cols {
-            assert_eq!(
-                event_times(c.as_ref()).unwrap(),
-                vec![want, NULL_TIME],
-                "{}",
-                c.data_type()
-            );
+            assert_eq!(event_times(c.as_ref()).unwrap(), vec![want, NULL_TIME], "{}", c.data_type());
         }
         let ms = TimestampMillisecondArray::from(vec![1_704_110_400_123]);
-        assert_eq!(
-            event_times(&ms).unwrap()[0],
-            EventTime::new(1_704_110_400, 123_000_000)
-        );
+        assert_eq!(event_times(&ms).unwrap()[0], EventTime::new(1_704_110_400, 123_000_000));
         let s = TimestampSecondArray::from(vec![-1]);
         assert_eq!(event_times(&s).unwrap()[0], EventTime::new(-1, 0));
-        assert_eq!(
-            event_times(&Date32Array::from(vec![1])).unwrap()[0],
-            EventTime::new(86_400, 0)
-        );
-        assert!(
-            event_times(&Int64Array::from(vec![1]))
-                .unwrap_err()
-                .contains("Int64")
-        );
-        assert!(
-            event_times(&StringArray::from(vec!["soon"]))
-                .unwrap_err()
-                .contains("soon")
-        );
+        assert_eq!(event_times(&Date32Array::from(vec![1])).unwrap()[0], EventTime::new(86_400, 0));
+        assert!(event_times(&Int64Array::from(vec![1])).unwrap_err().contains("Int64"));
+        assert!(event_times(&StringArray::from(vec!["soon"])).unwrap_err().contains("soon"));
     }
 
     #[test]
@@ -554,11 +409,7 @@ mod tests {
         assert!(compatible(&DataType::Float32, ValueType::Double));
         assert!(!compatible(&DataType::Utf8, ValueType::Int64));
         assert!(!compatible(&DataType::Int64, ValueType::String));
-        let list = DataType::List(Arc::new(arrow_schema::Field::new(
-            "item",
-            DataType::Float64,
-            true,
-        )));
+        let list = DataType::List(Arc::new(arrow_schema::Field::new("item", DataType::Float64, true)));
         assert!(compatible(&list, ValueType::DoubleList));
         assert!(!compatible(&list, ValueType::StringList));
         assert!(!compatible(&DataType::Float64, ValueType::DoubleList));
@@ -568,21 +419,9 @@ mod tests {
     fn partition_constants_are_typed() {
         let c = constant_column("42", Some(ValueType::Int64), 3).unwrap();
         assert_eq!(c.len(), 3);
-        assert_eq!(
-            value::from_arrow(c.as_ref(), 2, ValueType::Int64).unwrap(),
-            Value {
-                val: Some(Val::Int64Val(42))
-            }
-        );
+        assert_eq!(value::from_arrow(c.as_ref(), 2, ValueType::Int64).unwrap(), Value { val: Some(Val::Int64Val(42)) });
         let t = constant_column("2024-01-01", None, 1).unwrap();
-        assert_eq!(
-            event_times(t.as_ref()).unwrap()[0],
-            EventTime::parse("2024-01-01T00:00:00Z").unwrap()
-        );
-        assert!(
-            constant_column("x", Some(ValueType::Int64), 1)
-                .unwrap_err()
-                .contains("\"x\"")
-        );
+        assert_eq!(event_times(t.as_ref()).unwrap()[0], EventTime::parse("2024-01-01T00:00:00Z").unwrap());
+        assert!(constant_column("x", Some(ValueType::Int64), 1).unwrap_err().contains("\"x\""));
     }
 }

@@ -46,15 +46,9 @@ impl Location {
         if path.is_empty() {
             return Err(Error::Config("a file source has an empty path".into()));
         }
-        if let Some(rest) = path
-            .strip_prefix("s3://")
-            .or_else(|| path.strip_prefix("s3a://"))
-        {
-            let (bucket, key) = aws::parse_s3_url(&format!("s3://{rest}")).ok_or_else(|| {
-                Error::Config(format!(
-                    "source path '{path}' is not an s3://bucket/key URL"
-                ))
-            })?;
+        if let Some(rest) = path.strip_prefix("s3://").or_else(|| path.strip_prefix("s3a://")) {
+            let (bucket, key) = aws::parse_s3_url(&format!("s3://{rest}"))
+                .ok_or_else(|| Error::Config(format!("source path '{path}' is not an s3://bucket/key URL")))?;
             return Ok(Location::S3 { bucket, key });
         }
         if let Some(local) = path.strip_prefix("file://") {
@@ -66,11 +60,7 @@ impl Location {
             )));
         }
         let p = Path::new(path);
-        Ok(Location::Local(if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            repo_dir.join(p)
-        }))
+        Ok(Location::Local(if p.is_absolute() { p.to_path_buf() } else { repo_dir.join(p) }))
     }
 }
 
@@ -107,33 +97,25 @@ fn list_local(path: &Path) -> Result<Vec<ParquetFile>> {
         })
     })?;
     if meta.is_file() {
-        return Ok(vec![ParquetFile {
-            location: Location::Local(path.to_path_buf()),
-            size: meta.len(),
-        }]);
+        return Ok(vec![ParquetFile { location: Location::Local(path.to_path_buf()), size: meta.len() }]);
     }
     let mut out = Vec::new();
     let mut stack = vec![path.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir)
-            .map_err(|e| Error::Storage(format!("cannot list {}: {e}", dir.display())))?;
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| Error::Storage(format!("cannot list {}: {e}", dir.display())))?;
         for entry in entries {
-            let entry =
-                entry.map_err(|e| Error::Storage(format!("cannot list {}: {e}", dir.display())))?;
+            let entry = entry.map_err(|e| Error::Storage(format!("cannot list {}: {e}", dir.display())))?;
             let name = entry.file_name();
             if ignored(&name.to_string_lossy()) {
                 continue;
             }
             let p = entry.path();
-            let m = std::fs::metadata(&p)
-                .map_err(|e| Error::Storage(format!("cannot read {}: {e}", p.display())))?;
+            let m = std::fs::metadata(&p).map_err(|e| Error::Storage(format!("cannot read {}: {e}", p.display())))?;
             if m.is_dir() {
                 stack.push(p);
             } else if m.is_file() && m.len() > 0 {
-                out.push(ParquetFile {
-                    location: Location::Local(p),
-                    size: m.len(),
-                });
+                out.push(ParquetFile { location: Location::Local(p), size: m.len() });
             }
         }
     }
@@ -144,11 +126,7 @@ fn list_local(path: &Path) -> Result<Vec<ParquetFile>> {
 async fn list_s3(bucket: &str, key: &str) -> Result<Vec<ParquetFile>> {
     let client = aws::s3().await;
     // One listing answers both questions: is `key` an object, or a prefix of objects?
-    let folder = if key.is_empty() || key.ends_with('/') {
-        key.to_string()
-    } else {
-        format!("{key}/")
-    };
+    let folder = if key.is_empty() || key.ends_with('/') { key.to_string() } else { format!("{key}/") };
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -168,13 +146,7 @@ async fn list_s3(bucket: &str, key: &str) -> Result<Vec<ParquetFile>> {
             let size = obj.size().unwrap_or(0).max(0) as u64;
             if k == key && !k.ends_with('/') {
                 // The path names one object: that is the source, whatever else shares the prefix.
-                return Ok(vec![ParquetFile {
-                    location: Location::S3 {
-                        bucket: bucket.into(),
-                        key: k.into(),
-                    },
-                    size,
-                }]);
+                return Ok(vec![ParquetFile { location: Location::S3 { bucket: bucket.into(), key: k.into() }, size }]);
             }
             let Some(rel) = k.strip_prefix(folder.as_str()) else {
                 continue;
@@ -182,13 +154,7 @@ async fn list_s3(bucket: &str, key: &str) -> Result<Vec<ParquetFile>> {
             if rel.is_empty() || k.ends_with('/') || size == 0 || rel.split('/').any(ignored) {
                 continue;
             }
-            out.push(ParquetFile {
-                location: Location::S3 {
-                    bucket: bucket.into(),
-                    key: k.into(),
-                },
-                size,
-            });
+            out.push(ParquetFile { location: Location::S3 { bucket: bucket.into(), key: k.into() }, size });
         }
         match page.next_continuation_token() {
             Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
@@ -203,13 +169,8 @@ async fn list_s3(bucket: &str, key: &str) -> Result<Vec<ParquetFile>> {
 /// gives `("date", "2024-01-01")`. Used to fill a needed column the file itself lacks.
 pub fn partition_values(root: &Location, file: &Location) -> Vec<(String, String)> {
     let rel = match (root, file) {
-        (Location::Local(r), Location::Local(f)) => f
-            .strip_prefix(r)
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned()),
-        (Location::S3 { key: r, .. }, Location::S3 { key: f, .. }) => {
-            f.strip_prefix(r.as_str()).map(str::to_string)
-        }
+        (Location::Local(r), Location::Local(f)) => f.strip_prefix(r).ok().map(|p| p.to_string_lossy().into_owned()),
+        (Location::S3 { key: r, .. }, Location::S3 { key: f, .. }) => f.strip_prefix(r.as_str()).map(str::to_string),
         _ => None,
     };
     let Some(rel) = rel else { return Vec::new() };
@@ -229,15 +190,12 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 3 <= b.len() {
-            if let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if let Some(v) =
+            (b[i] == b'%').then(|| s.get(i + 1..i + 3)).flatten().and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -252,71 +210,35 @@ mod tests {
     #[test]
     fn parses_paths_relative_to_the_repo() {
         let repo = Path::new("/repo");
-        assert_eq!(
-            Location::parse("data/x.parquet", repo).unwrap(),
-            Location::Local("/repo/data/x.parquet".into())
-        );
-        assert_eq!(
-            Location::parse("/abs/x.parquet", repo).unwrap(),
-            Location::Local("/abs/x.parquet".into())
-        );
-        assert_eq!(
-            Location::parse("file:///abs/x", repo).unwrap(),
-            Location::Local("/abs/x".into())
-        );
+        assert_eq!(Location::parse("data/x.parquet", repo).unwrap(), Location::Local("/repo/data/x.parquet".into()));
+        assert_eq!(Location::parse("/abs/x.parquet", repo).unwrap(), Location::Local("/abs/x.parquet".into()));
+        assert_eq!(Location::parse("file:///abs/x", repo).unwrap(), Location::Local("/abs/x".into()));
         assert_eq!(
             Location::parse("s3://b/p/x.parquet", repo).unwrap(),
-            Location::S3 {
-                bucket: "b".into(),
-                key: "p/x.parquet".into()
-            }
+            Location::S3 { bucket: "b".into(), key: "p/x.parquet".into() }
         );
-        assert!(
-            Location::parse("gs://b/x", repo)
-                .unwrap_err()
-                .to_string()
-                .contains("gs://b/x")
-        );
+        assert!(Location::parse("gs://b/x", repo).unwrap_err().to_string().contains("gs://b/x"));
         assert!(Location::parse("", repo).is_err());
     }
 
     #[test]
     fn finds_hive_partition_values() {
-        let root = Location::S3 {
-            bucket: "b".into(),
-            key: "t/".into(),
-        };
-        let file = Location::S3 {
-            bucket: "b".into(),
-            key: "t/date=2024-01-01/city=new%20york/part-0.parquet".into(),
-        };
+        let root = Location::S3 { bucket: "b".into(), key: "t/".into() };
+        let file = Location::S3 { bucket: "b".into(), key: "t/date=2024-01-01/city=new%20york/part-0.parquet".into() };
         assert_eq!(
             partition_values(&root, &file),
-            vec![
-                ("date".into(), "2024-01-01".into()),
-                ("city".into(), "new york".into())
-            ]
+            vec![("date".into(), "2024-01-01".into()), ("city".into(), "new york".into())]
         );
         let root = Location::Local("/d".into());
         assert!(partition_values(&root, &Location::Local("/d/x=1.parquet".into())).is_empty());
-        assert_eq!(
-            partition_values(&root, &Location::Local("/d/x=1/f".into())),
-            vec![("x".into(), "1".into())]
-        );
+        assert_eq!(partition_values(&root, &Location::Local("/d/x=1/f".into())), vec![("x".into(), "1".into())]);
     }
 
     #[test]
     fn lists_local_folders_like_pyarrow() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        for f in [
-            "a.parquet",
-            "date=1/b.parquet",
-            "date=2/c.parquet",
-            "_SUCCESS",
-            ".a.parquet.crc",
-            "_tmp/x.parquet",
-        ] {
+        for f in ["a.parquet", "date=1/b.parquet", "date=2/c.parquet", "_SUCCESS", ".a.parquet.crc", "_tmp/x.parquet"] {
             let p = d.join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, b"x").unwrap();
@@ -325,23 +247,10 @@ mod tests {
         let files = list_local(d).unwrap();
         let names: Vec<String> = files
             .iter()
-            .map(|f| {
-                f.location
-                    .to_string()
-                    .trim_start_matches(&d.display().to_string())
-                    .to_string()
-            })
+            .map(|f| f.location.to_string().trim_start_matches(&d.display().to_string()).to_string())
             .collect();
-        assert_eq!(
-            names,
-            vec!["/a.parquet", "/date=1/b.parquet", "/date=2/c.parquet"]
-        );
+        assert_eq!(names, vec!["/a.parquet", "/date=1/b.parquet", "/date=2/c.parquet"]);
         assert_eq!(list_local(&d.join("a.parquet")).unwrap().len(), 1);
-        assert!(
-            list_local(&d.join("missing"))
-                .unwrap_err()
-                .to_string()
-                .contains("does not exist")
-        );
+        assert!(list_local(&d.join("missing")).unwrap_err().to_string().contains("does not exist"));
     }
 }

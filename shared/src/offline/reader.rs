@@ -48,20 +48,15 @@ impl ObjectReader {
         let local = match &file.location {
             Location::Local(path) => {
                 let path = path.clone();
-                let f = tokio::task::spawn_blocking(move || {
-                    std::fs::File::open(&path).map_err(|e| (path, e))
-                })
-                .await
-                .map_err(|e| Error::Internal(format!("open task failed: {e}")))?
-                .map_err(|(p, e)| Error::Storage(format!("cannot open {}: {e}", p.display())))?;
+                let f = tokio::task::spawn_blocking(move || std::fs::File::open(&path).map_err(|e| (path, e)))
+                    .await
+                    .map_err(|e| Error::Internal(format!("open task failed: {e}")))?
+                    .map_err(|(p, e)| Error::Storage(format!("cannot open {}: {e}", p.display())))?;
                 Some(Arc::new(f))
             }
             Location::S3 { .. } => None,
         };
-        Ok(ObjectReader {
-            file: file.clone(),
-            local,
-        })
+        Ok(ObjectReader { file: file.clone(), local })
     }
 
     async fn fetch(&self, ranges: Vec<Range<u64>>) -> parquet::errors::Result<Vec<Bytes>> {
@@ -78,19 +73,11 @@ impl ObjectReader {
                         .iter()
                         .map(|r| {
                             let mut buf = vec![0u8; (r.end - r.start) as usize];
-                            f.read_exact_at(&mut buf, r.start)
-                                .map(|_| Bytes::from(buf))
-                                .map_err(|e| {
-                                    ParquetError::External(
-                                        format!(
-                                            "reading {} at {}..{}: {e}",
-                                            path.display(),
-                                            r.start,
-                                            r.end
-                                        )
-                                        .into(),
-                                    )
-                                })
+                            f.read_exact_at(&mut buf, r.start).map(|_| Bytes::from(buf)).map_err(|e| {
+                                ParquetError::External(
+                                    format!("reading {} at {}..{}: {e}", path.display(), r.start, r.end).into(),
+                                )
+                            })
                         })
                         .collect::<parquet::errors::Result<Vec<Bytes>>>()
                 })
@@ -98,10 +85,7 @@ impl ObjectReader {
                 .map_err(|e| ParquetError::External(format!("read task failed: {e}").into()))??
             }
             (Location::S3 { bucket, key }, _) => {
-                futures::future::try_join_all(
-                    merged.iter().map(|r| get_range(bucket, key, r.clone())),
-                )
-                .await?
+                futures::future::try_join_all(merged.iter().map(|r| get_range(bucket, key, r.clone()))).await?
             }
             (Location::Local(_), None) => {
                 return Err(ParquetError::General("local file not opened".into()));
@@ -129,10 +113,7 @@ fn merge_ranges(ranges: &[Range<u64>]) -> Vec<Range<u64>> {
     let mut out: Vec<Range<u64>> = Vec::with_capacity(sorted.len());
     for r in sorted {
         match out.last_mut() {
-            Some(last)
-                if r.start <= last.end + MERGE_GAP
-                    && r.end.max(last.end) - last.start <= MAX_REQUEST =>
-            {
+            Some(last) if r.start <= last.end + MERGE_GAP && r.end.max(last.end) - last.start <= MAX_REQUEST => {
                 last.end = last.end.max(r.end);
             }
             _ => out.push(r),
@@ -153,13 +134,7 @@ async fn get_range(bucket: &str, key: &str, r: Range<u64>) -> parquet::errors::R
         .await
         .map_err(|e| {
             ParquetError::External(
-                format!(
-                    "GetObject s3://{bucket}/{key} bytes {}..{}: {}",
-                    r.start,
-                    r.end,
-                    aws::describe(&e)
-                )
-                .into(),
+                format!("GetObject s3://{bucket}/{key} bytes {}..{}: {}", r.start, r.end, aws::describe(&e)).into(),
             )
         })?;
     let body = out
@@ -170,7 +145,12 @@ async fn get_range(bucket: &str, key: &str, r: Range<u64>) -> parquet::errors::R
         .into_bytes();
     if body.len() as u64 != want {
         return Err(ParquetError::External(
-            format!("s3://{bucket}/{key}: asked for {want} bytes at {}, got {} (did the object change?)", r.start, body.len()).into(),
+            format!(
+                "s3://{bucket}/{key}: asked for {want} bytes at {}, got {} (did the object change?)",
+                r.start,
+                body.len()
+            )
+            .into(),
         ));
     }
     Ok(body)
@@ -181,10 +161,7 @@ impl AsyncFileReader for ObjectReader {
         async move { Ok(self.fetch(vec![range]).await?.remove(0)) }.boxed()
     }
 
-    fn get_byte_ranges(
-        &mut self,
-        ranges: Vec<Range<u64>>,
-    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         async move { self.fetch(ranges).await }.boxed()
     }
 
@@ -210,12 +187,7 @@ pub async fn open_metadata(file: &ParquetFile) -> Result<(ObjectReader, ArrowRea
     let mut reader = ObjectReader::open(file).await?;
     let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
         .await
-        .map_err(|e| {
-            Error::Storage(format!(
-                "{} is not a readable parquet file: {e}",
-                file.location
-            ))
-        })?;
+        .map_err(|e| Error::Storage(format!("{} is not a readable parquet file: {e}", file.location)))?;
     Ok((reader, meta))
 }
 
@@ -227,14 +199,8 @@ mod tests {
     fn merges_close_ranges_only() {
         assert_eq!(merge_ranges(&[10..20, 0..5, 30..40]), vec![0..40]);
         let far = 5 + MERGE_GAP + 1;
-        assert_eq!(
-            merge_ranges(&[0..5, far..far + 1]),
-            vec![0..5, far..far + 1]
-        );
+        assert_eq!(merge_ranges(&[0..5, far..far + 1]), vec![0..5, far..far + 1]);
         let big = MAX_REQUEST;
-        assert_eq!(
-            merge_ranges(&[0..big, big..big + 10]),
-            vec![0..big, big..big + 10]
-        );
+        assert_eq!(merge_ranges(&[0..big, big..big + 10]), vec![0..big, big..big + 10]);
     }
 }

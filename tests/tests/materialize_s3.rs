@@ -173,8 +173,8 @@ async fn an_s3_prefix_materializes_like_the_same_local_folder() {
     assert_eq!(reg.view("rider_stats").unwrap().materialization_intervals.len(), 1);
 
     // The same files from a local folder give the same hashes.
-    let (_l, local_cfg) =
-        repo(&local.path().display().to_string(), &local.path().join("registry.db").display().to_string()).await;
+    let (l, local_cfg) = repo(&local.path().display().to_string(), "data/registry.db").await;
+    assert!(!l.path().starts_with(local.path()), "the registry must not sit among the data files");
     let local_store = MemoryStore::new();
     materialize::materialize(&local_cfg, &local_store, &req, &Options::default()).await.unwrap();
     assert_eq!(dump(&s3_store), dump(&local_store));

@@ -45,25 +45,34 @@ pub async fn write_view(
     let project = cfg.project.as_bytes();
     let slots: Vec<(&[u8], &super::select::Slot)> = winners.iter().collect();
     let batch = opts.write_batch.max(1);
-    futures::stream::iter(slots.chunks(batch))
-        .map(|chunk| async move {
-            let rows: Vec<WriteRow> = chunk
-                .iter()
-                .map(|(key, slot)| {
-                    let mut k = Vec::with_capacity(key.len() + project.len());
-                    k.extend_from_slice(key);
-                    k.extend_from_slice(project);
-                    WriteRow {
-                        key: k,
-                        event_time: stored_time(slot.event),
-                        values: slot.values().map(<[u8]>::to_vec).collect(),
-                    }
-                })
-                .collect();
-            let n = rows.len() as u64;
-            let stats = store.write(&ViewWrite::for_view(view, rows, mode, ttl)).await?;
-            progress.keys_written.fetch_add(n, Ordering::Relaxed);
-            Ok::<_, crate::Error>(stats)
+    // Rows are built before each write's future (which then owns them), so the futures hold
+    // no borrow of a chunk: that keeps them `Send` for any caller (the HTTP router's too).
+    let build = |range: std::ops::Range<usize>| -> Vec<WriteRow> {
+        slots[range]
+            .iter()
+            .map(|(key, slot)| {
+                let mut k = Vec::with_capacity(key.len() + project.len());
+                k.extend_from_slice(key);
+                k.extend_from_slice(project);
+                WriteRow {
+                    key: k,
+                    event_time: stored_time(slot.event),
+                    values: slot.values().map(<[u8]>::to_vec).collect(),
+                }
+            })
+            .collect()
+    };
+    let ranges: Vec<std::ops::Range<usize>> =
+        (0..slots.len()).step_by(batch).map(|s| s..(s + batch).min(slots.len())).collect();
+    futures::stream::iter(ranges)
+        .map(|range| {
+            let rows = build(range);
+            async move {
+                let n = rows.len() as u64;
+                let stats = store.write(&ViewWrite::for_view(view, rows, mode, ttl)).await?;
+                progress.keys_written.fetch_add(n, Ordering::Relaxed);
+                Ok::<_, crate::Error>(stats)
+            }
         })
         .buffer_unordered(opts.write_concurrency.max(1))
         .try_fold(WriteStats::default(), |mut acc, s| async move {

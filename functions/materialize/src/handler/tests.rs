@@ -101,19 +101,13 @@ fn write_repo(dir: &std::path::Path) -> RepoConfig {
         "project: driver_demo\nregistry: data/registry.db\nprovider: local\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.join("features.yaml"),
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/driver/features.yaml")),
-    )
-    .unwrap();
-    larder::example_data::write_driver_stats(
-        &dir.join("data/driver_stats.parquet"),
-        50,
-        40,
-        t("2026-11-20T00:00:00Z"),
-        3,
-    )
-    .unwrap();
+    // The source is a folder of two files, one day each: two work items.
+    let yaml = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/driver/features.yaml"))
+        .replace("data/driver_stats.parquet", "data/driver_stats/");
+    std::fs::write(dir.join("features.yaml"), yaml).unwrap();
+    for (name, end) in [("a.parquet", "2026-11-19T00:00:00Z"), ("b.parquet", "2026-11-20T00:00:00Z")] {
+        larder::example_data::write_driver_stats(&dir.join("data/driver_stats").join(name), 50, 24, t(end), 3).unwrap();
+    }
     RepoConfig::load_with(Some(dir), &|_| None).unwrap()
 }
 
@@ -131,7 +125,7 @@ async fn plan_items_commit_and_deadlines() {
     let out = handle(&services, window.clone(), soon).await.unwrap();
     assert_eq!((out["complete"].clone(), out["recorded"].clone()), (json!(false), json!(false)));
     let remaining = out["remaining"].as_array().unwrap().clone();
-    assert_eq!(remaining.len(), 1);
+    assert_eq!(remaining.len(), 2, "one item per file left");
     assert_eq!(remaining[0]["action"], "item");
     assert!(store.is_empty());
 
@@ -140,7 +134,7 @@ async fn plan_items_commit_and_deadlines() {
     plan_event["action"] = json!("plan");
     let plan = handle(&services, plan_event, None).await.unwrap();
     let items = plan["items"].as_array().unwrap().clone();
-    assert!(items.len() >= 3, "{plan}");
+    assert_eq!(items.len(), 2, "{plan}");
     let mut results = Vec::new();
     for item in items.iter().rev() {
         let r = handle(&services, item.clone(), None).await.unwrap();

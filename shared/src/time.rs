@@ -85,45 +85,48 @@ impl EventTime {
     }
 
     /// Writes the time as Feast's server prints it: seconds, then `.mmm`, `.uuuuuu` or
-    /// `.nnnnnnnnn` when the fraction needs it, then `Z`.
+    /// `.nnnnnnnnn` when the fraction needs it, then `Z`. On the response hot path (one per
+    /// feature value), so it writes fixed-width digits into a stack buffer.
     pub fn write_rfc3339(self, out: &mut Vec<u8>) {
         let days = self.secs.div_euclid(86_400);
-        let sod = self.secs.rem_euclid(86_400);
+        let sod = self.secs.rem_euclid(86_400) as u32;
         let (y, m, d) = civil_from_days(days);
-        let (hh, mm, ss) = (sod / 3600, (sod / 60) % 60, sod % 60);
-        if (0..=9999).contains(&y) {
-            push_digits(out, y as u64, 4);
-        } else {
+        if !(0..=9999).contains(&y) {
             // Outside four-digit years RFC 3339 has no form; ISO 8601's expanded years are the
             // least surprising text.
-            if y < 0 {
-                out.push(b'-');
-            } else {
-                out.push(b'+');
-            }
+            out.push(if y < 0 { b'-' } else { b'+' });
             push_digits(out, y.unsigned_abs(), 6);
+            // The rest is the same text as for any year: write it with a placeholder year.
+            let mut rest = Vec::with_capacity(32);
+            self.write_fixed(0, m, d, sod, &mut rest);
+            out.extend_from_slice(&rest[4..]);
+            return;
         }
-        out.push(b'-');
-        push_digits(out, m as u64, 2);
-        out.push(b'-');
-        push_digits(out, d as u64, 2);
-        out.push(b'T');
-        push_digits(out, hh as u64, 2);
-        out.push(b':');
-        push_digits(out, mm as u64, 2);
-        out.push(b':');
-        push_digits(out, ss as u64, 2);
+        self.write_fixed(y as u32, m, d, sod, out);
+    }
+
+    fn write_fixed(self, y: u32, m: u32, d: u32, sod: u32, out: &mut Vec<u8>) {
+        let mut b = *b"0000-00-00T00:00:00.000000000Z";
+        put4(&mut b[0..4], y);
+        put2(&mut b[5..7], m);
+        put2(&mut b[8..10], d);
+        put2(&mut b[11..13], sod / 3600);
+        put2(&mut b[14..16], (sod / 60) % 60);
+        put2(&mut b[17..19], sod % 60);
         let n = self.nanos;
-        if n != 0 {
-            out.push(b'.');
-            if n.is_multiple_of(1_000_000) {
-                push_digits(out, (n / 1_000_000) as u64, 3);
-            } else if n.is_multiple_of(1_000) {
-                push_digits(out, (n / 1_000) as u64, 6);
-            } else {
-                push_digits(out, n as u64, 9);
-            }
-        }
+        let len = if n == 0 {
+            19
+        } else if n.is_multiple_of(1_000_000) {
+            put_n(&mut b[20..23], n / 1_000_000);
+            23
+        } else if n.is_multiple_of(1_000) {
+            put_n(&mut b[20..26], n / 1_000);
+            26
+        } else {
+            put_n(&mut b[20..29], n);
+            29
+        };
+        out.extend_from_slice(&b[..len]);
         out.push(b'Z');
     }
 
@@ -137,6 +140,24 @@ impl EventTime {
 impl fmt::Display for EventTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())
+    }
+}
+
+fn put2(b: &mut [u8], v: u32) {
+    b[0] = b'0' + (v / 10) as u8;
+    b[1] = b'0' + (v % 10) as u8;
+}
+
+fn put4(b: &mut [u8], v: u32) {
+    put2(&mut b[0..2], v / 100);
+    put2(&mut b[2..4], v % 100);
+}
+
+/// Writes `v` right-aligned in `b`, zero-padded.
+fn put_n(b: &mut [u8], mut v: u32) {
+    for slot in b.iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
     }
 }
 
@@ -337,6 +358,9 @@ mod tests {
         }
         assert_eq!(EventTime::parse("2022-05-13").unwrap(), EventTime::parse("2022-05-13T00:00:00Z").unwrap());
         assert_eq!(EventTime::parse("1969-12-31T23:59:59.5Z").unwrap(), EventTime { secs: -1, nanos: 500_000_000 });
+        // Years outside 0..=9999 use ISO 8601's expanded form.
+        assert_eq!(EventTime::new(253_402_300_800, 1_000).to_rfc3339(), "+010000-01-01T00:00:00.000001Z");
+        assert_eq!(EventTime::new(-62_167_219_201, 0).to_rfc3339(), "-000001-12-31T23:59:59Z");
         for bad in [
             "",
             "2022-13-01",

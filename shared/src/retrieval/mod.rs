@@ -94,12 +94,22 @@ impl Response {
             // Feast leaves the list out when it is empty.
             if !col.event_timestamps.is_empty() {
                 out.extend_from_slice(b",\"event_timestamps\":[");
+                // Runs of equal times are common (join-key columns, entities updated together):
+                // copy the previous text instead of formatting it again.
+                let mut last: Option<(EventTime, std::ops::Range<usize>)> = None;
                 for (j, t) in col.event_timestamps.iter().enumerate() {
                     if j > 0 {
                         out.push(b',');
                     }
                     out.push(b'"');
-                    t.write_rfc3339(out);
+                    match &last {
+                        Some((prev, range)) if prev == t => out.extend_from_within(range.clone()),
+                        _ => {
+                            let start = out.len();
+                            t.write_rfc3339(out);
+                            last = Some((*t, start..out.len()));
+                        }
+                    }
                     out.push(b'"');
                 }
                 out.push(b']');
@@ -118,7 +128,8 @@ impl Response {
 
     pub fn to_json(&self) -> Vec<u8> {
         let rows = self.columns.first().map_or(0, |c| c.values.len());
-        let mut out = Vec::with_capacity(64 + self.columns.len() * (48 + rows * 48));
+        // Roughly: a value, a status and a timestamp per cell.
+        let mut out = Vec::with_capacity(64 + self.columns.len() * (64 + rows * 64));
         self.write_json(&mut out);
         out
     }

@@ -1,0 +1,66 @@
+//! The get-online-features handler alone: the shared router over the in-memory store, no
+//! network. Issue target: <= 20 us for 1 entity x 7 features.
+//!
+//!     cargo bench -p larder-bench --bench handler
+
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use larder::api::{self, ApiRequest, Limits, Services};
+use larder::config::RepoConfig;
+use larder::online::memory::MemoryStore;
+use larder::online::{OnlineStore, ViewWrite, WriteMode, WriteRow};
+use larder::registry::{RegistryCache, yaml};
+use larder::time::EventTime;
+use larder::value::{ValueType, from_json};
+use serde_json::json;
+
+const FEATURES_YAML: &str = include_str!("../../examples/driver/features.yaml");
+
+fn services(rt: &tokio::runtime::Runtime) -> Services {
+    let config = RepoConfig::parse("project: driver_demo\n", std::path::Path::new("/tmp"), "bench", &|_| None).unwrap();
+    let registry = yaml::parse(FEATURES_YAML, "features.yaml", "driver_demo", 3).unwrap();
+    let store = MemoryStore::new();
+    let view = &registry.feature_views["driver_hourly_stats"];
+    let rows: Vec<WriteRow> = (1000..1100)
+        .map(|id| {
+            let key = view.layout.key_encoder.redis_key(&[&from_json(&json!(id), ValueType::Int64).unwrap()], "driver_demo").unwrap();
+            let values: Vec<_> = view
+                .features
+                .iter()
+                .zip([json!(0.25), json!(0.9), json!(12), json!(33.5), json!(4.5), json!("sf"), json!(true)])
+                .map(|(f, j)| from_json(&j, f.dtype).unwrap())
+                .collect();
+            WriteRow::encode(key, EventTime::now(), &values)
+        })
+        .collect();
+    rt.block_on(store.write(&ViewWrite::for_view(view, rows, WriteMode::NewestWins, None))).unwrap();
+    Services { config, registry: RegistryCache::fixed(registry), store: Arc::new(store), limits: Limits::default() }
+}
+
+fn body(n: i64) -> Vec<u8> {
+    let features: Vec<String> = ["conv_rate", "acc_rate", "avg_daily_trips", "miles_driven", "rating", "city", "is_active"]
+        .iter()
+        .map(|f| format!("driver_hourly_stats:{f}"))
+        .collect();
+    serde_json::to_vec(&json!({"features": features, "entities": {"driver_id": (1000..1000 + n).collect::<Vec<_>>()}})).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let services = services(&rt);
+    for n in [1, 100] {
+        let body = body(n);
+        c.bench_function(&format!("handler {n}x7 (in-memory store)"), |b| {
+            b.iter(|| {
+                let req = ApiRequest { method: "POST", path: "/get-online-features", query: "", body: &body };
+                let resp = rt.block_on(api::handle(&services, req));
+                assert_eq!(resp.status, 200);
+                resp
+            })
+        });
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

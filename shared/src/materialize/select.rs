@@ -96,7 +96,6 @@ impl Slot {
 pub struct Winners {
     index: FastMap<Box<[u8]>, u32>,
     slots: Vec<Slot>,
-    keys: Vec<Box<[u8]>>,
 }
 
 impl Winners {
@@ -108,9 +107,9 @@ impl Winners {
         self.slots.is_empty()
     }
 
-    /// (entity key, winner) pairs, in first-seen order.
+    /// (entity key, winner) pairs, in no particular order (writes may land in any order).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Slot)> {
-        self.keys.iter().map(|k| &k[..]).zip(self.slots.iter())
+        self.index.iter().map(|(k, &i)| (&k[..], &self.slots[i as usize]))
     }
 
     /// Folds another worker's winners in (same rule: later event, then created, then position).
@@ -119,7 +118,9 @@ impl Winners {
             *self = other;
             return;
         }
-        for (key, slot) in other.keys.into_iter().zip(other.slots) {
+        let mut slots: Vec<Option<Slot>> = other.slots.into_iter().map(Some).collect();
+        for (key, i) in other.index {
+            let slot = slots[i as usize].take().expect("each slot is indexed once");
             match self.index.get(&key) {
                 Some(&i) => {
                     let mine = &mut self.slots[i as usize];
@@ -128,9 +129,8 @@ impl Winners {
                     }
                 }
                 None => {
-                    self.index.insert(key.clone(), self.slots.len() as u32);
+                    self.index.insert(key, self.slots.len() as u32);
                     self.slots.push(slot);
-                    self.keys.push(key);
                 }
             }
         }
@@ -222,9 +222,7 @@ impl Selection {
                 }
                 None => {
                     let i = winners.slots.len() as u32;
-                    let boxed: Box<[u8]> = key[..].into();
-                    winners.index.insert(boxed.clone(), i);
-                    winners.keys.push(boxed);
+                    winners.index.insert(key[..].into(), i);
                     winners.slots.push(Slot {
                         event,
                         created: created_at,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use larder::api::{self, ApiRequest, Limits, Services};
+use larder::api::{self, ApiRequest, Services};
 use larder::config::RepoConfig;
 use larder::online::memory::MemoryStore;
 use larder::online::{OnlineStore, ViewWrite, WriteMode, WriteRow};
@@ -35,7 +35,7 @@ fn services(rt: &tokio::runtime::Runtime) -> Services {
         })
         .collect();
     rt.block_on(store.write(&ViewWrite::for_view(view, rows, WriteMode::NewestWins, None))).unwrap();
-    Services { config, registry: RegistryCache::fixed(registry), store: Arc::new(store), limits: Limits::default() }
+    Services::new(config, RegistryCache::fixed(registry), Arc::new(store))
 }
 
 fn body(n: i64) -> Vec<u8> {

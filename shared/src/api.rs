@@ -50,9 +50,16 @@ pub struct Services {
     pub registry: Arc<RegistryCache>,
     pub store: Arc<dyn OnlineStore>,
     pub limits: Limits,
+    /// Push options (`LARDER_PUSH_STREAM` for `?mode=async`, ...); the default has none.
+    pub push: crate::push::PushSettings,
 }
 
 impl Services {
+    /// Services with default limits and push settings (tests, embedding).
+    pub fn new(config: RepoConfig, registry: Arc<RegistryCache>, store: Arc<dyn OnlineStore>) -> Services {
+        Services { config, registry, store, limits: Limits::default(), push: Default::default() }
+    }
+
     /// Everything from the environment (and `feature_store.yaml` if there is one): what a
     /// Lambda function builds once at start.
     pub async fn from_env() -> Result<Services> {
@@ -63,7 +70,8 @@ impl Services {
     pub async fn connect(config: RepoConfig) -> Result<Services> {
         let registry = RegistryCache::load(&config).await?;
         let store = crate::online::connect(&config).await?;
-        Ok(Services { config, registry, store, limits: Limits::from_env()? })
+        let push = crate::push::PushSettings::from_env()?;
+        Ok(Services { config, registry, store, limits: Limits::from_env()?, push })
     }
 }
 
@@ -118,11 +126,13 @@ pub async fn handle(services: &Services, req: ApiRequest<'_>) -> ApiResponse {
     let result = match (req.method, path) {
         ("GET", "/health") => health(services).await,
         ("POST", "/get-online-features") => crate::retrieval::http::get_online_features(services, &req).await,
+        (_, "/health" | "/get-online-features") => Err(method_not_allowed(&req)),
+        ("POST", "/push") => crate::push::http::push(services, &req).await,
+        ("POST", "/write-to-online-store") => crate::push::http::write_to_online_store(services, &req).await,
+        (_, "/push" | "/write-to-online-store") => Err(method_not_allowed(&req)),
         ("POST", "/materialize") => crate::materialize::http::handle(services, &req, false).await,
         ("POST", "/materialize-incremental") => crate::materialize::http::handle(services, &req, true).await,
-        (_, "/health" | "/get-online-features" | "/materialize" | "/materialize-incremental") => {
-            Err(method_not_allowed(&req))
-        }
+        (_, "/materialize" | "/materialize-incremental") => Err(method_not_allowed(&req)),
         _ => Err(Error::not_found(ObjectKind::Route, format!("{} {}", req.method, req.path), &services.config.project)),
     };
     result.unwrap_or_else(|e| ApiResponse::error(&e))

@@ -35,6 +35,12 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("LARDER_MAX_BODY_BYTES", "largest HTTP body accepted, in bytes (default 6291456, API Gateway's limit)"),
     ("LARDER_S3_ENDPOINT", "S3 endpoint URL override (S3-compatible stores, tests)"),
     ("LARDER_KINESIS_ENDPOINT", "Kinesis endpoint URL override (tests)"),
+    ("LARDER_SQS_ENDPOINT", "SQS endpoint URL override (tests)"),
+    ("LARDER_PUSH_SOURCE", "push: push source of a flat-row stream record that names none (any stream or topic)"),
+    ("LARDER_PUSH_SOURCE_MAP", "push: per Kinesis stream or Kafka topic, its push source: stream=source,topic=source"),
+    ("LARDER_PUSH_STREAM", "push: Kinesis stream (name or ARN) that POST /push?mode=async enqueues to"),
+    ("LARDER_DEAD_LETTER", "push: where poison records go: an SQS queue URL or s3://bucket/prefix/ (default: the log)"),
+    ("LARDER_KAFKA_PARTIAL_BATCH", "push: true: Kafka batches answer batchItemFailures (default: fail the invocation)"),
 ];
 
 /// The parsed, validated `feature_store.yaml` with overrides applied.

@@ -4,7 +4,9 @@
 //! machine (`redis-server` from Debian) and from the virtualenv `scripts/test.sh` prepares
 //! (`moto_server`, `feast`, `cargo-lambda`); [`venv`] finds it.
 
+pub mod conformance;
 pub mod feast;
+pub mod http;
 pub mod lambda;
 pub mod peers;
 

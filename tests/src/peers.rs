@@ -33,7 +33,11 @@ pub fn venv() -> PathBuf {
 /// A program from the virtualenv, with a clear panic if the environment was not prepared.
 pub fn venv_bin(name: &str) -> PathBuf {
     let p = venv().join("bin").join(name);
-    assert!(p.exists(), "{} is missing: run scripts/test.sh (it prepares the virtualenv) or set LARDER_VENV", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/test.sh (it prepares the virtualenv) or set LARDER_VENV",
+        p.display()
+    );
     p
 }
 
@@ -50,9 +54,12 @@ fn require(program: &str) -> PathBuf {
 
 /// A private `redis-server` on a free loopback port, without persistence.
 pub struct RedisServer {
+    /// The port clients use (the TLS port for a TLS server, which has no plain port).
     pub port: u16,
     child: Option<Child>,
     extra_args: Vec<String>,
+    tls: Option<TlsFiles>,
+    password: Option<String>,
     dir: tempfile::TempDir,
 }
 
@@ -63,11 +70,25 @@ impl RedisServer {
 
     /// Starts with extra `redis-server` arguments (e.g. `--requirepass x`).
     pub fn start_with(extra: &[&str]) -> RedisServer {
+        Self::start_full(extra, false, None)
+    }
+
+    /// A server that speaks only TLS (`--port 0 --tls-port P`) and requires `password`, with a
+    /// CA and a server certificate for 127.0.0.1 made for it (see [`TlsFiles`]).
+    pub fn start_tls(password: &str) -> RedisServer {
+        Self::start_full(&[], true, Some(password))
+    }
+
+    fn start_full(extra: &[&str], tls: bool, password: Option<&str>) -> RedisServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tls = tls.then(|| TlsFiles::generate(&dir.path().join("tls")));
         let mut server = RedisServer {
             port: free_port(),
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
-            dir: tempfile::tempdir().expect("temp dir"),
+            tls,
+            password: password.map(str::to_string),
+            dir,
         };
         server.spawn();
         server
@@ -76,9 +97,26 @@ impl RedisServer {
     fn spawn(&mut self) {
         let bin = require("redis-server");
         let mut cmd = Command::new(bin);
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"])
+        match &self.tls {
+            None => {
+                cmd.arg("--port").arg(self.port.to_string());
+            }
+            Some(t) => {
+                cmd.args(["--port", "0", "--tls-port"])
+                    .arg(self.port.to_string())
+                    .arg("--tls-cert-file")
+                    .arg(&t.server_cert)
+                    .arg("--tls-key-file")
+                    .arg(&t.server_key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(&t.ca_cert)
+                    .args(["--tls-auth-clients", "no"]);
+            }
+        }
+        if let Some(p) = &self.password {
+            cmd.arg("--requirepass").arg(p);
+        }
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(self.dir.path())
             .args(&self.extra_args)
@@ -94,8 +132,28 @@ impl RedisServer {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// A Feast connection_string that reaches this server: `127.0.0.1:port`, plus
+    /// `ssl=true,ssl_ca_certs=<ca>` for a TLS server and `password=` when one is set.
+    pub fn connection_string(&self) -> String {
+        let mut s = self.addr();
+        if let Some(t) = &self.tls {
+            s.push_str(&format!(",ssl=true,ssl_ca_certs={}", t.ca_cert.display()));
+        }
+        if let Some(p) = &self.password {
+            s.push_str(&format!(",password={p}"));
+        }
+        s
+    }
+
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        let auth = self.password.as_ref().map(|p| format!(":{p}@")).unwrap_or_default();
+        format!("{scheme}://{auth}127.0.0.1:{}/", self.port)
+    }
+
+    /// The certificates of a TLS server.
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     /// Kills the server (data is lost: no persistence).
@@ -112,9 +170,175 @@ impl RedisServer {
         self.spawn();
     }
 
-    /// A synchronous client for assertions.
+    /// A synchronous client for assertions (TLS and password included).
     pub fn client(&self) -> redis::Connection {
-        redis::Client::open(self.url()).unwrap().get_connection().expect("connect to the test redis")
+        let client = match &self.tls {
+            None => redis::Client::open(self.url()).unwrap(),
+            Some(t) => {
+                let certs =
+                    redis::TlsCertificates { client_tls: None, root_cert: Some(std::fs::read(&t.ca_cert).unwrap()) };
+                redis::Client::build_with_tls(self.url(), certs).unwrap()
+            }
+        };
+        client.get_connection().expect("connect to the test redis")
+    }
+}
+
+/// A CA, and a server certificate it signed for `127.0.0.1` and `localhost`, made with the
+/// `openssl` CLI into a directory of the test's own.
+pub struct TlsFiles {
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    /// A second CA that signed nothing here: a client trusting only it must refuse the server.
+    pub other_ca_cert: PathBuf,
+}
+
+impl TlsFiles {
+    pub fn generate(dir: &Path) -> TlsFiles {
+        let openssl = require("openssl");
+        std::fs::create_dir_all(dir).expect("create the certificate directory");
+        let p = |name: &str| dir.join(name);
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        for (key, cert, cn) in
+            [("ca.key", "ca.crt", "Larder test CA"), ("other-ca.key", "other-ca.crt", "Someone else's CA")]
+        {
+            run(Command::new(&openssl)
+                .args(["req", "-x509"])
+                .args(ec)
+                .arg("-keyout")
+                .arg(p(key))
+                .arg("-out")
+                .arg(p(cert))
+                .args(["-days", "2", "-subj"])
+                .arg(format!("/CN={cn}"))
+                .args([
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ]));
+        }
+        run(Command::new(&openssl)
+            .arg("req")
+            .args(ec)
+            .arg("-keyout")
+            .arg(p("server.key"))
+            .arg("-out")
+            .arg(p("server.csr"))
+            .args(["-subj", "/CN=127.0.0.1"]));
+        std::fs::write(
+            p("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(Command::new(&openssl)
+            .args(["x509", "-req", "-in"])
+            .arg(p("server.csr"))
+            .arg("-CA")
+            .arg(p("ca.crt"))
+            .arg("-CAkey")
+            .arg(p("ca.key"))
+            .arg("-CAcreateserial")
+            .arg("-out")
+            .arg(p("server.crt"))
+            .args(["-days", "2", "-extfile"])
+            .arg(p("server.ext")));
+        TlsFiles {
+            ca_cert: p("ca.crt"),
+            server_cert: p("server.crt"),
+            server_key: p("server.key"),
+            other_ca_cert: p("other-ca.crt"),
+        }
+    }
+}
+
+/// A Redis Cluster of three primaries (no replicas) on free loopback ports, each node a
+/// [`RedisServer`] with `cluster-enabled yes`, joined with `redis-cli --cluster create`.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                // The cluster bus gets its own free port: the default (port + 10000) may be taken
+                // or beyond 65535.
+                let bus = free_port().to_string();
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-port",
+                    &bus,
+                    "--cluster-node-timeout",
+                    "5000",
+                ])
+            })
+            .collect();
+        let mut create = Command::new(require("redis-cli"));
+        create.args(["--cluster", "create"]);
+        for n in &nodes {
+            create.arg(n.addr());
+        }
+        create.args(["--cluster-replicas", "0", "--cluster-yes"]);
+        run(&mut create);
+        let cluster = RedisCluster { nodes };
+        cluster.wait_until_ok(Duration::from_secs(30));
+        cluster
+    }
+
+    /// Waits until every node reports `cluster_state:ok` and knows all three primaries.
+    pub fn wait_until_ok(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ok = self.nodes.iter().all(|n| {
+                let out =
+                    Command::new(require("redis-cli")).args(["-p", &n.port.to_string(), "cluster", "info"]).output();
+                out.is_ok_and(|o| {
+                    let text = String::from_utf8_lossy(&o.stdout);
+                    text.contains("cluster_state:ok") && text.contains("cluster_known_nodes:3")
+                })
+            });
+            if ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the Redis cluster did not reach cluster_state:ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Feast's form for `redis_type: redis_cluster`: every node, comma-separated.
+    pub fn connection_string(&self) -> String {
+        self.nodes.iter().map(RedisServer::addr).collect::<Vec<_>>().join(",")
+    }
+
+    /// The index in [`RedisCluster::nodes`] of the primary that owns `slot`.
+    pub fn owner_of(&self, slot: u16) -> usize {
+        let out =
+            run(Command::new(require("redis-cli")).args(["-p", &self.nodes[0].port.to_string(), "cluster", "nodes"]));
+        // <id> <ip:port@bus> <flags> <primary> <ping> <pong> <epoch> <link> <slot ranges>...
+        for line in out.lines() {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let owns = parts.iter().skip(8).any(|range| {
+                let (a, b) = range.split_once('-').unwrap_or((range, range));
+                matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if (a..=b).contains(&slot))
+            });
+            if owns {
+                let port: u16 =
+                    parts[1].split('@').next().and_then(|a| a.rsplit(':').next()).and_then(|p| p.parse().ok()).unwrap();
+                return self.nodes.iter().position(|n| n.port == port).expect("the owner is one of ours");
+            }
+        }
+        panic!("no node owns slot {slot}");
+    }
+
+    /// A synchronous cluster client for assertions.
+    pub fn client(&self) -> redis::cluster::ClusterConnection {
+        let urls: Vec<String> = self.nodes.iter().map(RedisServer::url).collect();
+        redis::cluster::ClusterClient::new(urls).unwrap().get_connection().expect("connect to the test cluster")
     }
 }
 

@@ -5,6 +5,7 @@ mod apply;
 mod example_data;
 mod init;
 mod materialize;
+mod push;
 mod serve;
 
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ pub enum Command {
     MaterializeIncremental(materialize::IncrementalArgs),
     /// Serve the HTTP API (get-online-features, push, materialize, health) locally.
     Serve(serve::ServeArgs),
+    /// Push Feast push requests or rows (JSON, JSON array or JSON lines; files or stdin) to the online store.
+    Push(push::PushArgs),
 }
 
 /// `--repo DIR`: the feature repository (where feature_store.yaml is).
@@ -53,5 +56,6 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Serve(a) => serve::run(a).await,
         Command::Materialize(a) => materialize::run(a).await,
         Command::MaterializeIncremental(a) => materialize::run_incremental(a).await,
+        Command::Push(a) => push::run(a).await,
     }
 }

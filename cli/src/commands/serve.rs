@@ -37,6 +37,7 @@ pub async fn run(a: ServeArgs) -> Result<()> {
             registry: RegistryCache::load(&config).await?,
             store: Arc::new(MemoryStore::new()),
             limits: Limits::from_env()?,
+            push: larder::push::PushSettings::from_env()?,
             config,
         }
     } else {

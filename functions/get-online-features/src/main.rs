@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use lambda_http::{Error, run, service_fn};
 
-#[tokio::main]
+// One invocation at a time per process: a current-thread runtime avoids a cross-thread hop
+// on every Redis round trip (measured in docs/benchmarks/online-store.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let services = Arc::new(larder::api::Services::from_env().await.inspect_err(|e| {

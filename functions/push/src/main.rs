@@ -1,1 +1,34 @@
-fn main() {}
+//! The `push` Lambda: Kinesis, MSK / self-managed Kafka and API Gateway events written to the
+//! online store by `larder::push` (see the library for how each trigger is answered).
+//!
+//! `main` is the composition root: logging, configuration, registry, Redis and the
+//! dead-letter destination are set up once per process, and every invocation borrows them.
+
+use std::sync::Arc;
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use push_function::App;
+use serde_json::value::RawValue;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let services = larder::api::Services::from_env().await.inspect_err(|e| {
+        // Fail fast at init with a message CloudWatch shows, instead of failing every batch.
+        tracing::error!(error = %e, "cannot start push");
+    })?;
+    let dead_letters = larder::push::dead_letter::from_target(services.push.dead_letter.as_ref()).await;
+    tracing::info!(
+        project = %services.config.project,
+        store = %services.store.describe(),
+        dead_letters = %dead_letters.describe(),
+        async_stream = services.push.async_stream.as_deref().unwrap_or("-"),
+        "push ready"
+    );
+    let app = Arc::new(App::new(services, dead_letters));
+    run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
+        let app = Arc::clone(&app);
+        async move { app.handle(event).await }
+    }))
+    .await
+}

@@ -9,15 +9,19 @@
 //! The semantics on top (which fields to read for which views, what "missing" and "null"
 //! mean, how rows are encoded) live in this module once, in [`read_views`] and [`WriteRow`],
 //! so every backend behaves the same by construction. [`memory::MemoryStore`] implements the
-//! trait in process for tests and `larder serve --memory`.
+//! trait in process for tests and `larder serve --memory`; [`redis::RedisStore`] is the real
+//! one, and [`connect`] builds it from `feature_store.yaml`.
 
 pub mod memory;
+pub mod redis;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::config::RepoConfig;
 use crate::error::{Error, Result};
 use crate::registry::FeatureView;
 use crate::time::EventTime;
@@ -109,13 +113,6 @@ pub trait OnlineStore: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// Connects the online store `cfg` names.
-// Placeholder until the Redis store lands from the online-store work; replaced there.
-pub async fn connect(cfg: &crate::config::RepoConfig) -> Result<std::sync::Arc<dyn OnlineStore>> {
-    let redis = cfg.redis()?;
-    Err(Error::Unavailable(format!("cannot connect to Redis at {}: the Redis store is not built yet", redis.connection_string)))
-}
-
 /// Resolves rows of one batch that share a key: keeps, per key, the row with the greatest event
 /// time, the first one on ties (Feast skips a later row whose time is not strictly greater).
 /// Order of first appearance is kept. Every backend calls this before writing.
@@ -138,6 +135,47 @@ pub fn newest_per_key(rows: Vec<WriteRow>) -> (Vec<WriteRow>, usize) {
         }
     }
     (out, dropped)
+}
+
+/// [`newest_per_key`] without copying the rows: the same choice (greatest event time per key,
+/// the first on ties, order of first appearance), as references into `rows`.
+pub fn newest_per_key_refs(rows: &[WriteRow]) -> (Vec<&WriteRow>, usize) {
+    let mut index: HashMap<&[u8], usize> = HashMap::with_capacity(rows.len());
+    let mut out: Vec<&WriteRow> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match index.get(row.key.as_slice()) {
+            Some(&i) => {
+                if row.event_time > out[i].event_time {
+                    out[i] = row;
+                }
+            }
+            None => {
+                index.insert(row.key.as_slice(), out.len());
+                out.push(row);
+            }
+        }
+    }
+    let dropped = rows.len() - out.len();
+    (out, dropped)
+}
+
+/// The online store `feature_store.yaml` (and the `LARDER_REDIS_*` environment) describes:
+/// a [`redis::RedisStore`] for `redis_type` `redis` or `redis_cluster`.
+///
+/// A bad configuration (connection string, certificate files, environment) is an error here.
+/// Redis itself is only warmed up: one PING opens the connection (and loads nothing else), so
+/// the first request does not pay for it; if Redis cannot be reached the store is returned
+/// anyway, with a warning, and calls answer [`Error::Unavailable`] until Redis is back. A
+/// function that starts while Redis is briefly away must still start.
+pub async fn connect(cfg: &RepoConfig) -> Result<Arc<dyn OnlineStore>> {
+    let store = redis::RedisStore::from_config(cfg.redis()?, redis::RedisOptions::from_env()?)?;
+    match store.ping().await {
+        Ok(()) => tracing::info!(store = %store.describe(), "online store connected"),
+        Err(e) => {
+            tracing::warn!(store = %store.describe(), error = %e, "online store not reachable yet; serving 503 until it is")
+        }
+    }
+    Ok(Arc::new(store))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -203,7 +241,11 @@ pub async fn read_views(store: &dyn OnlineStore, reads: &[ViewRead<'_>]) -> Resu
     }
     let answers = if hmgets.is_empty() { Vec::new() } else { store.read(&hmgets).await? };
     if answers.len() != hmgets.len() {
-        return Err(Error::Internal(format!("online store answered {} reads for {} keys", answers.len(), hmgets.len())));
+        return Err(Error::Internal(format!(
+            "online store answered {} reads for {} keys",
+            answers.len(),
+            hmgets.len()
+        )));
     }
     let mut out = Vec::with_capacity(reads.len());
     for (r, view_slots) in reads.iter().zip(slots) {
@@ -224,7 +266,10 @@ pub async fn read_views(store: &dyn OnlineStore, reads: &[ViewRead<'_>]) -> Resu
                     Some(b) if b.is_empty() => Cell::Null,
                     Some(b) => {
                         let v = value::decode(b).map_err(|e| {
-                            Error::Storage(format!("view '{}', feature '{}': {e}", r.view.name, r.view.features[fi].name))
+                            Error::Storage(format!(
+                                "view '{}', feature '{}': {e}",
+                                r.view.name, r.view.features[fi].name
+                            ))
                         })?;
                         if value::is_null(&v) { Cell::Null } else { Cell::Value(v) }
                     }

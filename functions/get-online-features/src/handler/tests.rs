@@ -47,7 +47,13 @@ async fn services() -> Services {
         .write(&ViewWrite::for_view(view, vec![row(1001, 0.25), row(1002, 0.5)], WriteMode::NewestWins, None))
         .await
         .unwrap();
-    Services { config, registry: RegistryCache::fixed(registry), store: Arc::new(store), limits: Limits::default() }
+    Services {
+        config,
+        registry: RegistryCache::fixed(registry),
+        store: Arc::new(store),
+        limits: Limits::default(),
+        push: Default::default(),
+    }
 }
 
 async fn invoke(services: &Services, event: &str) -> (u16, Value) {

@@ -1,0 +1,167 @@
+//! The push function: Kinesis, Kafka (MSK and self-managed) and API Gateway events, all
+//! handled by `larder::push`. This crate only adapts events and responses.
+//!
+//! - Kinesis: the batch is one lane, applied in order; the answer is `batchItemFailures` with
+//!   the sequence number of the first record to retry and of every later one (the event source
+//!   mapping needs `FunctionResponseTypes: [ReportBatchItemFailures]`).
+//! - Kafka: one lane per topic-partition. By default a transient failure fails the invocation
+//!   and the event source mapping retries the whole batch (safe with any mapping; replays are
+//!   harmless and poison records are dead-lettered only once the batch succeeds). With
+//!   `LARDER_KAFKA_PARTIAL_BATCH=true` (a provisioned-mode mapping with
+//!   `ReportBatchItemFailures`), the answer names, per failed topic-partition, the offset to
+//!   resume from.
+//! - API Gateway (HTTP API 2.0, REST/1.0) and direct invocations: `api::handle`, so the answer
+//!   is byte for byte what `larder serve` gives.
+
+pub mod event;
+pub mod http;
+
+use std::sync::Arc;
+
+use aws_lambda_events::kafka::KafkaEvent;
+use aws_lambda_events::kinesis::KinesisEvent;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use lambda_runtime::{Error, LambdaEvent};
+use larder::api::Services;
+use larder::push::WriteOptions;
+use larder::push::dead_letter::{DeadLetterSink, Position};
+use larder::push::stream::{Lane, OnFailure, Processor, StreamRecord};
+use serde_json::value::RawValue;
+use serde_json::{Value as Json, json};
+
+pub use event::Event;
+
+/// What every invocation uses, built once per process.
+pub struct App {
+    pub services: Services,
+    pub dead_letters: Arc<dyn DeadLetterSink>,
+}
+
+impl App {
+    pub fn new(services: Services, dead_letters: Arc<dyn DeadLetterSink>) -> App {
+        App { services, dead_letters }
+    }
+
+    /// The Lambda handler.
+    pub async fn handle(&self, event: LambdaEvent<Box<RawValue>>) -> Result<Json, Error> {
+        let parsed = event::parse(event.payload.get()).map_err(|e| {
+            tracing::error!(error = %e, "cannot handle this event");
+            Error::from(e)
+        })?;
+        self.handle_event(parsed).await
+    }
+
+    pub async fn handle_event(&self, event: Event) -> Result<Json, Error> {
+        match event {
+            Event::Kinesis(e) => Ok(self.kinesis(e).await),
+            Event::Kafka(e) => self.kafka(e).await,
+            Event::HttpV2(r) => Ok(http::v2(&self.services, *r).await),
+            Event::HttpV1(r) => Ok(http::v1(&self.services, *r).await),
+            Event::Direct { write, body } => Ok(http::direct(&self.services, write, body.as_bytes()).await),
+        }
+    }
+
+    fn processor(&self) -> Processor<'_> {
+        Processor {
+            registry: &self.services.registry,
+            store: self.services.store.as_ref(),
+            settings: &self.services.push,
+            options: WriteOptions::from_config(&self.services.config),
+            dead_letters: self.dead_letters.as_ref(),
+        }
+    }
+
+    /// A Kinesis batch (one shard): `{"batchItemFailures": [{"itemIdentifier": seq}, ...]}`.
+    pub async fn kinesis(&self, event: KinesisEvent) -> Json {
+        let stream = event.records.first().and_then(|r| r.event_source_arn.clone()).unwrap_or_default();
+        let mut sequence_numbers = Vec::with_capacity(event.records.len());
+        let records = event
+            .records
+            .into_iter()
+            .map(|r| {
+                sequence_numbers.push(r.kinesis.sequence_number.clone());
+                let shard_id =
+                    r.event_id.as_deref().and_then(|id| id.split_once(':')).map(|(shard, _)| shard.to_string());
+                StreamRecord {
+                    position: Position::Kinesis {
+                        stream: r.event_source_arn.unwrap_or_default(),
+                        shard_id,
+                        sequence_number: r.kinesis.sequence_number,
+                        partition_key: r.kinesis.partition_key,
+                    },
+                    data: r.kinesis.data.0,
+                }
+            })
+            .collect();
+        let lane = Lane { stream, records };
+        let outcome = self.processor().process(std::slice::from_ref(&lane), OnFailure::RetryFromFirstFailure).await;
+        let failures: Vec<Json> = match outcome.lanes.first().and_then(|l| l.failed_from) {
+            Some(from) => sequence_numbers[from..].iter().map(|s| json!({ "itemIdentifier": s })).collect(),
+            None => Vec::new(),
+        };
+        json!({ "batchItemFailures": failures })
+    }
+
+    /// A Kafka batch: one lane per topic-partition.
+    pub async fn kafka(&self, event: KafkaEvent) -> Result<Json, Error> {
+        let mut partitions: Vec<(String, Vec<aws_lambda_events::kafka::KafkaRecord>)> =
+            event.records.into_iter().collect();
+        partitions.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut offsets: Vec<Vec<i64>> = Vec::with_capacity(partitions.len());
+        let mut keys = Vec::with_capacity(partitions.len());
+        let mut lanes = Vec::with_capacity(partitions.len());
+        for (key, mut records) in partitions {
+            records.sort_by_key(|r| r.offset);
+            let topic = records
+                .first()
+                .and_then(|r| r.topic.clone())
+                .unwrap_or_else(|| key.rsplit_once('-').map_or(key.clone(), |(t, _)| t.to_string()));
+            offsets.push(records.iter().map(|r| r.offset).collect());
+            let records = records
+                .into_iter()
+                .map(|r| StreamRecord {
+                    position: Position::Kafka {
+                        topic: topic.clone(),
+                        partition: r.partition,
+                        offset: r.offset,
+                        key: r.key,
+                    },
+                    // Lambda delivers values base64-encoded; anything else is kept as is and
+                    // fails to parse as a record, so it is dead-lettered as it came.
+                    data: r.value.map(|v| B64.decode(&v).unwrap_or_else(|_| v.into_bytes())).unwrap_or_default(),
+                })
+                .collect();
+            keys.push(key);
+            lanes.push(Lane { stream: topic, records });
+        }
+        let partial = self.services.push.kafka_partial_batch;
+        let on_failure = if partial { OnFailure::RetryFromFirstFailure } else { OnFailure::RetryWholeBatch };
+        let outcome = self.processor().process(&lanes, on_failure).await;
+        let failed: Vec<(usize, usize)> =
+            outcome.lanes.iter().enumerate().filter_map(|(l, o)| o.failed_from.map(|f| (l, f))).collect();
+        if failed.is_empty() {
+            return Ok(json!({ "batchItemFailures": [] }));
+        }
+        if partial {
+            let failures: Vec<Json> = failed
+                .iter()
+                .map(|&(l, f)| json!({ "itemIdentifier": { "partition": keys[l], "offset": offsets[l][f] } }))
+                .collect();
+            return Ok(json!({ "batchItemFailures": failures }));
+        }
+        let (l, f) = failed[0];
+        let reason = outcome.error.map(|e| e.to_string()).unwrap_or_default();
+        Err(Error::from(format!(
+            "{} of {} records must be retried (first: {} offset {}): {reason}; failing the invocation so the event source \
+             mapping retries the batch (replays are harmless)",
+            failed.iter().map(|&(l, f)| offsets[l].len() - f).sum::<usize>(),
+            outcome.records,
+            keys[l],
+            offsets[l][f]
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests;

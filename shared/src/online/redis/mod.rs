@@ -1,0 +1,371 @@
+//! The Redis online store, byte-compatible with Feast's (see `feast-compat.md` §1).
+//!
+//! ```no_run
+//! # async fn demo(cfg: &larder::config::RepoConfig) -> larder::Result<()> {
+//! use larder::online::redis::{RedisOptions, RedisStore};
+//! // From feature_store.yaml (what `larder::online::connect` does):
+//! let store = RedisStore::from_config(cfg.redis()?, RedisOptions::from_env()?)?;
+//! // Or directly:
+//! let store = RedisStore::open("127.0.0.1:6379,password=secret", larder::config::RedisType::Redis, RedisOptions::default())?;
+//! # Ok(()) }
+//! ```
+//!
+//! Creating a store does not touch the network: the first call connects (a Lambda that starts
+//! while Redis is briefly away still starts, and answers 503 until Redis is back);
+//! [`crate::online::connect`] also warms the connection up with a PING.
+//!
+//! - Reads: all HMGETs of a call in one pipeline, one round trip; on a cluster one pipeline per
+//!   node, all nodes at once (`cluster.rs`).
+//! - Writes: newest event wins, atomically, one `newest_wins.lua` call per key (`script.rs`),
+//!   called by SHA; pipelines of [`RedisOptions::write_chunk_rows`] rows, a few in flight.
+//! - Failures: bounded by [`RedisOptions::timeout`], retried on lost connections, reported as
+//!   [`Error::Unavailable`] (`retry.rs`).
+
+pub mod cluster;
+pub mod connection;
+pub mod retry;
+pub mod script;
+pub mod standalone;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ::redis::{Cmd, ErrorKind, Pipeline, RedisError, ServerErrorKind, Value, cmd};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+pub use self::connection::RedisTarget;
+use self::retry::Policy;
+pub use self::retry::RedisOptions;
+use super::{KeyRead, OnlineStore, ViewWrite, WriteMode, WriteRow, WriteStats, newest_per_key_refs};
+use crate::config::{OnlineStoreConfig, RedisType};
+use crate::error::{Error, Result};
+
+/// One command's answer: its value, or the error Redis answered it with.
+pub(crate) type Reply = std::result::Result<Value, RedisError>;
+
+/// A server error carried as a value becomes an `Err`.
+pub(crate) fn reply(v: Value) -> Reply {
+    match v {
+        Value::ServerError(e) => Err(e.into()),
+        v => Ok(v),
+    }
+}
+
+enum Backend {
+    Standalone(standalone::Standalone),
+    Cluster(cluster::Cluster),
+}
+
+impl Backend {
+    /// One round trip (per node): a reply per command of `pipe`.
+    async fn exec(&self, pipe: &Pipeline, keys: &[&[u8]]) -> ::redis::RedisResult<Vec<Reply>> {
+        match self {
+            Backend::Standalone(s) => s.exec(pipe).await,
+            Backend::Cluster(c) => c.exec(pipe, keys).await,
+        }
+    }
+
+    /// A command for the server, or for every primary of a cluster.
+    async fn everywhere(&self, command: Cmd) -> ::redis::RedisResult<Value> {
+        match self {
+            Backend::Standalone(s) => s.query(&command).await,
+            Backend::Cluster(c) => c.all_primaries(command).await,
+        }
+    }
+}
+
+pub struct RedisStore {
+    backend: Backend,
+    policy: Policy,
+    options: RedisOptions,
+    kind: RedisType,
+    /// Set once the script is known to be cached on every primary; a NOSCRIPT answer later
+    /// (restart, failover, SCRIPT FLUSH) loads it again.
+    script_loaded: AtomicBool,
+}
+
+impl RedisStore {
+    /// The store `feature_store.yaml`'s `online_store` describes.
+    pub fn from_config(cfg: &OnlineStoreConfig, options: RedisOptions) -> Result<RedisStore> {
+        Self::open(&cfg.connection_string, cfg.redis_type, options)
+    }
+
+    /// A store for a Feast `connection_string` or `redis://` URL(s). Checks the string and
+    /// reads certificate files; does not connect.
+    pub fn open(connection_string: &str, kind: RedisType, options: RedisOptions) -> Result<RedisStore> {
+        Self::new(RedisTarget::parse(connection_string)?, kind, options)
+    }
+
+    pub fn new(target: RedisTarget, kind: RedisType, options: RedisOptions) -> Result<RedisStore> {
+        let timeout = options.timeout.or(target.timeout).unwrap_or(retry::DEFAULT_TIMEOUT);
+        let backend = match kind {
+            RedisType::Redis => Backend::Standalone(standalone::Standalone::new(&target, timeout)?),
+            RedisType::RedisCluster => Backend::Cluster(cluster::Cluster::new(&target, timeout, options.retries)?),
+        };
+        let options = RedisOptions {
+            write_chunk_rows: options.write_chunk_rows.max(1),
+            write_concurrency: options.write_concurrency.max(1),
+            ..options
+        };
+        Ok(RedisStore {
+            backend,
+            policy: Policy { timeout, retries: options.retries, store: target.describe() },
+            options,
+            kind,
+            script_loaded: AtomicBool::new(false),
+        })
+    }
+
+    /// Sends the single-key commands of `pipe` (`keys[i]` the key of the i-th) under the
+    /// retry policy. The pipeline is built once and sent again as is on a retry.
+    async fn exec(&self, op: &str, pipe: &Pipeline, keys: &[&[u8]]) -> Result<Vec<Reply>> {
+        self.policy.run(op, || self.backend.exec(pipe, keys)).await
+    }
+
+    async fn load_script(&self) -> Result<()> {
+        let sha = self.policy.run("script load", || self.backend.everywhere(script::load())).await?;
+        match sha {
+            Value::BulkString(b) if b == script::sha().as_bytes() => {}
+            other => {
+                return Err(Error::Internal(format!(
+                    "Redis {}: SCRIPT LOAD answered {other:?}, expected {}",
+                    self.policy.store,
+                    script::sha()
+                )));
+            }
+        }
+        self.script_loaded.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Writes one chunk of rows (each key at most once) and counts what the script did.
+    async fn write_chunk(&self, batch: &ViewWrite<'_>, rows: &[&WriteRow]) -> Result<WriteStats> {
+        let keys: Vec<&[u8]> = rows.iter().map(|r| r.key.as_slice()).collect();
+        match batch.mode {
+            WriteMode::NewestWins => {
+                let pipe = pipeline(rows.iter().map(|r| script::newest_wins(batch, r)), rows.len());
+                let mut replies = self.exec("write", &pipe, &keys).await?;
+                let lost: Vec<usize> = (0..replies.len()).filter(|&i| is_noscript(&replies[i])).collect();
+                if !lost.is_empty() {
+                    // The server forgot the script (restart, failover, SCRIPT FLUSH).
+                    tracing::info!(store = %self.policy.store, "Redis lost the newest-wins script; loading it again");
+                    self.load_script().await?;
+                    let again_pipe = pipeline(lost.iter().map(|&i| script::newest_wins(batch, rows[i])), lost.len());
+                    let again_keys: Vec<&[u8]> = lost.iter().map(|&i| keys[i]).collect();
+                    let again = self.exec("write", &again_pipe, &again_keys).await?;
+                    for (i, r) in lost.into_iter().zip(again) {
+                        replies[i] = r;
+                    }
+                }
+                let mut stats = WriteStats::default();
+                for r in replies {
+                    match r {
+                        Ok(Value::Int(1)) => stats.written += 1,
+                        Ok(Value::Int(0)) => stats.skipped += 1,
+                        Ok(other) => {
+                            return Err(Error::Internal(format!(
+                                "Redis {}: the newest-wins script answered {other:?}",
+                                self.policy.store
+                            )));
+                        }
+                        Err(e) => return Err(self.policy.error("write", &e, 0)),
+                    }
+                }
+                Ok(stats)
+            }
+            WriteMode::Overwrite => {
+                let mut cmds = Vec::with_capacity(rows.len() * 2);
+                let mut cmd_keys = Vec::with_capacity(rows.len() * 2);
+                for (row, key) in rows.iter().zip(&keys) {
+                    let (hset, expire) = script::overwrite(batch, row);
+                    cmds.push(hset);
+                    cmd_keys.push(*key);
+                    if let Some(e) = expire {
+                        cmds.push(e);
+                        cmd_keys.push(*key);
+                    }
+                }
+                let n = cmds.len();
+                let pipe = pipeline(cmds.into_iter(), n);
+                for r in self.exec("write", &pipe, &cmd_keys).await? {
+                    if let Err(e) = r {
+                        return Err(self.policy.error("write", &e, 0));
+                    }
+                }
+                Ok(WriteStats { written: rows.len(), skipped: 0 })
+            }
+        }
+    }
+}
+
+/// A pipeline of `cmds`; server errors come back in place, one per command, instead of
+/// failing the whole pipeline.
+fn pipeline(cmds: impl Iterator<Item = Cmd>, n: usize) -> Pipeline {
+    let mut pipe = Pipeline::with_capacity(n);
+    for c in cmds {
+        pipe.add_command(c);
+    }
+    pipe.ignore_errors();
+    pipe
+}
+
+fn is_noscript(r: &Reply) -> bool {
+    matches!(r, Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript))
+}
+
+/// Keeps, per key, the last row of the batch: what a sequence of plain overwrites leaves.
+fn last_per_key(rows: &[WriteRow]) -> Vec<&WriteRow> {
+    let mut index: HashMap<&[u8], usize> = HashMap::with_capacity(rows.len());
+    let mut out: Vec<&WriteRow> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match index.get(row.key.as_slice()) {
+            Some(&i) => out[i] = row,
+            None => {
+                index.insert(row.key.as_slice(), out.len());
+                out.push(row);
+            }
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl OnlineStore for RedisStore {
+    async fn read(&self, reads: &[KeyRead<'_>]) -> Result<Vec<Vec<Option<Bytes>>>> {
+        // HMGET needs at least one field; a read of no fields has nothing to ask.
+        let asked: Vec<usize> = (0..reads.len()).filter(|&i| !reads[i].fields.is_empty()).collect();
+        let mut out: Vec<Vec<Option<Bytes>>> = reads.iter().map(|r| vec![None; r.fields.len()]).collect();
+        if asked.is_empty() {
+            return Ok(out);
+        }
+        let pipe = pipeline(asked.iter().map(|&i| script::hmget(reads[i].key, &reads[i].fields)), asked.len());
+        let keys: Vec<&[u8]> = asked.iter().map(|&i| reads[i].key).collect();
+        let replies = self.exec("read", &pipe, &keys).await?;
+        for (&i, reply) in asked.iter().zip(replies) {
+            let want = reads[i].fields.len();
+            let values = match reply {
+                Ok(Value::Array(values)) if values.len() == want => values,
+                Ok(other) => {
+                    return Err(Error::Internal(format!("Redis {}: HMGET answered {other:?}", self.policy.store)));
+                }
+                Err(e) => return Err(self.policy.error("read", &e, 0)),
+            };
+            for (slot, v) in out[i].iter_mut().zip(values) {
+                *slot = match v {
+                    Value::Nil => None,
+                    Value::BulkString(b) => Some(Bytes::from(b)),
+                    other => {
+                        return Err(Error::Internal(format!(
+                            "Redis {}: HMGET answered a field with {other:?}",
+                            self.policy.store
+                        )));
+                    }
+                };
+            }
+        }
+        Ok(out)
+    }
+
+    async fn write(&self, batch: &ViewWrite<'_>) -> Result<WriteStats> {
+        if let Some(row) = batch.rows.iter().find(|r| r.values.len() != batch.fields.len()) {
+            return Err(Error::Internal(format!(
+                "a row to write has {} values for {} fields",
+                row.values.len(),
+                batch.fields.len()
+            )));
+        }
+        // Each key once per batch: newest-wins keeps the newest row (ties: the first), an
+        // overwrite keeps the last, which is what applying them in order would leave. That
+        // also makes chunks independent, so they can be in flight together.
+        let (rows, mut stats) = match batch.mode {
+            WriteMode::NewestWins => {
+                let (rows, dropped) = newest_per_key_refs(&batch.rows);
+                (rows, WriteStats { written: 0, skipped: dropped })
+            }
+            WriteMode::Overwrite => {
+                let rows = last_per_key(&batch.rows);
+                let superseded = batch.rows.len() - rows.len();
+                (rows, WriteStats { written: superseded, skipped: 0 })
+            }
+        };
+        if rows.is_empty() {
+            return Ok(stats);
+        }
+        if batch.mode == WriteMode::NewestWins && !self.script_loaded.load(Ordering::Acquire) {
+            self.load_script().await?;
+        }
+        // A few chunks in flight: Redis works on one while the next is encoded and sent.
+        let mut chunks = rows.chunks(self.options.write_chunk_rows);
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < self.options.write_concurrency {
+                match chunks.next() {
+                    Some(chunk) => in_flight.push(self.write_chunk(batch, chunk)),
+                    None => break,
+                }
+            }
+            match in_flight.next().await {
+                Some(done) => stats += done?,
+                None => return Ok(stats),
+            }
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut c = cmd("PING");
+        c.arg("larder");
+        match self.policy.run("ping", || self.backend.everywhere(c.clone())).await? {
+            Value::BulkString(b) if b == b"larder" => Ok(()),
+            other => Err(Error::Internal(format!("Redis {}: PING answered {other:?}", self.policy.store))),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let kind = match self.kind {
+            RedisType::Redis => "redis",
+            RedisType::RedisCluster => "redis cluster",
+        };
+        format!("{kind} {}", self.policy.store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::EventTime;
+
+    #[test]
+    fn overwrite_keeps_the_last_row_per_key() {
+        let row = |k: &[u8], s: i64| WriteRow { key: k.to_vec(), event_time: EventTime::new(s, 0), values: vec![] };
+        let rows = vec![row(b"a", 5), row(b"b", 1), row(b"a", 3)];
+        let kept: Vec<(Vec<u8>, i64)> =
+            last_per_key(&rows).iter().map(|r| (r.key.clone(), r.event_time.secs)).collect();
+        assert_eq!(kept, vec![(b"a".to_vec(), 3), (b"b".to_vec(), 1)]);
+    }
+
+    #[test]
+    fn opening_checks_the_string_without_connecting() {
+        // Port 1 on loopback: nothing listens, and nothing is attempted until the first call.
+        let s = RedisStore::open("127.0.0.1:1,password=pw", RedisType::Redis, RedisOptions::default()).unwrap();
+        assert_eq!(s.describe(), "redis 127.0.0.1:1 (auth)");
+        let err = RedisStore::open("127.0.0.1:1,db=2", RedisType::RedisCluster, RedisOptions::default()).err().unwrap();
+        assert!(err.to_string().contains("only database 0"), "{err}");
+        assert!(RedisStore::open("127.0.0.1:1,colour=blue", RedisType::Redis, RedisOptions::default()).is_err());
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_unavailable_quickly() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let opts = RedisOptions { timeout: Some(std::time::Duration::from_millis(500)), ..RedisOptions::default() };
+        let s = RedisStore::open(&format!("127.0.0.1:{port}"), RedisType::Redis, opts).unwrap();
+        let started = std::time::Instant::now();
+        let err = s.ping().await.unwrap_err();
+        assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+        assert_eq!(err.status(), 503);
+        assert!(err.to_string().contains(&format!("127.0.0.1:{port} cannot be reached")), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,175 @@
+//! Push: rows written to the online store as they happen, newest event wins.
+//!
+//! Feast's semantics (`feast-compat.md` §5.6): a push names a push source and carries a
+//! column-oriented `df`; its rows are written to every feature view whose stream source is that
+//! push source, each typed by that view's schema, keyed by its join keys, timed by its batch
+//! source's `timestamp_field`. `write-to-online-store` writes one named view the same way.
+//!
+//! - [`frame`]: the rows of a push (`df` with pandas' broadcasting, or a flat row);
+//! - [`request`]: the bodies and records a push arrives as, turned into a [`Push`];
+//! - [`convert`]: a frame's rows for one view (field mapping, typing, keys, times);
+//! - [`stream`]: a batch of stream records (Kinesis, Kafka) in order, poison records to the
+//!   dead-letter destination, transient failures reported from the first affected record;
+//! - [`dead_letter`]: where records that can never succeed go (SQS, S3, or the log);
+//! - [`enqueue`]: `?mode=async`: a push put on a Kinesis stream, one record per entity;
+//! - [`http`]: `POST /push` and `POST /write-to-online-store` for the API router;
+//! - [`settings`]: the `LARDER_PUSH_*` / `LARDER_DEAD_LETTER` configuration.
+//!
+//! Writes are idempotent: replaying a push or a batch leaves the store as it was (the stored
+//! event time wins ties), so every failure can be retried whole.
+
+pub mod convert;
+pub mod dead_letter;
+pub mod enqueue;
+pub mod frame;
+pub mod http;
+pub mod request;
+pub mod settings;
+pub mod stream;
+
+use std::sync::Arc;
+
+pub use frame::Frame;
+pub use request::{Destination, Push, PushRequest, PushTo, WriteRequest};
+pub use settings::PushSettings;
+
+use crate::config::RepoConfig;
+use crate::error::Result;
+use crate::online::{OnlineStore, ViewWrite, WriteMode, WriteRow, WriteStats};
+use crate::registry::{FeatureView, Registry, RegistryCache};
+
+/// How writes treat what is stored, from `online_store` (`skip_dedup`, `key_ttl_seconds`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions {
+    pub mode: WriteMode,
+    pub key_ttl_seconds: Option<u64>,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { mode: WriteMode::NewestWins, key_ttl_seconds: None }
+    }
+}
+
+impl WriteOptions {
+    pub fn from_config(cfg: &RepoConfig) -> Self {
+        match &cfg.online_store {
+            Some(s) => WriteOptions {
+                mode: if s.skip_dedup { WriteMode::Overwrite } else { WriteMode::NewestWins },
+                key_ttl_seconds: s.key_ttl_seconds.filter(|t| *t > 0),
+            },
+            None => WriteOptions::default(),
+        }
+    }
+}
+
+/// A push converted for every view it writes: rows per view, in push order.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    pub views: Vec<(Arc<FeatureView>, Vec<WriteRow>)>,
+}
+
+impl Prepared {
+    /// Rows to write, over all views.
+    pub fn rows(&self) -> usize {
+        self.views.iter().map(|(_, r)| r.len()).sum()
+    }
+
+    /// Appends another push's rows, keeping one entry per view (a batch of records becomes one
+    /// write per view).
+    pub fn merge(&mut self, other: Prepared) {
+        for (view, rows) in other.views {
+            match self.views.iter_mut().find(|(v, _)| Arc::ptr_eq(v, &view) || v.name == view.name) {
+                Some((_, existing)) => existing.extend(rows),
+                None => self.views.push((view, rows)),
+            }
+        }
+    }
+}
+
+/// Converts a push for the views it writes. Fails on an unknown destination and on any cell
+/// that does not fit, naming the view, column and row; nothing is written then.
+pub fn prepare(registry: &Registry, push: &Push) -> Result<Prepared> {
+    let mut prepared = Prepared::default();
+    match &push.destination {
+        Destination::Source(source) => {
+            for view in registry.views_for_push_source(source)? {
+                let target = convert::Target { push_source: Some(source), view: &view.name };
+                if let Some(rows) = convert::rows_for_view(view, &push.frame, &registry.project, target)? {
+                    prepared.views.push((Arc::clone(view), rows));
+                }
+            }
+        }
+        Destination::View(name) => {
+            let view = registry.view(name)?;
+            let target = convert::Target { push_source: None, view: &view.name };
+            if let Some(rows) = convert::rows_for_view(view, &push.frame, &registry.project, target)? {
+                prepared.views.push((Arc::clone(view), rows));
+            }
+        }
+    }
+    Ok(prepared)
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PushStats {
+    /// Rows converted, over all views written.
+    pub rows: usize,
+    /// Rows written, and rows skipped because the store already held a newer (or equally new)
+    /// event for their key.
+    pub written: usize,
+    pub skipped: usize,
+}
+
+impl std::ops::AddAssign for PushStats {
+    fn add_assign(&mut self, o: PushStats) {
+        self.rows += o.rows;
+        self.written += o.written;
+        self.skipped += o.skipped;
+    }
+}
+
+/// Writes prepared rows, one store write per view.
+pub async fn write(store: &dyn OnlineStore, prepared: Prepared, options: WriteOptions) -> Result<PushStats> {
+    let mut stats = PushStats::default();
+    for (view, rows) in prepared.views {
+        stats.rows += rows.len();
+        let w: WriteStats =
+            store.write(&ViewWrite::for_view(&view, rows, options.mode, options.key_ttl_seconds)).await?;
+        stats.written += w.written;
+        stats.skipped += w.skipped;
+    }
+    Ok(stats)
+}
+
+/// Feast's `push` / `write_to_online_store` on the online store: converts, then writes.
+/// `allow_registry_cache: false` reloads the registry first (a conditional read).
+pub async fn apply(
+    registry: &Arc<RegistryCache>,
+    store: &dyn OnlineStore,
+    options: WriteOptions,
+    push: &Push,
+) -> Result<PushStats> {
+    if push.fresh_registry {
+        refresh_registry(registry).await;
+    }
+    let prepared = prepare(&registry.get(), push)?;
+    write(store, prepared, options).await
+}
+
+/// Reloads the registry if it changed. A cache built over a registry in memory (tests,
+/// `--memory`) has no version and nothing to reload. A failed reload keeps the last good one
+/// (the cache reports it in `/health`).
+pub(crate) async fn refresh_registry(registry: &RegistryCache) -> bool {
+    if registry.health().version.is_empty() {
+        return false;
+    }
+    matches!(registry.refresh().await, Ok(true))
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,90 @@
+//! A minimal HTTP/1.1 client for tests (one request per connection), and the `larder` binary.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::peers::{free_port, repo_root, wait_for_port};
+
+/// Sends one request to 127.0.0.1:`port` and returns (status, body).
+pub fn request(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no header end"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut body = raw[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    Ok((status, body))
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 2 + size + 2..];
+    }
+    out
+}
+
+/// POSTs JSON and parses the JSON answer.
+pub fn post_json(port: u16, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let (status, bytes) = request(port, "POST", path, body.to_string().as_bytes()).expect("HTTP request");
+    let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, json)
+}
+
+/// The `larder` binary built by `cargo test --workspace --all-targets` (or `cargo build`).
+pub fn larder_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+    let bin = target.join("debug/larder");
+    assert!(bin.exists(), "{} is missing: run `cargo build --workspace` (scripts/test.sh does)", bin.display());
+    bin
+}
+
+/// `larder serve` on a free loopback port; stopped (SIGTERM, then kill) when dropped.
+pub struct LarderServe {
+    pub port: u16,
+    child: Child,
+}
+
+impl LarderServe {
+    pub fn start(repo: &std::path::Path, env: &[(String, String)], extra: &[&str]) -> LarderServe {
+        let port = free_port();
+        let mut cmd = Command::new(larder_bin());
+        cmd.args(["serve", "--repo"]).arg(repo).args(["--port", &port.to_string()]).args(extra);
+        cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))).stdout(Stdio::null()).stderr(Stdio::null());
+        let child = cmd.spawn().expect("start larder serve");
+        assert!(wait_for_port(port, Duration::from_secs(30)), "larder serve did not listen on {port}");
+        LarderServe { port, child }
+    }
+
+    /// Sends SIGTERM and waits: the server must stop on its own.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.child.wait().expect("wait for larder serve")
+    }
+}
+
+impl Drop for LarderServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -139,6 +139,9 @@ pub async fn handle(services: &Services, req: ApiRequest<'_>) -> ApiResponse {
         ("POST", "/push") => crate::push::http::push(services, &req).await,
         ("POST", "/write-to-online-store") => crate::push::http::write_to_online_store(services, &req).await,
         (_, "/push" | "/write-to-online-store") => Err(method_not_allowed(&req)),
+        ("POST", "/materialize") => crate::materialize::http::handle(services, &req, false).await,
+        ("POST", "/materialize-incremental") => crate::materialize::http::handle(services, &req, true).await,
+        (_, "/materialize" | "/materialize-incremental") => Err(method_not_allowed(&req)),
         _ => Err(Error::not_found(ObjectKind::Route, format!("{} {}", req.method, req.path), &services.config.project)),
     };
     result.unwrap_or_else(|e| ApiResponse::error(&e))

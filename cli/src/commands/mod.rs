@@ -4,6 +4,7 @@
 mod apply;
 mod example_data;
 mod init;
+mod materialize;
 mod push;
 mod serve;
 
@@ -23,6 +24,10 @@ pub enum Command {
     Apply(RepoArgs),
     /// Generate the example driver statistics parquet file.
     ExampleData(example_data::ExampleDataArgs),
+    /// Load features from parquet into the online store for a window of event times.
+    Materialize(materialize::MaterializeArgs),
+    /// Load features from where each view's last materialization ended up to END.
+    MaterializeIncremental(materialize::IncrementalArgs),
     /// Serve the HTTP API (get-online-features, push, materialize, health) locally.
     Serve(serve::ServeArgs),
     /// Push Feast push requests or rows (JSON, JSON array or JSON lines; files or stdin) to the online store.
@@ -49,6 +54,8 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Apply(a) => apply::run(a, false).await,
         Command::ExampleData(a) => example_data::run(a),
         Command::Serve(a) => serve::run(a).await,
+        Command::Materialize(a) => materialize::run(a).await,
+        Command::MaterializeIncremental(a) => materialize::run_incremental(a).await,
         Command::Push(a) => push::run(a).await,
     }
 }

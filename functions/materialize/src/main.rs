@@ -1,1 +1,45 @@
-fn main() {}
+//! The `materialize` Lambda: scheduled (EventBridge) and direct invocations load feature
+//! history from parquet on S3 into Redis, and record it in the registry (see `handler` for the
+//! event shapes, and `larder::materialize::plan` for the plan / item / commit contract a Step
+//! Functions Distributed Map drives).
+//!
+//! `main` is the composition root: logging, configuration and the Redis client are set up
+//! once per process; every invocation borrows them.
+
+mod handler;
+
+use std::sync::Arc;
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let services = Arc::new(services().await.inspect_err(|e| {
+        lambda_runtime::tracing::error!(error = %e, "cannot start materialize");
+    })?);
+    run(service_fn(move |event: LambdaEvent<Value>| {
+        let services = Arc::clone(&services);
+        async move {
+            let deadline = handler::deadline(event.context.deadline);
+            handler::handle(&services, event.payload, deadline).await.map_err(|e| {
+                lambda_runtime::tracing::error!(code = e.code(), error = %e, "materialize failed");
+                Error::from(format!("{}: {e}", e.code()))
+            })
+        }
+    }))
+    .await
+}
+
+async fn services() -> larder::Result<handler::Services> {
+    let config = larder::config::RepoConfig::load(None)?;
+    let store = larder::online::connect(&config).await?;
+    let rows_per_item = match std::env::var("LARDER_MATERIALIZE_ROWS_PER_ITEM") {
+        Ok(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            larder::Error::Config(format!("LARDER_MATERIALIZE_ROWS_PER_ITEM: '{v}' is not a positive number"))
+        })?,
+        Err(_) => larder::materialize::Options::default().rows_per_item,
+    };
+    Ok(handler::Services { config, store, rows_per_item })
+}

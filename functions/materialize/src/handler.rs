@@ -1,0 +1,216 @@
+//! Events -> Larder's materialization -> a JSON answer.
+//!
+//! Accepted payloads (samples in `events/`):
+//! - an EventBridge scheduled event (`"detail-type": "Scheduled Event"`): incremental up to the
+//!   event's `time`, for every online view, or for `detail.feature_views` when the event
+//!   carries them;
+//! - a rule's constant input or a direct invoke: `{"start", "end", "feature_views"}` (one
+//!   window), or `{"end", "incremental": true, "feature_views"}` (`end` defaults to now);
+//!   Feast's `start_ts` / `end_ts` names are accepted too;
+//! - `{"action": "plan", ...the same fields..., "rows_per_item"}`: work items, no writes;
+//! - `{"action": "item", "views", "file", "size", "row_groups"}`: one work item;
+//! - `{"action": "commit", "views", "results"?}`: records the windows once all items are done.
+//!
+//! A run or item that would not finish before the invocation's deadline stops at a row-group
+//! boundary, writes what it read, records nothing, and answers `"complete": false` with the
+//! rest as `remaining` work items (each invocable as is).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use larder::config::RepoConfig;
+use larder::materialize::{self, Options, Request, ViewWindow, WorkItem};
+use larder::online::OnlineStore;
+use larder::time::EventTime;
+use larder::{Error, Result};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// What the function holds across invocations.
+pub struct Services {
+    pub config: RepoConfig,
+    pub store: Arc<dyn OnlineStore>,
+    /// Default rows per work item for `plan` (`LARDER_MATERIALIZE_ROWS_PER_ITEM`).
+    pub rows_per_item: u64,
+}
+
+/// One parsed invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invocation {
+    Run(Request),
+    Plan { request: Request, rows_per_item: Option<u64> },
+    Item(WorkItem),
+    Commit { views: Vec<ViewWindow>, results: Option<Vec<Value>> },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Direct {
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default, alias = "start_ts")]
+    start: Option<String>,
+    #[serde(default, alias = "end_ts")]
+    end: Option<String>,
+    #[serde(default)]
+    feature_views: Option<Vec<String>>,
+    #[serde(default)]
+    incremental: bool,
+    #[serde(default)]
+    rows_per_item: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Commit {
+    #[allow(dead_code)]
+    action: String,
+    views: Vec<ViewWindow>,
+    #[serde(default)]
+    results: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize, Default)]
+struct ScheduledDetail {
+    #[serde(default)]
+    feature_views: Option<Vec<String>>,
+}
+
+fn time(field: &str, text: Option<&str>, now: EventTime) -> Result<EventTime> {
+    match text {
+        None => Err(Error::BadRequest(format!("'{field}' is required"))),
+        Some(t) if t.eq_ignore_ascii_case("now") => Ok(now),
+        Some(t) => EventTime::parse(t).map_err(|e| Error::BadRequest(format!("'{field}': {e}"))),
+    }
+}
+
+/// Reads an event. `now` is the end of an incremental run that names none.
+pub fn parse(event: &Value, now: EventTime) -> Result<Invocation> {
+    let obj = event.as_object().ok_or_else(|| Error::BadRequest("the event must be a JSON object".into()))?;
+    if obj.contains_key("detail-type") {
+        let e: EventBridgeEvent<Value> =
+            serde_json::from_value(event.clone()).map_err(|e| Error::BadRequest(format!("EventBridge event: {e}")))?;
+        let detail: ScheduledDetail = serde_json::from_value(e.detail).unwrap_or_default();
+        let end = match e.time {
+            Some(t) => EventTime::new(t.timestamp(), t.timestamp_subsec_nanos()),
+            None => now,
+        };
+        return Ok(Invocation::Run(Request::Incremental { end, views: detail.feature_views }));
+    }
+    match obj.get("action").and_then(Value::as_str) {
+        Some("item") => {
+            let mut v = event.clone();
+            v.as_object_mut().map(|o| o.remove("action"));
+            let item: WorkItem = serde_json::from_value(v).map_err(|e| Error::BadRequest(format!("work item: {e}")))?;
+            return Ok(Invocation::Item(item));
+        }
+        Some("commit") => {
+            let c: Commit =
+                serde_json::from_value(event.clone()).map_err(|e| Error::BadRequest(format!("commit: {e}")))?;
+            return Ok(Invocation::Commit { views: c.views, results: c.results });
+        }
+        Some("plan" | "run") | None => {}
+        Some(other) => {
+            return Err(Error::BadRequest(format!("unknown action '{other}' (use run, plan, item or commit)")));
+        }
+    }
+    let d: Direct = serde_json::from_value(event.clone()).map_err(|e| {
+        Error::BadRequest(format!(
+            "{e}: a materialize event is {{\"start\", \"end\", \"feature_views\"}} or {{\"end\", \"incremental\": true}}"
+        ))
+    })?;
+    let request = if d.incremental {
+        if d.start.is_some() {
+            return Err(Error::BadRequest(
+                "an incremental run takes no 'start': each view starts where it last ended".into(),
+            ));
+        }
+        Request::Incremental { end: time("end", d.end.as_deref().or(Some("now")), now)?, views: d.feature_views }
+    } else {
+        Request::Range {
+            start: time("start", d.start.as_deref(), now)?,
+            end: time("end", d.end.as_deref(), now)?,
+            views: d.feature_views,
+        }
+    };
+    Ok(match d.action.as_deref() {
+        Some("plan") => Invocation::Plan { request, rows_per_item: d.rows_per_item },
+        _ => Invocation::Run(request),
+    })
+}
+
+/// The invocation's deadline as an `Instant` (`None` when the context has none, as in tests).
+pub fn deadline(deadline_ms: u64) -> Option<Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+    Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
+}
+
+/// An item as a payload the function takes back.
+fn invocable(item: &WorkItem) -> Value {
+    let mut v = serde_json::to_value(item).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("action".into(), json!("item"));
+    }
+    v
+}
+
+fn report_json(report: &materialize::Report) -> Value {
+    let mut v = serde_json::to_value(report).unwrap_or_default();
+    v["remaining"] = Value::Array(report.remaining.iter().map(invocable).collect());
+    v
+}
+
+/// Runs one invocation.
+pub async fn handle(services: &Services, event: Value, deadline: Option<Instant>) -> Result<Value> {
+    let invocation = parse(&event, EventTime::now())?;
+    tracing::info!(invocation = ?invocation_kind(&invocation), "materialize invoked");
+    let opts = Options { deadline, rows_per_item: services.rows_per_item, ..Options::default() };
+    match invocation {
+        Invocation::Run(request) => {
+            let report = materialize::materialize(&services.config, services.store.as_ref(), &request, &opts).await?;
+            Ok(report_json(&report))
+        }
+        Invocation::Plan { request, rows_per_item } => {
+            let opts = Options { rows_per_item: rows_per_item.unwrap_or(services.rows_per_item).max(1), ..opts };
+            let plan = materialize::plan(&services.config, &request, &opts).await?;
+            let mut v = serde_json::to_value(&plan).unwrap_or_default();
+            v["items"] = Value::Array(plan.items.iter().map(invocable).collect());
+            v["commit"] = json!({"action": "commit", "views": plan.views});
+            Ok(v)
+        }
+        Invocation::Item(item) => {
+            let report = materialize::run_item(&services.config, services.store.as_ref(), &item, &opts).await?;
+            Ok(report_json(&report))
+        }
+        Invocation::Commit { views, results } => {
+            if let Some(results) = &results {
+                let unfinished = results.iter().filter(|r| r.get("complete") != Some(&Value::Bool(true))).count();
+                if unfinished > 0 {
+                    return Err(Error::Conflict(format!(
+                        "{unfinished} of {} work items did not complete; run their 'remaining' items before committing",
+                        results.len()
+                    )));
+                }
+            }
+            materialize::commit(&services.config, &views).await?;
+            Ok(json!({"recorded": true, "views": views}))
+        }
+    }
+}
+
+fn invocation_kind(i: &Invocation) -> &'static str {
+    match i {
+        Invocation::Run(Request::Range { .. }) => "run",
+        Invocation::Run(Request::Incremental { .. }) => "run-incremental",
+        Invocation::Plan { .. } => "plan",
+        Invocation::Item(_) => "item",
+        Invocation::Commit { .. } => "commit",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,2 +1,0 @@
-//! Materialization: the latest row per entity in a window, from parquet into the online store.
-//! (Filled in by the materialization work.)

@@ -1,0 +1,424 @@
+//! Scanning a source's files: grouping views by source, opening footers, pruning row groups,
+//! and a pool of workers that fetch and decode row groups into per-worker [`Winners`].
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReader};
+
+use super::select::{SelectStats, Selection, SelectionSpec, Winners, seq};
+use super::{Options, ViewWindow};
+use crate::config::RepoConfig;
+use crate::error::{Error, Result};
+use crate::offline::columns::{self, ColumnUse, FileColumns, Needed};
+use crate::offline::reader::ObjectReader;
+use crate::offline::{self, Location, ParquetFile};
+use crate::registry::{FeatureView, Registry, SourceKind};
+
+/// Rows per decoded batch: large enough that per-batch work is noise.
+const BATCH_ROWS: usize = 64 * 1024;
+/// Footers read at once while planning.
+const OPEN_CONCURRENCY: usize = 16;
+
+/// One view being materialized, and the selection it reads through.
+pub struct ViewScan {
+    pub view: Arc<FeatureView>,
+    pub window: ViewWindow,
+    pub selection: usize,
+}
+
+/// Views that read the same source path: its files are read once for all of them.
+pub struct Group {
+    pub root: Location,
+    pub views: Vec<ViewScan>,
+    pub needed: Vec<Needed>,
+    pub selections: Vec<Selection>,
+}
+
+/// A file of a group, with its footer, projection and the row groups worth reading.
+pub struct OpenFile {
+    pub file: ParquetFile,
+    pub reader: ObjectReader,
+    pub meta: ArrowReaderMetadata,
+    pub cols: FileColumns,
+    /// First row of each row group within the file.
+    pub first_row: Vec<u64>,
+    /// Whether each row group may hold rows of some view's window.
+    pub keep: Vec<bool>,
+}
+
+impl OpenFile {
+    pub fn rows(&self, rg: usize) -> u64 {
+        self.meta.metadata().row_group(rg).num_rows() as u64
+    }
+}
+
+/// One row group to read: `file` indexes the group's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Task {
+    pub file: usize,
+    pub row_group: usize,
+}
+
+/// Groups views by their offline source and works out what each reads.
+pub fn build_groups(cfg: &RepoConfig, registry: &Registry, windows: &[ViewWindow]) -> Result<Vec<Group>> {
+    let mut groups: Vec<Group> = Vec::new();
+    for w in windows {
+        let view = registry.view(&w.view)?.clone();
+        let source = view.offline_source().ok_or_else(|| {
+            Error::Unsupported(format!("feature view '{}' has no batch source to materialize from", view.name))
+        })?;
+        let SourceKind::File { path, .. } = &source.kind else {
+            return Err(Error::Unsupported(format!(
+                "feature view '{}' reads from a {} source ('{}'); Larder materializes from parquet files (type: file)",
+                view.name,
+                source.kind_name(),
+                source.name
+            )));
+        };
+        if view.has_transformation {
+            return Err(Error::Unsupported(format!(
+                "feature view '{}' has a Python transformation, which Larder cannot run",
+                view.name
+            )));
+        }
+        let root = offline::Location::parse(path, &cfg.repo_dir)?;
+        let gi = match groups.iter().position(|g| g.root == root) {
+            Some(i) => i,
+            None => {
+                groups.push(Group { root, views: Vec::new(), needed: Vec::new(), selections: Vec::new() });
+                groups.len() - 1
+            }
+        };
+        let group = &mut groups[gi];
+        let mapping = view.field_mapping();
+        let vname = &view.name;
+        let mut need = |name: String, usage: ColumnUse, purpose: String| -> usize {
+            match group.needed.iter().position(|n| n.name == name && n.usage == usage) {
+                Some(i) => i,
+                None => {
+                    group.needed.push(Needed { name, usage, purpose });
+                    group.needed.len() - 1
+                }
+            }
+        };
+        let ts = need(
+            columns::source_column(mapping, &source.timestamp_field),
+            ColumnUse::Time,
+            format!("timestamp field of feature view '{vname}'"),
+        );
+        let created = source.created_timestamp_column.as_deref().filter(|c| !c.is_empty()).map(|c| {
+            need(
+                columns::source_column(mapping, c),
+                ColumnUse::Time,
+                format!("created timestamp column of feature view '{vname}'"),
+            )
+        });
+        let keys = if view.is_entityless() {
+            Vec::new()
+        } else {
+            view.entity_columns
+                .iter()
+                .map(|k| {
+                    let i = need(
+                        columns::source_column(mapping, &k.name),
+                        ColumnUse::Value(k.dtype),
+                        format!("join key '{}' of feature view '{vname}'", k.name),
+                    );
+                    (i, k.name.clone(), k.dtype)
+                })
+                .collect()
+        };
+        let features = view
+            .features
+            .iter()
+            .map(|f| {
+                let i = need(
+                    columns::source_column(mapping, &f.name),
+                    ColumnUse::Value(f.dtype),
+                    format!("feature '{}' of feature view '{vname}'", f.name),
+                );
+                (i, f.dtype)
+            })
+            .collect();
+        let spec = SelectionSpec { start: w.start, end: w.end, ts, created, keys, features };
+        let selection = match group.selections.iter().position(|s| s.spec == spec) {
+            Some(i) => i,
+            None => {
+                group.selections.push(Selection {
+                    spec,
+                    key_encoder: view.layout.key_encoder.clone(),
+                    column_names: Vec::new(),
+                });
+                group.selections.len() - 1
+            }
+        };
+        group.views.push(ViewScan { view, window: w.clone(), selection });
+    }
+    for g in &mut groups {
+        let names: Vec<String> = g.needed.iter().map(|n| n.name.clone()).collect();
+        for s in &mut g.selections {
+            s.column_names = names.clone();
+        }
+    }
+    Ok(groups)
+}
+
+/// Opens a file's footer, checks its columns and prunes its row groups.
+pub async fn open_file(group: &Group, file: ParquetFile) -> Result<OpenFile> {
+    let (reader, meta) = offline::open_metadata(&file).await?;
+    let partitions = offline::partition_values(&group.root, &file.location);
+    let cols = columns::resolve(&meta, &group.needed, &partitions, &file.location)?;
+    let groups = meta.metadata().row_groups();
+    let mut first_row = Vec::with_capacity(groups.len());
+    let mut at = 0u64;
+    for rg in groups {
+        first_row.push(at);
+        at += rg.num_rows() as u64;
+    }
+    let mut keep = vec![false; groups.len()];
+    for sel in &group.selections {
+        let ts_name = &group.needed[sel.spec.ts].name;
+        let ranges = columns::time_ranges(&meta, ts_name);
+        for (k, r) in keep.iter_mut().zip(ranges) {
+            *k |= columns::may_overlap(r, sel.spec.start, sel.spec.end);
+        }
+    }
+    Ok(OpenFile { file, reader, meta, cols, first_row, keep })
+}
+
+/// Lists a group's files and opens them (footers read concurrently).
+pub async fn open_group(group: &Group) -> Result<Vec<OpenFile>> {
+    let files = offline::list_files(&group.root).await?;
+    futures::stream::iter(files.into_iter().map(|f| open_file(group, f)))
+        .buffered(OPEN_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Counters the caller can watch while a scan runs (the CLI's progress bar).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Rows in the row groups that will be read.
+    pub rows_total: AtomicU64,
+    /// Rows decoded so far.
+    pub rows_read: AtomicU64,
+    /// Entity rows written to the online store so far (all views).
+    pub keys_written: AtomicU64,
+    /// Entity rows waiting to be written (all views).
+    pub keys_total: AtomicU64,
+}
+
+/// What a scan found.
+pub struct ScanOutcome {
+    /// Per selection.
+    pub winners: Vec<Winners>,
+    pub stats: Vec<SelectStats>,
+    pub rows_read: u64,
+    /// Tasks not started because the deadline would have been passed.
+    pub remaining: Vec<Task>,
+}
+
+/// How long each row group has taken, to judge whether another fits before the deadline.
+struct Timing {
+    deadline: Option<Instant>,
+    slowest_task: Mutex<Duration>,
+    new_keys: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// Time kept back for writing what was found and recording it: per entity row written, plus
+/// a fixed margin for the registry update and the response.
+const WRITE_COST_PER_KEY: Duration = Duration::from_micros(20);
+const FIXED_RESERVE: Duration = Duration::from_secs(2);
+
+impl Timing {
+    fn may_start(&self, views_per_key: u64) -> bool {
+        if self.stop.load(Ordering::Acquire) {
+            return false;
+        }
+        let Some(deadline) = self.deadline else {
+            return true;
+        };
+        let task = *self.slowest_task.lock().unwrap_or_else(|p| p.into_inner());
+        let keys = self.new_keys.load(Ordering::Relaxed) * views_per_key.max(1);
+        let reserve = FIXED_RESERVE + WRITE_COST_PER_KEY * keys.min(u32::MAX as u64) as u32;
+        let ok = Instant::now() + task + reserve <= deadline;
+        if !ok {
+            self.stop.store(true, Ordering::Release);
+        }
+        ok
+    }
+}
+
+/// Reads `tasks` (row groups of `files`) with `opts.parallelism` workers and returns the
+/// winners of every selection of the group.
+pub async fn scan(
+    group: Arc<Group>,
+    files: Arc<Vec<OpenFile>>,
+    tasks: Vec<Task>,
+    opts: &Options,
+) -> Result<ScanOutcome> {
+    let queue = Arc::new(Mutex::new(VecDeque::from(tasks)));
+    let timing = Arc::new(Timing {
+        deadline: opts.deadline,
+        slowest_task: Mutex::new(Duration::ZERO),
+        new_keys: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    });
+    let views_per_key = group.views.len() as u64;
+    let workers = opts.parallelism.max(1);
+    let mut handles = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (group, files, queue, timing, progress) =
+            (group.clone(), files.clone(), queue.clone(), timing.clone(), opts.progress.clone());
+        handles.push(tokio::spawn(async move { worker(group, files, queue, timing, progress, views_per_key).await }));
+    }
+    let mut outcome = ScanOutcome {
+        winners: group.selections.iter().map(|_| Winners::default()).collect(),
+        stats: vec![SelectStats::default(); group.selections.len()],
+        rows_read: 0,
+        remaining: Vec::new(),
+    };
+    let mut first_error = None;
+    for h in handles {
+        match h.await {
+            Ok(Ok(w)) => {
+                for (i, win) in w.winners.into_iter().enumerate() {
+                    outcome.winners[i].merge(win);
+                }
+                for (i, s) in w.stats.into_iter().enumerate() {
+                    outcome.stats[i] += s;
+                }
+                outcome.rows_read += w.rows_read;
+            }
+            Ok(Err(e)) => {
+                timing.stop.store(true, Ordering::Release);
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                timing.stop.store(true, Ordering::Release);
+                first_error.get_or_insert(Error::Internal(format!("scan worker failed: {e}")));
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    outcome.remaining = queue.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+    Ok(outcome)
+}
+
+struct WorkerOut {
+    winners: Vec<Winners>,
+    stats: Vec<SelectStats>,
+    rows_read: u64,
+}
+
+type Fetched = Option<(Task, ParquetRecordBatchReader, Instant)>;
+
+async fn worker(
+    group: Arc<Group>,
+    files: Arc<Vec<OpenFile>>,
+    queue: Arc<Mutex<VecDeque<Task>>>,
+    timing: Arc<Timing>,
+    progress: Arc<Progress>,
+    views_per_key: u64,
+) -> Result<WorkerOut> {
+    let mut out = WorkerOut {
+        winners: group.selections.iter().map(|_| Winners::default()).collect(),
+        stats: vec![SelectStats::default(); group.selections.len()],
+        rows_read: 0,
+    };
+    let next = || {
+        let (files, queue, timing) = (files.clone(), queue.clone(), timing.clone());
+        async move {
+            let task = {
+                let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                if q.is_empty() || !timing.may_start(views_per_key) {
+                    return Ok::<Fetched, Error>(None);
+                }
+                q.pop_front().expect("not empty")
+            };
+            let started = Instant::now();
+            let reader = fetch(&files[task.file], task.row_group).await?;
+            Ok(Some((task, reader, started)))
+        }
+    };
+    // Fetch the next row group while this one decodes.
+    let mut current = next().await?;
+    while let Some((task, reader, started)) = current {
+        let (g, f, mut winners, mut stats) =
+            (group.clone(), files.clone(), std::mem::take(&mut out.winners), std::mem::take(&mut out.stats));
+        let progress2 = progress.clone();
+        let decode = tokio::task::spawn_blocking(move || {
+            let before: usize = winners.iter().map(Winners::len).sum();
+            let rows = decode(&g, &f[task.file], task, reader, &mut winners, &mut stats, &progress2)?;
+            let after: usize = winners.iter().map(Winners::len).sum();
+            Ok::<_, Error>((winners, stats, rows, (after - before) as u64))
+        });
+        let (decoded, fetched) = tokio::join!(decode, next());
+        let (winners, stats, rows, new_keys) =
+            decoded.map_err(|e| Error::Internal(format!("decode task failed: {e}")))??;
+        out.winners = winners;
+        out.stats = stats;
+        out.rows_read += rows;
+        timing.new_keys.fetch_add(new_keys, Ordering::Relaxed);
+        {
+            let mut slowest = timing.slowest_task.lock().unwrap_or_else(|p| p.into_inner());
+            *slowest = (*slowest).max(started.elapsed());
+        }
+        current = fetched?;
+    }
+    Ok(out)
+}
+
+async fn fetch(file: &OpenFile, rg: usize) -> Result<ParquetRecordBatchReader> {
+    let storage = |e: parquet::errors::ParquetError| {
+        Error::Storage(format!("reading row group {rg} of {}: {e}", file.file.location))
+    };
+    let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(file.reader.clone(), file.meta.clone())
+        .with_projection(file.cols.mask.clone())
+        .with_row_groups(vec![rg])
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(storage)?;
+    stream
+        .next_row_group()
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| Error::Internal(format!("row group {rg} of {} yielded nothing", file.file.location)))
+}
+
+fn decode(
+    group: &Group,
+    file: &OpenFile,
+    task: Task,
+    reader: ParquetRecordBatchReader,
+    winners: &mut [Winners],
+    stats: &mut [SelectStats],
+    progress: &Progress,
+) -> Result<u64> {
+    let location = &file.file.location;
+    let mut row = file.first_row[task.row_group];
+    let mut rows = 0u64;
+    for batch in reader {
+        let batch =
+            batch.map_err(|e| Error::Storage(format!("decoding row group {} of {location}: {e}", task.row_group)))?;
+        let n = batch.num_rows();
+        let cols = file.cols.columns(&batch, &group.needed, location)?;
+        for (i, sel) in group.selections.iter().enumerate() {
+            sel.absorb(&cols, n, seq(task.file, row), &mut winners[i], &mut stats[i], location)?;
+        }
+        row += n as u64;
+        rows += n as u64;
+        progress.rows_read.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    Ok(rows)
+}

@@ -1,0 +1,366 @@
+//! Materialization against the in-memory store, on parquet files written here.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::{
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, TimestampNanosecondArray,
+};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+
+use super::*;
+use crate::online::memory::MemoryStore;
+use crate::proto::types::value::Val;
+use crate::value::Value;
+
+const FEATURES_YAML: &str = r#"
+entities:
+  user: {join_key: user_id, type: Int64}
+sources:
+  events:
+    type: file
+    path: data/events
+    timestamp_field: ts
+    created_timestamp_column: created
+    field_mapping: {raw_score: score}
+feature_views:
+  scores:
+    entities: [user]
+    ttl: 0
+    source: events
+    features: {score: Float64, label: String}
+  scores_copy:
+    entities: [user]
+    ttl: 0
+    source: events
+    features: {score: Float64, label: String}
+  labels_only:
+    entities: [user]
+    ttl: 1d
+    source: events
+    features: {label: String}
+"#;
+
+fn t(s: &str) -> EventTime {
+    EventTime::parse(s).unwrap()
+}
+
+/// One row: user, event time, created time, raw_score, label.
+type Row = (Option<i64>, &'static str, &'static str, Option<f64>, Option<&'static str>);
+
+fn write_parquet(path: &Path, rows: &[Row], row_group: usize) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let us = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    // The created column is zone-less nanoseconds: any unit, with or without zone, works.
+    let ns = DataType::Timestamp(TimeUnit::Nanosecond, None);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Int64, true),
+        Field::new("ts", us, false),
+        Field::new("created", ns, false),
+        Field::new("raw_score", DataType::Float64, true),
+        Field::new("label", DataType::Utf8, true),
+    ]));
+    let micros = |s: &str| {
+        let e = t(s);
+        e.secs * 1_000_000 + (e.nanos / 1000) as i64
+    };
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
+        Arc::new(
+            TimestampMicrosecondArray::from(rows.iter().map(|r| micros(r.1)).collect::<Vec<_>>()).with_timezone("UTC"),
+        ),
+        Arc::new(TimestampNanosecondArray::from(rows.iter().map(|r| micros(r.2) * 1000).collect::<Vec<_>>())),
+        Arc::new(Float64Array::from(rows.iter().map(|r| r.3).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.4).collect::<Vec<_>>())),
+    ];
+    let props = WriterProperties::builder().set_max_row_group_row_count(Some(row_group)).build();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema.clone(), Some(props)).unwrap();
+    w.write(&RecordBatch::try_new(schema, cols).unwrap()).unwrap();
+    w.close().unwrap();
+}
+
+async fn repo() -> (tempfile::TempDir, RepoConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("feature_store.yaml"),
+        "project: mat\nregistry: data/registry.db\nprovider: local\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("features.yaml"), FEATURES_YAML).unwrap();
+    let cfg = RepoConfig::load_with(Some(dir.path()), &|_| None).unwrap();
+    registry::apply(&cfg, false).await.unwrap();
+    (dir, cfg)
+}
+
+fn key(user: i64) -> Vec<u8> {
+    crate::keys::KeyEncoder::new(&["user_id"], 3)
+        .unwrap()
+        .redis_key(&[&Value { val: Some(Val::Int64Val(user)) }], "mat")
+        .unwrap()
+}
+
+/// (event time, score, label) stored for a user in a view; `None` if absent.
+fn stored(store: &MemoryStore, view: &str, user: i64) -> Option<(EventTime, Vec<u8>, Vec<u8>)> {
+    let h = store.hash(&key(user))?;
+    let ts = EventTime::from_proto_bytes(h.get(crate::keys::ts_field(view).as_slice())?).unwrap();
+    let f = |name| h.get(&crate::keys::feature_field(view, name)[..]).map(|b| b.to_vec()).unwrap_or_default();
+    Some((ts, f("score"), f("label")))
+}
+
+fn double(x: f64) -> Vec<u8> {
+    crate::value::encode(&Value { val: Some(Val::DoubleVal(x)) })
+}
+fn string(s: &str) -> Vec<u8> {
+    crate::value::encode(&Value { val: Some(Val::StringVal(s.into())) })
+}
+
+fn opts() -> Options {
+    Options { parallelism: 2, write_batch: 3, ..Options::default() }
+}
+
+fn range(start: &str, end: &str, views: Option<&[&str]>) -> Request {
+    Request::Range { start: t(start), end: t(end), views: views.map(|v| v.iter().map(|s| s.to_string()).collect()) }
+}
+
+#[tokio::test]
+async fn window_edges_ties_nulls_and_mapping() {
+    let (dir, cfg) = repo().await;
+    let d = dir.path().join("data/events");
+    write_parquet(
+        &d.join("part-0.parquet"),
+        &[
+            (Some(1), "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z", Some(1.0), Some("start-edge")),
+            (Some(2), "2023-12-31T23:59:59.999999Z", "2024-01-01T00:00:00Z", Some(2.0), Some("before")),
+            (Some(3), "2024-01-02T00:00:00Z", "2024-01-02T00:00:00Z", Some(3.0), Some("end-edge")),
+            (Some(3), "2024-01-02T00:00:00.000001Z", "2024-01-02T00:00:00Z", Some(3.5), Some("after")),
+            (Some(4), "2024-01-01T12:00:00Z", "2024-01-01T12:00:05Z", Some(4.1), Some("created-later")),
+            (Some(4), "2024-01-01T12:00:00Z", "2024-01-01T12:00:01Z", Some(4.0), Some("created-earlier")),
+            (Some(5), "2024-01-01T06:00:00Z", "2024-01-01T06:00:00Z", None, None),
+            (None, "2024-01-01T06:00:00Z", "2024-01-01T06:00:00Z", Some(9.0), Some("no key")),
+        ],
+        3,
+    );
+    // A second file in a partition folder, with a newer row for user 1.
+    write_parquet(
+        &d.join("day=2/part-0.parquet"),
+        &[(Some(1), "2024-01-01T08:00:00Z", "2024-01-01T08:00:00Z", Some(1.5), Some("later"))],
+        10,
+    );
+    std::fs::write(d.join("_SUCCESS"), b"").unwrap();
+    let store = MemoryStore::new();
+    let report =
+        materialize(&cfg, &store, &range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", None), &opts()).await.unwrap();
+    assert!(report.complete && report.recorded, "{report:?}");
+    assert_eq!(report.files, 2);
+
+    let s = stored(&store, "scores", 1).unwrap();
+    assert_eq!(s, (t("2024-01-01T08:00:00Z"), double(1.5), string("later")));
+    assert!(stored(&store, "scores", 2).is_none(), "a row before the start is outside the window");
+    assert_eq!(stored(&store, "scores", 3).unwrap().2, string("end-edge"), "the end is inclusive");
+    assert_eq!(stored(&store, "scores", 4).unwrap().2, string("created-later"));
+    assert_eq!(
+        stored(&store, "scores", 5).unwrap(),
+        (t("2024-01-01T06:00:00Z"), vec![], vec![]),
+        "nulls are empty values"
+    );
+    // The views sharing the file got the same rows under their own fields.
+    assert_eq!(stored(&store, "scores_copy", 4), stored(&store, "scores", 4));
+    assert_eq!(stored(&store, "labels_only", 4).unwrap().2, string("created-later"));
+    assert_eq!(store.len(), 4);
+
+    let v = report.views.iter().find(|v| v.view == "scores").unwrap();
+    assert_eq!((v.rows_in_window, v.entities, v.written, v.rows_null_key), (7, 4, 4, 1));
+
+    let reg = registry::load(&cfg).await.unwrap();
+    for name in ["scores", "scores_copy", "labels_only"] {
+        let view = reg.view(name).unwrap();
+        assert_eq!(
+            view.materialization_intervals,
+            vec![(t("2024-01-01T00:00:00Z"), t("2024-01-02T00:00:00Z"))],
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn incremental_twice_reads_only_new_rows() {
+    let (dir, cfg) = repo().await;
+    let d = dir.path().join("data/events");
+    let now = EventTime::now();
+    let ago = |h: i64| -> &'static str { Box::leak(now.add_secs(-h * 3600).to_rfc3339().into_boxed_str()) };
+    write_parquet(
+        &d.join("a.parquet"),
+        &[(Some(1), ago(5), ago(5), Some(1.0), Some("a")), (Some(2), ago(30), ago(30), Some(2.0), Some("old"))],
+        10,
+    );
+    let store = MemoryStore::new();
+    let first_end = now.add_secs(-3600);
+    let req = |end| Request::Incremental { end, views: Some(vec!["scores".into(), "labels_only".into()]) };
+    let r1 = materialize(&cfg, &store, &req(first_end), &opts()).await.unwrap();
+    let by = |r: &Report, v: &str| r.views.iter().find(|x| x.view == v).cloned().unwrap();
+    // No TTL: 52 weeks back, both rows. A 1-day TTL: only the row from 5 hours ago.
+    assert_eq!(by(&r1, "scores").rows_in_window, 2);
+    assert_eq!(by(&r1, "labels_only").rows_in_window, 1);
+    assert!((by(&r1, "labels_only").start.secs - (now.secs - 86_400)).abs() <= 2, "{:?}", by(&r1, "labels_only"));
+
+    // New rows arrive; the next run starts where the last one ended.
+    write_parquet(&d.join("b.parquet"), &[(Some(1), ago(0), ago(0), Some(1.1), Some("new"))], 10);
+    let second_end = EventTime::now().add_secs(60);
+    let r2 = materialize(&cfg, &store, &req(second_end), &opts()).await.unwrap();
+    assert_eq!(by(&r2, "scores").start, first_end);
+    assert_eq!(by(&r2, "scores").rows_in_window, 1, "only the new row");
+    assert_eq!(stored(&store, "scores", 1).unwrap().2, string("new"));
+    assert_eq!(stored(&store, "scores", 2).unwrap().2, string("old"));
+
+    // Nothing new up to the same end: the views are left alone.
+    let r3 = materialize(&cfg, &store, &req(second_end), &opts()).await.unwrap();
+    assert!(r3.views.is_empty());
+    assert_eq!(r3.up_to_date, vec!["scores".to_string(), "labels_only".to_string()]);
+    let reg = registry::load(&cfg).await.unwrap();
+    assert_eq!(reg.view("scores").unwrap().materialization_intervals.len(), 2);
+    assert_eq!(reg.view("scores_copy").unwrap().materialization_intervals.len(), 0);
+}
+
+fn many_rows(n: i64) -> Vec<Row> {
+    (0..n)
+        .map(|i| {
+            let ts: &'static str = Box::leak(EventTime::new(1_704_067_200 + i * 60, 0).to_rfc3339().into_boxed_str());
+            (Some(i % 7), ts, ts, Some(i as f64), Some("x"))
+        })
+        .collect()
+}
+
+async fn dump(store: &MemoryStore, views: &[&str], users: i64) -> Vec<Option<(EventTime, Vec<u8>, Vec<u8>)>> {
+    views.iter().flat_map(|v| (0..users).map(move |u| stored(store, v, u))).collect()
+}
+
+#[tokio::test]
+async fn statistics_skip_row_groups_outside_the_window() {
+    let (dir, cfg) = repo().await;
+    write_parquet(&dir.path().join("data/events/a.parquet"), &many_rows(100), 10);
+    let store = MemoryStore::new();
+    // Rows are a minute apart from 2024-01-01T00:00Z: minutes 25..=44 touch row groups 2, 3 and 4.
+    let report =
+        materialize(&cfg, &store, &range("2024-01-01T00:25:00Z", "2024-01-01T00:44:00Z", Some(&["scores"])), &opts())
+            .await
+            .unwrap();
+    assert_eq!((report.row_groups, report.row_groups_skipped, report.rows_read), (3, 7, 30));
+    assert_eq!(report.views[0].rows_in_window, 20);
+    assert_eq!(stored(&store, "scores", 44 % 7).unwrap().1, double(44.0));
+}
+
+#[tokio::test]
+async fn plan_items_in_any_order_then_commit_equal_one_run() {
+    let (dir, cfg) = repo().await;
+    let d = dir.path().join("data/events");
+    let mut rows = many_rows(120);
+    rows.reverse(); // newest first: order must not matter
+    write_parquet(&d.join("a.parquet"), &rows[..60], 7);
+    write_parquet(&d.join("b.parquet"), &rows[60..], 9);
+    let req = range("2024-01-01T00:00:00Z", "2024-01-01T01:30:00Z", None);
+
+    let whole = MemoryStore::new();
+    materialize(&cfg, &whole, &req, &opts()).await.unwrap();
+
+    let o = Options { rows_per_item: 20, ..opts() };
+    let plan = plan(&cfg, &req, &o).await.unwrap();
+    assert!(plan.items.len() >= 4, "{plan:?}");
+    assert_eq!(plan.rows, 92, "rows up to 01:30, in the kept row groups");
+    assert_eq!(plan.views.len(), 3);
+    assert!(plan.items.iter().all(|i| i.rows >= 20 || i.row_groups.end == 9 || i.row_groups.end == 7));
+    let split = MemoryStore::new();
+    let reg_before = registry::load(&cfg).await.unwrap().view("scores").unwrap().materialization_intervals.len();
+    for item in plan.items.iter().rev() {
+        let text = serde_json::to_string(item).unwrap();
+        let item: WorkItem = serde_json::from_str(&text).unwrap();
+        let r = run_item(&cfg, &split, &item, &o).await.unwrap();
+        assert!(r.complete && !r.recorded);
+    }
+    assert_eq!(registry::load(&cfg).await.unwrap().view("scores").unwrap().materialization_intervals.len(), reg_before);
+    commit(&cfg, &plan.views).await.unwrap();
+    assert_eq!(
+        registry::load(&cfg).await.unwrap().view("scores").unwrap().materialization_intervals.len(),
+        reg_before + 1
+    );
+    let views = ["scores", "scores_copy", "labels_only"];
+    assert_eq!(dump(&split, &views, 7).await, dump(&whole, &views, 7).await);
+    assert!(dump(&whole, &views, 7).await.iter().all(Option::is_some));
+}
+
+#[tokio::test]
+async fn a_deadline_stops_at_a_row_group_and_returns_the_rest() {
+    let (dir, cfg) = repo().await;
+    write_parquet(&dir.path().join("data/events/a.parquet"), &many_rows(50), 5);
+    let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["scores"]));
+    let store = MemoryStore::new();
+    // Less time than the reserve for writing: nothing may start.
+    let o = Options { deadline: Some(Instant::now() + Duration::from_millis(500)), ..opts() };
+    let report = materialize(&cfg, &store, &req, &o).await.unwrap();
+    assert!(!report.complete && !report.recorded);
+    assert_eq!(report.remaining.len(), 1);
+    assert_eq!(report.remaining[0].row_groups, RowGroups { start: 0, end: 10 });
+    assert!(registry::load(&cfg).await.unwrap().view("scores").unwrap().materialization_intervals.is_empty());
+    // The rest, run as an item, then committed, gives the full result.
+    let r = run_item(&cfg, &store, &report.remaining[0], &opts()).await.unwrap();
+    assert!(r.complete);
+    commit(&cfg, &report.remaining[0].views).await.unwrap();
+    assert_eq!(stored(&store, "scores", 49 % 7).unwrap().1, double(49.0));
+    assert_eq!(registry::load(&cfg).await.unwrap().view("scores").unwrap().materialization_intervals.len(), 1);
+}
+
+#[tokio::test]
+async fn bad_input_is_named() {
+    let (dir, cfg) = repo().await;
+    let store = MemoryStore::new();
+    let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["scores"]));
+    let err = materialize(&cfg, &store, &req, &opts()).await.unwrap_err();
+    assert!(err.to_string().contains("data/events") && err.to_string().contains("does not exist"), "{err}");
+
+    // A file without the mapped column.
+    let path = dir.path().join("data/events/a.parquet");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let schema = Arc::new(Schema::new(vec![Field::new("user_id", DataType::Int64, false)]));
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema.clone(), None).unwrap();
+    w.write(&RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1]))]).unwrap()).unwrap();
+    w.close().unwrap();
+    let err = materialize(&cfg, &store, &req, &opts()).await.unwrap_err().to_string();
+    assert!(
+        err.contains("'ts'") && err.contains("a.parquet") && err.contains("timestamp field of feature view 'scores'"),
+        "{err}"
+    );
+
+    // A column of the wrong type.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Utf8, false),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new("created", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new("raw_score", DataType::Float64, false),
+        Field::new("label", DataType::Utf8, false),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec!["u1"])),
+        Arc::new(TimestampMicrosecondArray::from(vec![0])),
+        Arc::new(TimestampMicrosecondArray::from(vec![0])),
+        Arc::new(Float64Array::from(vec![1.0])),
+        Arc::new(StringArray::from(vec!["x"])),
+    ];
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema.clone(), None).unwrap();
+    w.write(&RecordBatch::try_new(schema, cols).unwrap()).unwrap();
+    w.close().unwrap();
+    let err = materialize(&cfg, &store, &req, &opts()).await.unwrap_err().to_string();
+    assert!(err.contains("'user_id'") && err.contains("Int64") && err.contains("a.parquet"), "{err}");
+
+    let err = materialize(&cfg, &store, &range("2024-01-02T00:00:00Z", "2024-01-01T00:00:00Z", None), &opts())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 400);
+    let err =
+        materialize(&cfg, &store, &range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["nope"])), &opts())
+            .await
+            .unwrap_err();
+    assert_eq!(err.status(), 404);
+    assert!(store.is_empty());
+}

@@ -1,0 +1,190 @@
+//! Which columns of a file a scan reads, and which row groups it can skip.
+
+use std::collections::BTreeMap;
+
+use arrow_array::ArrayRef;
+use arrow_schema::DataType;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+
+use super::{Location, encode};
+use crate::error::{Error, Result};
+use crate::time::EventTime;
+use crate::value::ValueType;
+
+/// The source column holding `name` (a feature, join key or timestamp field): the field
+/// mapping run in reverse (`source column -> name`), or the name itself.
+pub fn source_column(mapping: &BTreeMap<String, String>, name: &str) -> String {
+    mapping.iter().find(|(_, to)| to.as_str() == name).map(|(from, _)| from.clone()).unwrap_or_else(|| name.to_string())
+}
+
+/// How a needed column is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnUse {
+    /// An event or created timestamp.
+    Time,
+    /// A feature or join key of this declared type.
+    Value(ValueType),
+}
+
+/// A column a scan needs, and who needs it (for error messages).
+#[derive(Debug, Clone)]
+pub struct Needed {
+    pub name: String,
+    pub usage: ColumnUse,
+    /// e.g. "feature 'conv_rate' of feature view 'driver_hourly_stats'".
+    pub purpose: String,
+}
+
+/// Where each needed column of one file comes from.
+#[derive(Debug, Clone)]
+pub enum ColumnFrom {
+    /// The projected batch column of this name.
+    File(String),
+    /// A hive partition value in the file's path.
+    Partition(String),
+}
+
+/// What to read from one file: the projection, and where each needed column comes from.
+#[derive(Debug, Clone)]
+pub struct FileColumns {
+    pub mask: ProjectionMask,
+    pub from: Vec<ColumnFrom>,
+}
+
+/// Checks that the file has every needed column (or its partition path does) with a type that
+/// fits, and builds the projection. An error names the column, what needs it, and the file.
+pub fn resolve(
+    meta: &ArrowReaderMetadata,
+    needed: &[Needed],
+    partitions: &[(String, String)],
+    file: &Location,
+) -> Result<FileColumns> {
+    let schema = meta.schema();
+    let mut roots = Vec::new();
+    let mut from = Vec::with_capacity(needed.len());
+    for n in needed {
+        match schema.index_of(&n.name) {
+            Ok(i) => {
+                let t = schema.field(i).data_type();
+                let fits = match n.usage {
+                    ColumnUse::Time => encode::is_time_type(t),
+                    ColumnUse::Value(ty) => encode::compatible(t, ty),
+                };
+                if !fits {
+                    let want = match n.usage {
+                        ColumnUse::Time => "a timestamp".to_string(),
+                        ColumnUse::Value(ty) => ty.to_string(),
+                    };
+                    return Err(Error::InvalidValue(format!(
+                        "column '{}' in {file} has Arrow type {t}, which cannot be read as {want} (it is the {})",
+                        n.name, n.purpose
+                    )));
+                }
+                roots.push(i);
+                from.push(ColumnFrom::File(n.name.clone()));
+            }
+            Err(_) => match partitions.iter().find(|(k, _)| k == &n.name) {
+                Some((_, v)) => from.push(ColumnFrom::Partition(v.clone())),
+                None => {
+                    return Err(Error::InvalidValue(format!(
+                        "column '{}' is not in {file} (it is the {}); the file has: {}",
+                        n.name,
+                        n.purpose,
+                        schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                    )));
+                }
+            },
+        }
+    }
+    roots.sort_unstable();
+    roots.dedup();
+    Ok(FileColumns { mask: ProjectionMask::roots(meta.parquet_schema(), roots), from })
+}
+
+impl FileColumns {
+    /// The needed columns of a decoded batch, in `needed` order.
+    pub fn columns(
+        &self,
+        batch: &arrow_array::RecordBatch,
+        needed: &[Needed],
+        file: &Location,
+    ) -> Result<Vec<ArrayRef>> {
+        self.from
+            .iter()
+            .zip(needed)
+            .map(|(f, n)| match f {
+                ColumnFrom::File(name) => batch.column_by_name(name).cloned().ok_or_else(|| {
+                    Error::Internal(format!("projected column '{name}' missing from a batch of {file}"))
+                }),
+                ColumnFrom::Partition(text) => {
+                    let ty = match n.usage {
+                        ColumnUse::Time => None,
+                        ColumnUse::Value(t) => Some(t),
+                    };
+                    encode::constant_column(text, ty, batch.num_rows()).map_err(|e| {
+                        Error::InvalidValue(format!("{file}: {e} (column '{}', the {})", n.name, n.purpose))
+                    })
+                }
+            })
+            .collect()
+    }
+}
+
+/// The time range of each row group's timestamp column, from the footer statistics:
+/// `None` when a row group has no usable statistics (it must then be read).
+pub fn time_ranges(meta: &ArrowReaderMetadata, column: &str) -> Vec<Option<(EventTime, EventTime)>> {
+    let groups = meta.metadata().row_groups();
+    let unknown = || vec![None; groups.len()];
+    let schema = meta.schema();
+    let Ok(field) = schema.field_with_name(column) else {
+        return unknown();
+    };
+    if !matches!(field.data_type(), DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64) {
+        return unknown();
+    }
+    let Ok(conv) = StatisticsConverter::try_new(column, schema, meta.parquet_schema()) else {
+        return unknown();
+    };
+    let (Ok(mins), Ok(maxes)) = (conv.row_group_mins(groups.iter()), conv.row_group_maxes(groups.iter())) else {
+        return unknown();
+    };
+    let (Ok(mins), Ok(maxes)) = (encode::event_times(mins.as_ref()), encode::event_times(maxes.as_ref())) else {
+        return unknown();
+    };
+    mins.into_iter()
+        .zip(maxes)
+        .map(|(lo, hi)| (lo != encode::NULL_TIME && hi != encode::NULL_TIME).then_some((lo, hi)))
+        .collect()
+}
+
+/// Whether a row group whose times span `range` may hold rows in `[start, end]`.
+pub fn may_overlap(range: Option<(EventTime, EventTime)>, start: EventTime, end: EventTime) -> bool {
+    match range {
+        Some((lo, hi)) => hi >= start && lo <= end,
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverse_maps_fields() {
+        let m: BTreeMap<String, String> = [("raw_rate".to_string(), "conv_rate".to_string())].into();
+        assert_eq!(source_column(&m, "conv_rate"), "raw_rate");
+        assert_eq!(source_column(&m, "acc_rate"), "acc_rate");
+    }
+
+    #[test]
+    fn overlap_is_inclusive_at_both_ends() {
+        let t = |s| EventTime::new(s, 0);
+        assert!(may_overlap(Some((t(10), t(20))), t(20), t(30)));
+        assert!(may_overlap(Some((t(10), t(20))), t(0), t(10)));
+        assert!(!may_overlap(Some((t(10), t(20))), t(21), t(30)));
+        assert!(!may_overlap(Some((t(10), t(20))), t(0), t(9)));
+        assert!(may_overlap(None, t(0), t(1)));
+    }
+}

@@ -71,7 +71,7 @@ impl OnlineStore for NullStore {
 fn row(driver: usize, ts: &str) -> serde_json::Value {
     json!({"driver_id": 1000 + driver, "event_timestamp": ts, "created": ts,
            "conv_rate": (driver % 100) as f64 / 100.0, "acc_rate": 0.9, "avg_daily_trips": driver % 50,
-           "miles_driven": 120.5, "rating": 4.5, "city": "sf", "is_active": driver % 2 == 0})
+           "miles_driven": 120.5, "rating": 4.5, "city": "sf", "is_active": driver.is_multiple_of(2)})
 }
 
 fn ts(run: usize) -> String {

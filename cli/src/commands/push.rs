@@ -57,16 +57,16 @@ fn split(path: &str, data: &[u8]) -> Vec<StreamRecord> {
     };
     if let Ok(whole) = serde_json::from_slice::<&RawValue>(data) {
         let text = whole.get();
-        if text.starts_with('[') {
-            if let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(text) {
-                return items
-                    .into_iter()
-                    .map(|item| {
-                        let offset = item.get().as_ptr() as usize - data.as_ptr() as usize;
-                        record(line_of(offset), item.get().as_bytes())
-                    })
-                    .collect();
-            }
+        if text.starts_with('[')
+            && let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(text)
+        {
+            return items
+                .into_iter()
+                .map(|item| {
+                    let offset = item.get().as_ptr() as usize - data.as_ptr() as usize;
+                    record(line_of(offset), item.get().as_bytes())
+                })
+                .collect();
         }
         let offset = text.as_ptr() as usize - data.as_ptr() as usize;
         return vec![record(line_of(offset), text.as_bytes())];

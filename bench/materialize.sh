@@ -19,7 +19,8 @@ repeat=${REPEAT:-3}
 scale=false; [ "${1:-}" = "--scale" ] && scale=true
 
 echo "building larder (profile bench-fast)..." >&2
-cargo build -q --profile bench-fast -p larder-cli --manifest-path "$root/Cargo.toml"
+# The whole workspace, as the other bench scripts: one feature set, one build of the dependencies.
+(cd "$root" && cargo build -q --profile bench-fast --workspace --bins)
 larder="$root/target/bench-fast/larder"
 
 work=$(mktemp -d)

@@ -16,7 +16,7 @@ runs=${1:-5}
 runtime=${RUNTIME:-current}
 
 cd "$root"
-cargo build --quiet --profile bench-fast -p larder-bench --bin online_store
+(cd "$root" && cargo build --quiet --profile bench-fast --workspace --bins)
 bin="$root/target/bench-fast/online_store"
 
 work=$(mktemp -d)

@@ -35,7 +35,7 @@ done
 [ -x "$venv/bin/feast" ] || { echo "push.sh: no Feast in $venv (run scripts/test.sh or set LARDER_VENV)" >&2; exit 1; }
 
 echo "building (cargo build --profile bench-fast) ..." >&2
-(cd "$root" && cargo build -q --profile bench-fast -p larder-cli -p larder-bench --bin larder --bin push-bench)
+(cd "$root" && cargo build -q --profile bench-fast --workspace --bins)
 bin=$root/target/bench-fast
 
 work=$(mktemp -d)

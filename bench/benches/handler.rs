@@ -1,7 +1,7 @@
 //! The get-online-features handler alone: the shared router over the in-memory store, no
 //! network. Issue target: <= 20 us for 1 entity x 7 features.
 //!
-//!     cargo bench -p larder-bench --bench handler
+//!     cargo bench --workspace --profile bench-fast --bench handler
 
 use std::sync::Arc;
 

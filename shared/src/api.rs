@@ -73,8 +73,8 @@ impl Services {
 
     /// Loads the registry and connects the online store named by `config`.
     pub async fn connect(config: RepoConfig) -> Result<Services> {
-        let registry = RegistryCache::load(&config).await?;
-        let store = crate::online::connect(&config).await?;
+        // Independent, so concurrent: a cold start pays for the slower of the two, not both.
+        let (registry, store) = tokio::try_join!(RegistryCache::load(&config), crate::online::connect(&config))?;
         let push = crate::push::PushSettings::from_env()?;
         Ok(Services { config, registry, store, limits: Limits::from_env()?, push })
     }

@@ -41,6 +41,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("LARDER_PUSH_STREAM", "push: Kinesis stream (name or ARN) that POST /push?mode=async enqueues to"),
     ("LARDER_DEAD_LETTER", "push: where poison records go: an SQS queue URL or s3://bucket/prefix/ (default: the log)"),
     ("LARDER_KAFKA_PARTIAL_BATCH", "push: true: Kafka batches answer batchItemFailures (default: fail the invocation)"),
+    ("LARDER_MATERIALIZE_ROWS_PER_ITEM", "materialize: most rows in one work item of a plan request (default 8000000)"),
+    ("LARDER_LOG", "larder CLI log filter, tracing syntax (default warn); the functions use AWS_LAMBDA_LOG_LEVEL"),
 ];
 
 /// The parsed, validated `feature_store.yaml` with overrides applied.
@@ -562,6 +564,15 @@ fn strip_quotes(s: &str) -> &str {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    /// README's configuration table is the user's reference: it must name every variable.
+    #[test]
+    fn readme_documents_every_environment_variable() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        for (name, _) in ENV_VARS {
+            assert!(readme.contains(&format!("| `{name}` |")), "README.md has no table row for {name}");
+        }
+    }
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

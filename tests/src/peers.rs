@@ -134,6 +134,8 @@ impl RedisServer {
                 .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c).map_err(|e| e.to_string()));
             match ready {
                 Ok(_) => break,
+                // A server with a password answers without one: it is up, serving commands.
+                Err(e) if e.contains("NOAUTH") => break,
                 Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
                 Err(e) => panic!("redis-server on port {} never became ready: {e}", self.port),
             }

@@ -35,17 +35,25 @@ async fn registry_on_s3_is_updated_conditionally() {
     // Creating over an existing object with If-None-Match: * must conflict.
     let store = RegistryStore::new(&cfg.registry.path).unwrap();
     assert_eq!(store.write_if(b"x".to_vec(), None).await.unwrap(), registry::store::WriteOutcome::Conflict);
-    // A write against a stale ETag conflicts.
+    // Another writer changes the object (S3's ETag is the content's MD5, so it must write
+    // other bytes); a write against the ETag read before that conflicts, and a write against
+    // the new one goes through (putting the registry back).
     let current = store.read().await.unwrap().unwrap();
     let stale = current.version.clone();
-    assert!(matches!(
-        store.write_if(current.bytes.clone(), Some(&stale)).await.unwrap(),
-        registry::store::WriteOutcome::Written { .. }
-    ));
+    let registry::store::WriteOutcome::Written { version: newer } =
+        store.write_if(b"another writer".to_vec(), Some(&stale)).await.unwrap()
+    else {
+        panic!("a write with the current ETag must succeed")
+    };
+    assert_ne!(newer, stale);
     assert_eq!(
         store.write_if(current.bytes.clone(), Some(&stale)).await.unwrap(),
         registry::store::WriteOutcome::Conflict
     );
+    assert!(matches!(
+        store.write_if(current.bytes.clone(), Some(&newer)).await.unwrap(),
+        registry::store::WriteOutcome::Written { .. }
+    ));
 
     // Many materializations recorded at once: every interval lands.
     let mut tasks = Vec::new();

@@ -145,6 +145,13 @@ pub fn deadline(deadline_ms: u64) -> Option<Instant> {
     if deadline_ms == 0 {
         return None;
     }
+    // Lambda sends epoch milliseconds. `cargo lambda watch` (the local emulator) sends a fixed
+    // 600000, its invoke timeout: read as a time that would be 1970 and stop every run at
+    // once. No real deadline is before 2001, so such a small value is a remaining duration.
+    const EPOCH_MS_2001: u64 = 1_000_000_000_000;
+    if deadline_ms < EPOCH_MS_2001 {
+        return Some(Instant::now() + Duration::from_millis(deadline_ms));
+    }
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
     Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
 }

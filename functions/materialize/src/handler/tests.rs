@@ -166,3 +166,15 @@ async fn plan_items_commit_and_deadlines() {
     assert_eq!(out["views"][0]["start"], json!("2026-11-20T00:00:00Z"));
     assert_eq!(out["views"][0]["rows_in_window"], json!(0), "the data ends before 2026-11-20");
 }
+
+#[test]
+fn deadlines_in_epoch_ms_and_the_emulators_relative_ms() {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let left = |d: Option<Instant>| d.unwrap().saturating_duration_since(Instant::now());
+    let real = left(deadline(now_ms + 60_000));
+    assert!(real > Duration::from_secs(55) && real <= Duration::from_secs(60), "{real:?}");
+    // cargo lambda watch sends 600000: ten minutes from now, not 1970.
+    let emulated = left(deadline(600_000));
+    assert!(emulated > Duration::from_secs(595) && emulated <= Duration::from_secs(600), "{emulated:?}");
+    assert_eq!(deadline(0), None);
+}

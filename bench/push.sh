@@ -34,30 +34,9 @@ for tool in redis-server redis-cli wrk python3; do
 done
 [ -x "$venv/bin/feast" ] || { echo "push.sh: no Feast in $venv (run scripts/test.sh or set LARDER_VENV)" >&2; exit 1; }
 
-echo "building (cargo build --profile bench-fast) ..." >&2
-(cd "$root" && cargo build -q --profile bench-fast --workspace --bins)
-bin=$root/target/bench-fast
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_http() { # url
-  for _ in $(seq 120); do curl -sf -o /dev/null "$1" && return 0; sleep 0.5; done
-  echo "push.sh: $1 did not answer" >&2; return 1
-}
-
-rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no >"$work/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
-export REDIS_ADDR=127.0.0.1:$rport
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+start_redis
 
 # The same body for both servers: 100 drivers, the driver example's 7 features.
 python3 - "$work/push_100.json" <<'EOF'
@@ -68,15 +47,6 @@ df = {"driver_id": [1000 + i for i in range(n)], "event_timestamp": [ts] * n, "c
       "conv_rate": [0.5] * n, "acc_rate": [0.7] * n, "avg_daily_trips": [10] * n, "miles_driven": [12.5] * n,
       "rating": [4.5] * n, "city": ["sf"] * n, "is_active": [True] * n}
 json.dump({"push_source_name": "driver_stats_push_source", "df": df, "to": "online"}, open(sys.argv[1], "w"))
-EOF
-cat >"$work/post.lua" <<'EOF'
--- wrk -s post.lua URL -- BODYFILE: POST the JSON body in BODYFILE on every request
-local path = nil
-function init(args) path = args[1] end
-function request()
-  if not _G.body then local f = io.open(path, "r"); _G.body = f:read("*a"); f:close() end
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, _G.body)
-end
 EOF
 
 results=$work/results.txt

@@ -36,33 +36,11 @@ for tool in redis-server redis-cli wrk python3 curl; do
 done
 [ -n "$skip_feast" ] || [ -x "$venv/bin/feast" ] || { echo "retrieval.sh: no Feast in $venv (run scripts/test.sh, set LARDER_VENV or SKIP_FEAST=1)" >&2; exit 1; }
 
-echo "building (cargo build --profile bench-fast) ..." >&2
-(cd "$root" && cargo build -q --profile bench-fast --workspace --bins)
-bin=$root/target/bench-fast
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_http() { # url
-  for _ in $(seq 120); do curl -sf -o /dev/null "$1" && return 0; sleep 0.5; done
-  echo "retrieval.sh: $1 did not answer" >&2; return 1
-}
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+start_redis
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 secs() { python3 -c "import sys; s=sys.argv[1]; print(float(s[:-1]) * {'s': 1, 'm': 60}[s[-1]])" "$1"; }
-
-rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no >"$work/redis.log" 2>&1 &
-redis_pid=$!
-pids+=("$redis_pid")
-for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
-export REDIS_ADDR=127.0.0.1:$rport
 
 results=$work/results.txt
 : >"$results"
@@ -89,16 +67,6 @@ raw_run() { # NAME REPO BODY CONNECTIONS
   printf '%s   cpu: redis %s%%\n' "$out" \
     "$(( (r1 - r0) * 100 / $(getconf CLK_TCK) / ${t%.*} ))" | tee -a "$results"
 }
-
-cat >"$work/post.lua" <<'EOF'
--- wrk -s post.lua URL -- BODYFILE: POST the JSON body in BODYFILE on every request
-local path = nil
-function init(args) path = args[1] end
-function request()
-  if not _G.body then local f = io.open(path, "r"); _G.body = f:read("*a"); f:close() end
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, _G.body)
-end
-EOF
 
 echo "== data: $drivers drivers x 7 features (feast apply, larder materialize)" >&2
 repo=$work/driver

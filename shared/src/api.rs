@@ -122,29 +122,53 @@ impl ApiResponse {
     }
 }
 
-/// Routes one request. Never fails: errors become responses.
+/// Routes one request to every route Larder has (`larder serve`). Never fails: errors become
+/// responses.
 pub async fn handle(services: &Services, req: ApiRequest<'_>) -> ApiResponse {
+    let result = match check_body(services, &req) {
+        Err(e) => Err(e),
+        Ok(()) => match (req.method, req.path.trim_end_matches('/')) {
+            ("POST", "/push") => crate::push::http::push(services, &req).await,
+            ("POST", "/write-to-online-store") => crate::push::http::write_to_online_store(services, &req).await,
+            (_, "/push" | "/write-to-online-store") => Err(method_not_allowed(&req)),
+            ("POST", "/materialize") => crate::materialize::http::handle(services, &req, false).await,
+            ("POST", "/materialize-incremental") => crate::materialize::http::handle(services, &req, true).await,
+            (_, "/materialize" | "/materialize-incremental") => Err(method_not_allowed(&req)),
+            _ => serving_routes(services, &req).await,
+        },
+    };
+    result.unwrap_or_else(|e| ApiResponse::error(&e))
+}
+
+/// Routes one request to the serving routes only (`GET /health`, `POST /get-online-features`):
+/// the get-online-features function, which API Gateway sends nothing else. Not referring to
+/// push and materialization keeps their code (Kinesis, SQS, parquet) out of that binary.
+pub async fn handle_serving(services: &Services, req: ApiRequest<'_>) -> ApiResponse {
+    let result = match check_body(services, &req) {
+        Err(e) => Err(e),
+        Ok(()) => serving_routes(services, &req).await,
+    };
+    result.unwrap_or_else(|e| ApiResponse::error(&e))
+}
+
+fn check_body(services: &Services, req: &ApiRequest<'_>) -> Result<()> {
     if req.body.len() > services.limits.max_body_bytes {
-        return ApiResponse::error(&Error::TooLarge(format!(
+        return Err(Error::TooLarge(format!(
             "request body is {} bytes; the limit is {} (LARDER_MAX_BODY_BYTES)",
             req.body.len(),
             services.limits.max_body_bytes
         )));
     }
-    let path = req.path.trim_end_matches('/');
-    let result = match (req.method, path) {
+    Ok(())
+}
+
+async fn serving_routes(services: &Services, req: &ApiRequest<'_>) -> Result<ApiResponse> {
+    match (req.method, req.path.trim_end_matches('/')) {
         ("GET", "/health") => health(services).await,
-        ("POST", "/get-online-features") => crate::retrieval::http::get_online_features(services, &req).await,
-        (_, "/health" | "/get-online-features") => Err(method_not_allowed(&req)),
-        ("POST", "/push") => crate::push::http::push(services, &req).await,
-        ("POST", "/write-to-online-store") => crate::push::http::write_to_online_store(services, &req).await,
-        (_, "/push" | "/write-to-online-store") => Err(method_not_allowed(&req)),
-        ("POST", "/materialize") => crate::materialize::http::handle(services, &req, false).await,
-        ("POST", "/materialize-incremental") => crate::materialize::http::handle(services, &req, true).await,
-        (_, "/materialize" | "/materialize-incremental") => Err(method_not_allowed(&req)),
+        ("POST", "/get-online-features") => crate::retrieval::http::get_online_features(services, req).await,
+        (_, "/health" | "/get-online-features") => Err(method_not_allowed(req)),
         _ => Err(Error::not_found(ObjectKind::Route, format!("{} {}", req.method, req.path), &services.config.project)),
-    };
-    result.unwrap_or_else(|e| ApiResponse::error(&e))
+    }
 }
 
 fn method_not_allowed(req: &ApiRequest<'_>) -> Error {

@@ -17,7 +17,7 @@ pub async fn handle(services: &Services, event: Request) -> Result<Response<Body
     // The path without the REST API stage prefix (`/prod/get-online-features` -> `/get-online-features`).
     let path = event.raw_http_path();
     let req = ApiRequest { method: event.method().as_str(), path, query: event.uri().query().unwrap_or(""), body };
-    Ok(to_lambda(api::handle(services, req).await))
+    Ok(to_lambda(api::handle_serving(services, req).await))
 }
 
 pub fn to_lambda(resp: api::ApiResponse) -> Response<Body> {

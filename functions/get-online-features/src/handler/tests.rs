@@ -105,6 +105,15 @@ async fn health_and_errors() {
     assert!(body["error"]["message"].as_str().unwrap().contains("not valid JSON"));
 }
 
+#[tokio::test]
+async fn push_routes_belong_to_the_push_function() {
+    // API Gateway sends /push to the push function; this one serves reads only.
+    let s = services().await;
+    let (status, body) = invoke(&s, include_str!("../../../../events/push-apigw-http.json")).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "route_not_found");
+}
+
 #[test]
 fn every_sample_event_parses_as_an_api_gateway_request() {
     for e in [

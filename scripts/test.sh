@@ -64,7 +64,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 log "cfn-lint infra/template.yaml"
 cfn-lint infra/template.yaml
 
+# Tests run the `larder` CLI binary itself (serve, materialize); `cargo test` builds binaries
+# only for their own package's tests, so build every binary first.
+log "cargo build (the binaries the tests run)"
+cargo build --workspace --bins
+
 log "cargo test (unit, handler and real-peer tests)"
-cargo test --workspace --all-targets
+cargo test --workspace --all-targets --no-fail-fast
 
 log "all checks passed"

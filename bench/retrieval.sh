@@ -39,7 +39,14 @@ done
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
 start_redis
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU ticks (user + system) of a process and its descendants (feast serve runs its worker as a
+# child process).
+cpu_ticks() {
+  local total c
+  total=$(awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0)
+  for c in $(pgrep -P "$1"); do total=$(( total + $(cpu_ticks "$c") )); done
+  echo "$total"
+}
 secs() { python3 -c "import sys; s=sys.argv[1]; print(float(s[:-1]) * {'s': 1, 'm': 60}[s[-1]])" "$1"; }
 
 results=$work/results.txt

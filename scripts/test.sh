@@ -65,9 +65,10 @@ log "cfn-lint infra/template.yaml"
 cfn-lint infra/template.yaml
 
 # Tests run the `larder` CLI binary itself (serve, materialize); `cargo test` builds binaries
-# only for their own package's tests, so build every binary first.
+# only for their own package's tests, so build every target first (with --all-targets, so
+# the features match the test build and nothing is compiled twice).
 log "cargo build (the binaries the tests run)"
-cargo build --workspace --bins
+cargo build --workspace --all-targets
 
 log "cargo test (unit, handler and real-peer tests)"
 cargo test --workspace --all-targets --no-fail-fast

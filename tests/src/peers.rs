@@ -3,9 +3,29 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1 (bound then released; good enough for tests).
+/// A free TCP port on 127.0.0.1 for a server a test is about to start.
+///
+/// Taken from 20000-31999, below Linux's ephemeral range (32768-60999): a port the kernel hands
+/// out (`bind :0`) can be given to some client's outgoing connection between this check and
+/// the server binding it, and then the server fails to start. Calls in one process walk the
+/// range from a random start, so two tests running at once never get the same port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind a loopback port").local_addr().unwrap().port()
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const BASE: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    if NEXT.load(Ordering::Relaxed) == u32::MAX {
+        let seed = std::collections::hash_map::RandomState::new().build_hasher().finish() as u32 % SPAN;
+        let _ = NEXT.compare_exchange(u32::MAX, seed, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..SPAN {
+        let port = (BASE + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {BASE}-{}", BASE + SPAN - 1)
 }
 
 /// Waits until something accepts connections on 127.0.0.1:`port`.

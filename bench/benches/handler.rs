@@ -12,7 +12,6 @@ use larder::online::memory::MemoryStore;
 use larder::online::{OnlineStore, ViewWrite, WriteMode, WriteRow};
 use larder::registry::{RegistryCache, yaml};
 use larder::time::EventTime;
-use larder::value::{ValueType, from_json};
 use serde_json::json;
 
 const FEATURES_YAML: &str = include_str!("../../examples/driver/features.yaml");
@@ -24,18 +23,8 @@ fn services(rt: &tokio::runtime::Runtime) -> Services {
     let view = &registry.feature_views["driver_hourly_stats"];
     let rows: Vec<WriteRow> = (1000..1100)
         .map(|id| {
-            let key = view
-                .layout
-                .key_encoder
-                .redis_key(&[&from_json(&json!(id), ValueType::Int64).unwrap()], "driver_demo")
-                .unwrap();
-            let values: Vec<_> = view
-                .features
-                .iter()
-                .zip([json!(0.25), json!(0.9), json!(12), json!(33.5), json!(4.5), json!("sf"), json!(true)])
-                .map(|(f, j)| from_json(&j, f.dtype).unwrap())
-                .collect();
-            WriteRow::encode(key, EventTime::now(), &values)
+            let features = [json!(0.25), json!(0.9), json!(12), json!(33.5), json!(4.5), json!("sf"), json!(true)];
+            WriteRow::from_json(view, "driver_demo", &[json!(id)], &features, EventTime::now()).unwrap()
         })
         .collect();
     rt.block_on(store.write(&ViewWrite::for_view(view, rows, WriteMode::NewestWins, None))).unwrap();

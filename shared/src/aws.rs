@@ -57,6 +57,22 @@ pub async fn sqs() -> &'static aws_sdk_sqs::Client {
     .await
 }
 
+/// A local path or an S3 object (or prefix): where a registry or a parquet source lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Location {
+    Local(std::path::PathBuf),
+    S3 { bucket: String, key: String },
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Local(p) => write!(f, "{}", p.display()),
+            Location::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
+        }
+    }
+}
+
 /// Splits `s3://bucket/key` into its parts.
 pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
     let rest = url.strip_prefix("s3://")?;

@@ -7,7 +7,6 @@ use larder::config::RepoConfig;
 use larder::online::{ViewWrite, WriteMode, WriteRow};
 use larder::registry;
 use larder::time::EventTime;
-use larder::value::from_json;
 use larder_tests::feast::copy_dir;
 use larder_tests::{LambdaWatch, RedisServer, repo_root};
 use serde_json::{Value, json};
@@ -43,18 +42,8 @@ async fn get_online_features_function_under_cargo_lambda() {
     let rows: Vec<WriteRow> = [(1001, 0.25), (1002, 0.5)]
         .iter()
         .map(|(id, conv)| {
-            let key = view
-                .layout
-                .key_encoder
-                .redis_key(&[&from_json(&json!(id), view.entity_columns[0].dtype).unwrap()], "driver_demo")
-                .unwrap();
-            let values: Vec<_> = view
-                .features
-                .iter()
-                .zip([json!(conv), json!(0.9), json!(12), json!(33.5), json!(4.5), json!("sf"), json!(true)])
-                .map(|(f, j)| from_json(&j, f.dtype).unwrap())
-                .collect();
-            WriteRow::encode(key, EventTime::now(), &values)
+            let features = [json!(conv), json!(0.9), json!(12), json!(33.5), json!(4.5), json!("sf"), json!(true)];
+            WriteRow::from_json(view, "driver_demo", &[json!(id)], &features, EventTime::now()).unwrap()
         })
         .collect();
     store.write(&ViewWrite::for_view(view, rows, WriteMode::NewestWins, None)).await.unwrap();

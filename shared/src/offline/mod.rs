@@ -23,20 +23,7 @@ use crate::error::{Error, Result};
 pub use reader::{ParquetFile, open_metadata};
 
 /// Where a parquet file (or a folder of them) lives.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Location {
-    Local(PathBuf),
-    S3 { bucket: String, key: String },
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Local(p) => write!(f, "{}", p.display()),
-            Location::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
-        }
-    }
-}
+pub use crate::aws::Location;
 
 impl Location {
     /// Parses a source path: `s3://bucket/key`, `file:///abs/path`, or a local path, relative

@@ -11,7 +11,7 @@ use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::aws;
+use crate::aws::{self, Location};
 use crate::error::{Error, Result};
 
 /// Registry bytes with the version they were read at (an S3 ETag, or a content fingerprint).
@@ -19,21 +19,6 @@ use crate::error::{Error, Result};
 pub struct Versioned {
     pub bytes: Vec<u8>,
     pub version: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    Local(PathBuf),
-    S3 { bucket: String, key: String },
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Local(p) => write!(f, "{}", p.display()),
-            Location::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
-        }
-    }
 }
 
 /// What a conditional write found.

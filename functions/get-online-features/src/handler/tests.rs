@@ -9,7 +9,6 @@ use larder::online::memory::MemoryStore;
 use larder::online::{OnlineStore, ViewWrite, WriteMode, WriteRow};
 use larder::registry::{RegistryCache, yaml};
 use larder::time::EventTime;
-use larder::value::{ValueType, from_json};
 use serde_json::{Value, json};
 
 macro_rules! event {
@@ -30,18 +29,8 @@ async fn services() -> Services {
     let store = MemoryStore::new();
     let view = &registry.feature_views["driver_hourly_stats"];
     let row = |id: i64, conv: f64| {
-        let key = view
-            .layout
-            .key_encoder
-            .redis_key(&[&from_json(&json!(id), ValueType::Int64).unwrap()], "driver_demo")
-            .unwrap();
-        let values: Vec<_> = view
-            .features
-            .iter()
-            .zip([json!(conv), json!(0.9), json!(12), json!(33.5), json!(4.5), json!("sf"), json!(true)])
-            .map(|(f, j)| from_json(&j, f.dtype).unwrap())
-            .collect();
-        WriteRow::encode(key, EventTime::now(), &values)
+        let features = [json!(conv), json!(0.9), json!(12), json!(33.5), json!(4.5), json!("sf"), json!(true)];
+        WriteRow::from_json(view, "driver_demo", &[json!(id)], &features, EventTime::now()).unwrap()
     };
     store
         .write(&ViewWrite::for_view(view, vec![row(1001, 0.25), row(1002, 0.5)], WriteMode::NewestWins, None))

@@ -23,7 +23,6 @@
 # ($LARDER_VENV, default ~/.cache/larder/venv; scripts/test.sh prepares it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
 venv=${LARDER_VENV:-$HOME/.cache/larder/venv}
 dur=${DURATION:-15s}
 runs=${RUNS:-15}

@@ -121,6 +121,7 @@ macro_rules! conformance_tests {
             concurrent_writers_end_with_the_newest,
             key_ttl_expires_the_whole_hash,
             views_sharing_an_entity_do_not_clobber,
+            several_views_in_one_write,
             multi_join_key_entities,
             large_batches_are_complete,
             wide_views_are_written_whole,
@@ -690,6 +691,63 @@ pub async fn views_sharing_an_entity_do_not_clobber(s: &Subject) {
     assert_eq!(write(s, v2, vec![row(&k, t(8, 0), 30.0, 2)], WriteMode::NewestWins, None).await.written, 1);
     let got = read_views(&*s.store, &reads).await.unwrap();
     assert_eq!((got[0][0].clone(), got[1][0].clone()), both(expected(t(10, 0), 1.0, 2), expected(t(8, 0), 30.0, 2)));
+}
+
+/// `write_views`: rows of several views in one call (Redis: one script call per key for all
+/// its views). Each view keeps its own newest-wins decision, duplicates within a view resolve
+/// as in `write`, and views with different settings still land.
+pub async fn several_views_in_one_write(s: &Subject) {
+    let project = "many_views";
+    let reg = registry(
+        project,
+        &[
+            ("m1", &[("id", "Int64")], &[("x", "Float64"), ("y", "Float64")]),
+            ("m2", &[("id", "Int64")], &[("x", "Float64"), ("z", "Float64"), ("w", "Float64")]),
+        ],
+    );
+    let (v1, v2) = (view(&reg, "m1"), view(&reg, "m2"));
+    let [k1, k2, k3] = [1, 2, 3].map(|id| key(v1, project, id));
+    // k1 already holds a newer m1 row; k3 a newer m2 row.
+    write(s, v1, vec![row(&k1, t(10, 0), 100.0, 2)], WriteMode::NewestWins, None).await;
+    write(s, v2, vec![row(&k3, t(10, 0), 300.0, 3)], WriteMode::NewestWins, None).await;
+
+    let m1_rows = vec![
+        row(&k1, t(5, 0), 1.0, 2), // older than stored: skipped
+        row(&k2, t(3, 0), 2.0, 2), // superseded within the batch
+        row(&k2, t(4, 0), 2.5, 2), // written
+        row(&k3, t(1, 0), 3.0, 2), // written (m1 has nothing for k3)
+        row(&k2, t(4, 0), 9.0, 2), // equal time, later in the batch: skipped
+    ];
+    let m2_rows = vec![
+        row(&k1, t(6, 0), 10.0, 3), // written (m1's newer time for k1 does not count)
+        row(&k3, t(2, 0), 30.0, 3), // older than stored: skipped
+    ];
+    let batches = [
+        ViewWrite::for_view(v1, m1_rows, WriteMode::NewestWins, None),
+        ViewWrite::for_view(v2, m2_rows, WriteMode::NewestWins, None),
+    ];
+    let stats = s.store.write_views(&batches).await.unwrap();
+    assert_eq!(stats, vec![WriteStats { written: 2, skipped: 3 }, WriteStats { written: 1, skipped: 1 }]);
+    let keys = [k1.clone(), k2.clone(), k3.clone()];
+    assert_eq!(
+        read_all(s, v1, &keys).await,
+        vec![Some(expected(t(10, 0), 100.0, 2)), Some(expected(t(4, 0), 2.5, 2)), Some(expected(t(1, 0), 3.0, 2))]
+    );
+    assert_eq!(
+        read_all(s, v2, &keys).await,
+        vec![Some(expected(t(6, 0), 10.0, 3)), None, Some(expected(t(10, 0), 300.0, 3))]
+    );
+
+    // Different settings per view cannot share a call; each view still gets its own.
+    let batches = [
+        ViewWrite::for_view(v1, vec![row(&k2, t(20, 0), 7.0, 2)], WriteMode::NewestWins, None),
+        ViewWrite::for_view(v2, vec![row(&k2, t(1, 0), 8.0, 3)], WriteMode::Overwrite, None),
+    ];
+    let stats = s.store.write_views(&batches).await.unwrap();
+    assert_eq!(stats.iter().map(|w| w.written).collect::<Vec<_>>(), vec![1, 1]);
+    assert_eq!(read_one(s, v1, &k2).await, Some(expected(t(20, 0), 7.0, 2)));
+    assert_eq!(read_one(s, v2, &k2).await, Some(expected(t(1, 0), 8.0, 3)));
+    assert_eq!(s.store.write_views(&[]).await.unwrap(), vec![]);
 }
 
 /// Entities with several join keys: keys sort the join keys by name (Feast's v3 layout), each

@@ -26,10 +26,13 @@ use redis::Commands;
 use serde_json::{Value as Json, json};
 
 /// The real store; kills the real Redis once `writes_before_kill` writes have gone through.
+/// Writes run one at a time, in the order they were called (the push function keeps a few
+/// chunks in flight), so which writes land before the kill does not depend on timing.
 struct KillAfter {
     inner: Arc<dyn OnlineStore>,
     redis: Arc<Mutex<RedisServer>>,
     writes_before_kill: Mutex<Option<usize>>,
+    one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 #[async_trait]
@@ -38,6 +41,7 @@ impl OnlineStore for KillAfter {
         self.inner.read(reads).await
     }
     async fn write(&self, batch: &ViewWrite<'_>) -> larder::Result<WriteStats> {
+        let _turn = self.one_at_a_time.lock().await;
         let kill = {
             let mut left = self.writes_before_kill.lock().unwrap();
             match left.as_mut() {
@@ -68,23 +72,26 @@ impl OnlineStore for KillAfter {
 const DRIVERS: usize = 1_500;
 const HOURS: usize = 6;
 
-/// The batch: every driver once per hour, in hour order; a second record with the same time
-/// as the last hour for some drivers (a tie: the first must win); poison records sprinkled in.
+/// The batch: every driver once per hour, even drivers in hour order, odd ones newest first
+/// (so each driver's newest row sits in the first or the last part of the batch, and the
+/// rows in between lose to them); a second record with the same time as the last hour for
+/// some drivers (a tie: the first must win); poison records sprinkled in.
 fn batch() -> Vec<(String, String, Vec<u8>)> {
     let mut records = Vec::new();
     let mut push = |data: Vec<u8>, pk: String| {
         let seq = format!("4965{:040}", records.len());
         records.push((seq, pk, data));
     };
-    for hour in 0..HOURS {
+    for block in 0..HOURS {
         for d in 0..DRIVERS {
+            let hour = if d % 2 == 0 { block } else { HOURS - 1 - block };
             let ts = format!("2026-01-01T{hour:02}:00:00Z");
             let rate = (hour * 10_000 + d) as f64;
             push(serde_json::to_vec(&row(d as i64, &ts, rate)).unwrap(), d.to_string());
             if d % 250 == 0 {
                 push(format!("{{\"driver_id\": {d}, \"broken").into_bytes(), d.to_string());
             }
-            if hour == HOURS - 1 && d % 100 == 7 {
+            if hour == HOURS - 1 && (d % 100 == 7 || d % 100 == 8) {
                 push(serde_json::to_vec(&row(d as i64, &ts, -1.0)).unwrap(), d.to_string());
             }
         }
@@ -107,8 +114,13 @@ async fn redis_killed_mid_batch_then_restarted_loses_nothing() {
     let cfg = config(Some(&redis.addr()));
     let real = larder::online::connect(&cfg).await.unwrap();
     let redis = Arc::new(Mutex::new(redis));
-    // About 3 chunks of rows are written before the kill.
-    let store = Arc::new(KillAfter { inner: real, redis: redis.clone(), writes_before_kill: Mutex::new(Some(3)) });
+    // The first chunk with rows to write (odd drivers' newest rows) lands, then Redis dies.
+    let store = Arc::new(KillAfter {
+        inner: real,
+        redis: redis.clone(),
+        writes_before_kill: Mutex::new(Some(1)),
+        one_at_a_time: tokio::sync::Mutex::new(()),
+    });
     let app = App::new(services(cfg, store, default_source()), Arc::new(SqsSink::new(sqs.clone(), &url)));
 
     let records = batch();
@@ -130,7 +142,7 @@ async fn redis_killed_mid_batch_then_restarted_loses_nothing() {
     redis.lock().unwrap().restart();
     let reg = driver_registry();
     let view = reg.view("driver_fresh").unwrap();
-    let present_after_restart: bool = redis.lock().unwrap().client().exists(key(view, 0)).unwrap();
+    let present_after_restart: bool = redis.lock().unwrap().client().exists(key(view, 1)).unwrap();
     assert!(present_after_restart, "writes acknowledged before the kill survived it");
     let retry = &records[from..];
     let out = app.handle_event(event::parse(&kinesis_event("drivers", retry)).unwrap()).await.unwrap();

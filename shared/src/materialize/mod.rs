@@ -40,7 +40,7 @@ pub use scan::Progress;
 use crate::config::RepoConfig;
 use crate::error::{Error, Result};
 use crate::offline::{Location, ParquetFile};
-use crate::online::OnlineStore;
+use crate::online::{OnlineStore, WriteStats};
 use crate::registry::{self, FeatureView, Interval, Registry};
 use crate::time::EventTime;
 use scan::{Group, OpenFile, Task};
@@ -378,10 +378,23 @@ async fn execute(
         }
         let total: u64 = group.views.iter().map(|v| outcome.winners[v.selection].len() as u64).sum();
         progress.keys_total.fetch_add(total, Ordering::Relaxed);
-        for v in &group.views {
+        // Views reading through one selection share its winners: written together.
+        let mut written: Vec<Option<WriteStats>> = vec![None; group.views.len()];
+        for (sel, winners) in outcome.winners.iter().enumerate() {
+            let members: Vec<usize> = (0..group.views.len()).filter(|&i| group.views[i].selection == sel).collect();
+            if members.is_empty() {
+                continue;
+            }
+            let views: Vec<&FeatureView> = members.iter().map(|&i| &*group.views[i].view).collect();
+            let stats = write::write_views(cfg, store, &views, winners, opts, progress).await?;
+            for (&i, s) in members.iter().zip(stats) {
+                written[i] = Some(s);
+            }
+        }
+        for (v, written) in group.views.iter().zip(written) {
             let winners = &outcome.winners[v.selection];
             let stats = outcome.stats[v.selection];
-            let written = write::write_view(cfg, store, &v.view, winners, opts, progress).await?;
+            let written = written.unwrap_or_default();
             tracing::info!(
                 feature_view = %v.view.name,
                 rows_in_window = stats.rows_in_window,

@@ -32,15 +32,17 @@ pub fn write_mode(cfg: &RepoConfig) -> (WriteMode, Option<u64>) {
     }
 }
 
-/// Writes every winner as a row of `view`.
-pub async fn write_view(
+/// Writes every winner as a row of each of `views` (views that read through one selection:
+/// the same winners, the same feature columns). All views of a key go in one store call, so
+/// Redis runs one script per key, not one per key and view. Returns stats parallel to `views`.
+pub async fn write_views(
     cfg: &RepoConfig,
     store: &dyn OnlineStore,
-    view: &FeatureView,
+    views: &[&FeatureView],
     winners: &Winners,
     opts: &Options,
     progress: &Progress,
-) -> Result<WriteStats> {
+) -> Result<Vec<WriteStats>> {
     let (mode, ttl) = write_mode(cfg);
     let project = cfg.project.as_bytes();
     let slots: Vec<(&[u8], &super::select::Slot)> = winners.iter().collect();
@@ -64,19 +66,27 @@ pub async fn write_view(
     };
     let ranges: Vec<std::ops::Range<usize>> =
         (0..slots.len()).step_by(batch).map(|s| s..(s + batch).min(slots.len())).collect();
+    let zero = vec![WriteStats::default(); views.len()];
     futures::stream::iter(ranges)
         .map(|range| {
             let rows = build(range);
             async move {
-                let n = rows.len() as u64;
-                let stats = store.write(&ViewWrite::for_view(view, rows, mode, ttl)).await?;
+                let n = (rows.len() * views.len()) as u64;
+                let mut per_view: Vec<Vec<WriteRow>> = vec![Vec::new(); views.len().saturating_sub(1)];
+                per_view.iter_mut().for_each(|r| r.clone_from(&rows));
+                per_view.push(rows);
+                let batches: Vec<ViewWrite<'_>> =
+                    views.iter().zip(per_view).map(|(view, rows)| ViewWrite::for_view(view, rows, mode, ttl)).collect();
+                let stats = store.write_views(&batches).await?;
                 progress.keys_written.fetch_add(n, Ordering::Relaxed);
                 Ok::<_, crate::Error>(stats)
             }
         })
         .buffer_unordered(opts.write_concurrency.max(1))
-        .try_fold(WriteStats::default(), |mut acc, s| async move {
-            acc += s;
+        .try_fold(zero, |mut acc, chunk| async move {
+            for (total, s) in acc.iter_mut().zip(chunk) {
+                *total += s;
+            }
             Ok(acc)
         })
         .await

@@ -4,7 +4,8 @@
 //! data model (a hash per entity key, fields named by `keys`), because that layout *is* the
 //! Feast compatibility surface:
 //! - [`OnlineStore::read`] is one round trip of HMGETs;
-//! - [`OnlineStore::write`] writes rows of one view, newest event wins, atomically per key.
+//! - [`OnlineStore::write`] writes rows of one view, newest event wins, atomically per key;
+//!   [`OnlineStore::write_views`] several views at once (Redis: one call per entity hash).
 //!
 //! The semantics on top (which fields to read for which views, what "missing" and "null"
 //! mean, how rows are encoded) live in this module once, in [`read_views`] and [`WriteRow`],
@@ -134,6 +135,18 @@ pub trait OnlineStore: Send + Sync {
     /// the greatest event time, among the stored one and all rows of the batch; ties keep the
     /// earlier (stored, or first in the batch). Only this view's fields are touched.
     async fn write(&self, batch: &ViewWrite<'_>) -> Result<WriteStats>;
+
+    /// Writes rows of several views, each as [`OnlineStore::write`] would; the answer is
+    /// parallel to `batches`. Views of one entity share its hash, so a store may apply all of
+    /// a key's rows in one step (Redis: one script call per key instead of one per key and
+    /// view). Atomic per key and view; nothing is promised across views.
+    async fn write_views(&self, batches: &[ViewWrite<'_>]) -> Result<Vec<WriteStats>> {
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in batches {
+            out.push(self.write(batch).await?);
+        }
+        Ok(out)
+    }
 
     /// Checks the store answers (used by `/health`).
     async fn ping(&self) -> Result<()>;

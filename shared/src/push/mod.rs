@@ -35,7 +35,7 @@ pub use settings::PushSettings;
 
 use crate::config::RepoConfig;
 use crate::error::Result;
-use crate::online::{OnlineStore, ViewWrite, WriteMode, WriteRow, WriteStats};
+use crate::online::{OnlineStore, ViewWrite, WriteMode, WriteRow};
 use crate::registry::{FeatureView, Registry, RegistryCache};
 
 /// How writes treat what is stored, from `online_store` (`skip_dedup`, `key_ttl_seconds`).
@@ -130,13 +130,17 @@ impl std::ops::AddAssign for PushStats {
     }
 }
 
-/// Writes prepared rows, one store write per view.
+/// Writes prepared rows: every view in one store call (views of one entity share its hash, so
+/// Redis writes a key's views in one script call).
 pub async fn write(store: &dyn OnlineStore, prepared: Prepared, options: WriteOptions) -> Result<PushStats> {
-    let mut stats = PushStats::default();
-    for (view, rows) in prepared.views {
-        stats.rows += rows.len();
-        let w: WriteStats =
-            store.write(&ViewWrite::for_view(&view, rows, options.mode, options.key_ttl_seconds)).await?;
+    let mut stats = PushStats { rows: prepared.rows(), ..Default::default() };
+    let (views, rows): (Vec<Arc<FeatureView>>, Vec<Vec<WriteRow>>) = prepared.views.into_iter().unzip();
+    let batches: Vec<ViewWrite<'_>> = views
+        .iter()
+        .zip(rows)
+        .map(|(view, rows)| ViewWrite::for_view(view, rows, options.mode, options.key_ttl_seconds))
+        .collect();
+    for w in store.write_views(&batches).await? {
         stats.written += w.written;
         stats.skipped += w.skipped;
     }

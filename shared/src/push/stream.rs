@@ -6,9 +6,11 @@
 //!    A record naming an unknown source or view first gets one registry reload per batch, in
 //!    case it was just applied.
 //! 2. The good records of each *lane* (records that must apply in order: a Kinesis shard's
-//!    batch, a Kafka partition) are written in order, in chunks of about [`CHUNK_ROWS`] rows,
-//!    one store write per view per chunk. The first chunk that fails (Redis down: the store
-//!    is the problem, not the record) fails its lane from the chunk's first record on.
+//!    batch, a Kafka partition) are reduced to the newest row per view and key (what applying
+//!    them in order leaves), then written in chunks of about [`CHUNK_ROWS`] converted rows,
+//!    one store call per chunk, a few chunks in flight. The first chunk that fails (Redis
+//!    down: the store is the problem, not the record) fails its lane from the chunk's first
+//!    record on.
 //! 3. Poison records before that point go to the dead-letter destination with their position
 //!    and reason. If the destination fails, the lane fails from the first letter not kept.
 //!
@@ -20,6 +22,7 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use futures::future::join_all;
 
 use super::dead_letter::{DeadLetter, DeadLetterSink, Position};
@@ -32,6 +35,10 @@ use crate::registry::RegistryCache;
 /// Rows per chunk: one store write per view per chunk. A failed write fails its chunk's records
 /// and every later record of the lane, so this bounds what a retry repeats.
 pub const CHUNK_ROWS: usize = 2_000;
+
+/// Chunks of a lane written at once: Redis runs one chunk's scripts while the next is encoded
+/// and sent, instead of waiting for each chunk's answers before sending the next.
+pub const CHUNKS_IN_FLIGHT: usize = 3;
 
 /// One record: its bytes and where it came from.
 #[derive(Debug, Clone)]
@@ -229,43 +236,117 @@ impl Processor<'_> {
     }
 
     /// Step 2 for one lane: returns the first record to retry, the stats and the error.
+    ///
+    /// Rows are first reduced to one per view and key over the whole lane (the newest event,
+    /// the earliest record on ties: what applying the records in order leaves), so chunks
+    /// share no key and [`CHUNKS_IN_FLIGHT`] of them can be written at once in any order. The
+    /// failure point is still exact: the first chunk (in lane order) that failed, and every
+    /// record after it, is retried; a row dropped here in favour of a later record is covered
+    /// by that record's retry, and one dropped for an earlier record was already written or
+    /// is retried with it.
     async fn write_lane(&self, lane: &mut [Converted]) -> (Option<usize>, PushStats, Option<Error>) {
+        // Chunk boundaries count rows as converted, so a retry repeats at most one chunk's
+        // worth of records whatever the reduction drops.
+        let mut bounds = Vec::new();
+        let (mut start, mut rows) = (0, 0);
+        for (i, c) in lane.iter().enumerate() {
+            if let Converted::Good(p) = c {
+                rows += p.rows();
+            }
+            if rows >= CHUNK_ROWS || i + 1 == lane.len() {
+                bounds.push(start..i + 1);
+                start = i + 1;
+                rows = 0;
+            }
+        }
         let mut stats = PushStats::default();
-        let mut start = 0;
-        while start < lane.len() {
+        let superseded = keep_newest_per_key(lane);
+        stats.rows += superseded;
+        stats.skipped += superseded;
+
+        let chunks = bounds.into_iter().filter_map(|range| {
             let mut chunk = Prepared::default();
-            let mut rows = 0;
-            let mut end = start;
-            while end < lane.len() && rows < CHUNK_ROWS {
-                if let Converted::Good(p) = &mut lane[end] {
-                    let p = std::mem::take(p);
-                    rows += p.rows();
-                    chunk.merge(p);
-                }
-                end += 1;
-            }
-            if rows > 0 {
-                match write(self.store, chunk, self.options).await {
-                    Ok(s) => stats += s,
-                    Err(e) => {
-                        tracing::warn!(
-                            first_record = start,
-                            records = lane.len() - start,
-                            error = %e,
-                            "online store write failed; these records will be retried"
-                        );
-                        // A store failure is never the record's fault: retry, never dead-letter.
-                        let e = if e.is_transient() {
-                            e
-                        } else {
-                            Error::Unavailable(format!("online store write failed: {e}"))
-                        };
-                        return (Some(start), stats, Some(e));
-                    }
+            for c in &mut lane[range.clone()] {
+                if let Converted::Good(p) = c {
+                    chunk.merge(std::mem::take(p));
                 }
             }
-            start = end;
+            (chunk.rows() > 0).then_some((range.start, chunk))
+        });
+        let chunks: Vec<(usize, Prepared)> = chunks.collect();
+        let mut writes = futures::stream::iter(chunks)
+            .map(|(first, chunk)| async move { (first, write(self.store, chunk, self.options).await) })
+            .buffered(CHUNKS_IN_FLIGHT);
+        while let Some((first, result)) = writes.next().await {
+            match result {
+                Ok(s) => stats += s,
+                Err(e) => {
+                    tracing::warn!(
+                        first_record = first,
+                        records = lane.len() - first,
+                        error = %e,
+                        "online store write failed; these records will be retried"
+                    );
+                    // A store failure is never the record's fault: retry, never dead-letter.
+                    let e = if e.is_transient() {
+                        e
+                    } else {
+                        Error::Unavailable(format!("online store write failed: {e}"))
+                    };
+                    return (Some(first), stats, Some(e));
+                }
+            }
         }
         (None, stats, None)
     }
+}
+
+/// Keeps, per view and key, only the lane's newest row (the earliest record's on ties) and
+/// drops the others. Returns how many rows were dropped.
+fn keep_newest_per_key(lane: &mut [Converted]) -> usize {
+    use std::collections::HashMap;
+    /// A row of the lane: (record, view entry of its `Prepared`, row).
+    type RowId = (usize, usize, usize);
+    let mut losers: Vec<RowId> = Vec::new();
+    {
+        let mut newest: HashMap<(&str, &[u8]), (RowId, crate::time::EventTime)> = HashMap::new();
+        for (r, c) in lane.iter().enumerate() {
+            let Converted::Good(p) = c else { continue };
+            for (v, (view, rows)) in p.views.iter().enumerate() {
+                for (i, row) in rows.iter().enumerate() {
+                    match newest.entry((view.name.as_str(), row.key.as_slice())) {
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(((r, v, i), row.event_time));
+                        }
+                        std::collections::hash_map::Entry::Occupied(mut e) => {
+                            let best = e.get_mut();
+                            if row.event_time > best.1 {
+                                losers.push(best.0);
+                                *best = ((r, v, i), row.event_time);
+                            } else {
+                                losers.push((r, v, i));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if losers.is_empty() {
+        return 0;
+    }
+    losers.sort_unstable();
+    let dropped = losers.len();
+    let mut losers = losers.into_iter().peekable();
+    while let Some(&(r, v, _)) = losers.peek() {
+        let Converted::Good(p) = &mut lane[r] else { unreachable!("losers are rows of good records") };
+        let rows = &mut p.views[v].1;
+        let mut i = 0;
+        rows.retain(|_| {
+            let lost = losers.next_if(|&(lr, lv, li)| (lr, lv, li) == (r, v, i)).is_some();
+            i += 1;
+            !lost
+        });
+    }
+    dropped
 }

@@ -332,10 +332,15 @@ async fn poison_records_go_to_the_dead_letter_sink_and_the_batch_goes_on() {
 #[tokio::test]
 async fn a_store_failure_fails_the_lane_from_the_first_affected_record_and_a_retry_completes_it() {
     let rig = Rig::new();
-    // Enough rows for three chunks; a poison record sits in the first and in the last.
+    // Enough rows for three chunks; a poison record sits in the first and in the last. The
+    // first half of the records holds each driver's newest event; the second half repeats the
+    // drivers with older events (dropped before writing, and skipped by the store on retry),
+    // so the winners sit in every chunk and the retry replays rows of both kinds.
     let n = stream::CHUNK_ROWS * 5 / 2;
+    let drivers = n / 2;
+    let hour = |i: usize| if i < drivers { 5 + (i % 3) as u32 } else { 1 + (i % 3) as u32 };
     let mut records: Vec<StreamRecord> =
-        (0..n).map(|i| record(i, row(i as i64 % 500, (i / 500) as u32, i as f64))).collect();
+        (0..n).map(|i| record(i, row((i % drivers) as i64, hour(i), i as f64))).collect();
     records[10] = record(10, json!("garbage"));
     records[n - 1] = record(n - 1, json!("garbage at the end"));
     // Two views per chunk: the first chunk's two writes succeed, then the store is down.
@@ -354,12 +359,38 @@ async fn a_store_failure_fails_the_lane_from_the_first_affected_record_and_a_ret
     assert!(out.succeeded());
     assert_eq!(rig.sink.letters().len(), 2, "each poison record dead-lettered exactly once");
     let reg = testing::registry();
-    for d in 0..500 {
-        let last = (0..n - 1).rev().find(|i| i % 500 == d as usize && *i != 10).unwrap();
-        let (ts, v) = stored(&rig.store.inner, &reg, "driver_fresh", int(d)).unwrap();
-        assert_eq!(ts, t(&format!("2024-01-01T{:02}:00:00Z", last / 500)), "driver {d}");
-        assert_eq!(v[0], Some(Value { val: Some(Val::FloatVal(last as f32)) }), "driver {d}");
+    for d in 0..drivers {
+        // What applying every good record in order leaves: the newest event, the first on ties.
+        let mut good = (0..n - 1).filter(|&i| i % drivers == d && i != 10);
+        let first = good.next().unwrap();
+        let winner = good.fold(first, |best, i| if hour(i) > hour(best) { i } else { best });
+        let (ts, v) = stored(&rig.store.inner, &reg, "driver_fresh", int(d as i64)).unwrap();
+        assert_eq!(ts, t(&format!("2024-01-01T{:02}:00:00Z", hour(winner))), "driver {d}");
+        assert_eq!(v[0], Some(Value { val: Some(Val::FloatVal(winner as f32)) }), "driver {d}");
     }
+}
+
+#[tokio::test]
+async fn a_lane_keeps_the_newest_row_per_key_across_chunks() {
+    let rig = Rig::new();
+    // Driver 1 in every chunk: newest in the middle, and an equal time later that must lose.
+    let n = stream::CHUNK_ROWS * 2;
+    let mid = n / 2 / 3 * 3;
+    let records: Vec<StreamRecord> = (0..n)
+        .map(|i| {
+            let hour = if i == mid || (i > mid && i % 7 == 0) { 9 } else { 1 + (i % 5) as u32 };
+            record(i, row(if i % 3 == 0 { 1 } else { i as i64 + 10 }, hour, i as f64))
+        })
+        .collect();
+    let out = rig.run(&[lane(records)], OnFailure::RetryFromFirstFailure).await;
+    assert!(out.succeeded());
+    let reg = testing::registry();
+    let (ts, v) = stored(&rig.store.inner, &reg, "driver_fresh", int(1)).unwrap();
+    assert_eq!(ts, t("2024-01-01T09:00:00Z"));
+    assert_eq!(v[0], Some(Value { val: Some(Val::FloatVal(mid as f32)) }), "the first record with the newest time");
+    let driver_1_rows = (0..n).filter(|i| i % 3 == 0).count();
+    assert_eq!(out.stats.rows, 2 * n);
+    assert_eq!(out.stats.skipped, 2 * (driver_1_rows - 1), "every other row of driver 1 lost, in both views");
 }
 
 #[tokio::test]

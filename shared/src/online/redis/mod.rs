@@ -16,8 +16,8 @@
 //!
 //! - Reads: all HMGETs of a call in one pipeline, one round trip; on a cluster one pipeline per
 //!   node, all nodes at once (`cluster.rs`).
-//! - Writes: newest event wins, atomically, one `newest_wins.lua` call per key (`script.rs`),
-//!   called by SHA; pipelines of [`RedisOptions::write_chunk_rows`] rows, a few in flight.
+//! - Writes: newest event wins, atomically, one `newest_wins.lua` call per key carrying every
+//!   view written to that key (`script.rs`), called by SHA; pipelines of [`RedisOptions::write_chunk_rows`] rows, a few in flight.
 //! - Failures: bounded by [`RedisOptions::timeout`], retried on lost connections, reported as
 //!   [`Error::Unavailable`] (`retry.rs`).
 
@@ -141,62 +141,167 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Writes one chunk of rows (each key at most once) and counts what the script did.
-    async fn write_chunk(&self, batch: &ViewWrite<'_>, rows: &[&WriteRow]) -> Result<WriteStats> {
-        let keys: Vec<&[u8]> = rows.iter().map(|r| r.key.as_slice()).collect();
-        match batch.mode {
-            WriteMode::NewestWins => {
-                let pipe = pipeline(rows.iter().map(|r| script::newest_wins(batch, r)), rows.len());
-                let mut replies = self.exec("write", &pipe, &keys).await?;
-                let lost: Vec<usize> = (0..replies.len()).filter(|&i| is_noscript(&replies[i])).collect();
-                if !lost.is_empty() {
-                    // The server forgot the script (restart, failover, SCRIPT FLUSH).
-                    tracing::info!(store = %self.policy.store, "Redis lost the newest-wins script; loading it again");
-                    self.load_script().await?;
-                    let again_pipe = pipeline(lost.iter().map(|&i| script::newest_wins(batch, rows[i])), lost.len());
-                    let again_keys: Vec<&[u8]> = lost.iter().map(|&i| keys[i]).collect();
-                    let again = self.exec("write", &again_pipe, &again_keys).await?;
-                    for (i, r) in lost.into_iter().zip(again) {
-                        replies[i] = r;
-                    }
-                }
-                let mut stats = WriteStats::default();
-                for r in replies {
-                    match r {
-                        Ok(Value::Int(1)) => stats.written += 1,
-                        Ok(Value::Int(0)) => stats.skipped += 1,
-                        Ok(other) => {
-                            return Err(Error::Internal(format!(
-                                "Redis {}: the newest-wins script answered {other:?}",
-                                self.policy.store
-                            )));
-                        }
-                        Err(e) => return Err(self.policy.error("write", &e, 0)),
-                    }
-                }
-                Ok(stats)
+    /// Writes one chunk of keys with the newest-wins script: one call per key carrying every
+    /// view's row for it. Returns what the script did, per view of `batches`.
+    async fn write_newest_chunk(
+        &self,
+        batches: &[ViewWrite<'_>],
+        ttl: Option<u64>,
+        keys: &[KeyRows<'_>],
+    ) -> Result<Vec<WriteStats>> {
+        let command = |k: &KeyRows<'_>| {
+            let views: Vec<script::ViewRow<'_>> = k
+                .rows
+                .iter()
+                .map(|&(b, row)| script::ViewRow { ts_field: batches[b].ts_field, fields: batches[b].fields, row })
+                .collect();
+            script::newest_wins(k.key, ttl, &views)
+        };
+        let key_names: Vec<&[u8]> = keys.iter().map(|k| k.key).collect();
+        let pipe = pipeline(keys.iter().map(command), keys.len());
+        let mut replies = self.exec("write", &pipe, &key_names).await?;
+        let lost: Vec<usize> = (0..replies.len()).filter(|&i| is_noscript(&replies[i])).collect();
+        if !lost.is_empty() {
+            // The server forgot the script (restart, failover, SCRIPT FLUSH).
+            tracing::info!(store = %self.policy.store, "Redis lost the newest-wins script; loading it again");
+            self.load_script().await?;
+            let again_pipe = pipeline(lost.iter().map(|&i| command(&keys[i])), lost.len());
+            let again_keys: Vec<&[u8]> = lost.iter().map(|&i| key_names[i]).collect();
+            let again = self.exec("write", &again_pipe, &again_keys).await?;
+            for (i, r) in lost.into_iter().zip(again) {
+                replies[i] = r;
             }
-            WriteMode::Overwrite => {
-                let mut cmds = Vec::with_capacity(rows.len() * 2);
-                let mut cmd_keys = Vec::with_capacity(rows.len() * 2);
-                for (row, key) in rows.iter().zip(&keys) {
-                    let (hset, expire) = script::overwrite(batch, row);
-                    cmds.push(hset);
-                    cmd_keys.push(*key);
-                    if let Some(e) = expire {
-                        cmds.push(e);
-                        cmd_keys.push(*key);
+        }
+        let mut stats = vec![WriteStats::default(); batches.len()];
+        for (k, reply) in keys.iter().zip(replies) {
+            let answers = match reply {
+                Ok(Value::Array(answers)) if answers.len() == k.rows.len() => answers,
+                Ok(other) => {
+                    return Err(Error::Internal(format!(
+                        "Redis {}: the newest-wins script answered {other:?} for {} views",
+                        self.policy.store,
+                        k.rows.len()
+                    )));
+                }
+                Err(e) => return Err(self.policy.error("write", &e, 0)),
+            };
+            for (&(b, _), answer) in k.rows.iter().zip(answers) {
+                match answer {
+                    Value::Int(1) => stats[b].written += 1,
+                    Value::Int(0) => stats[b].skipped += 1,
+                    other => {
+                        return Err(Error::Internal(format!(
+                            "Redis {}: the newest-wins script answered {other:?} for a view",
+                            self.policy.store
+                        )));
                     }
                 }
-                let n = cmds.len();
-                let pipe = pipeline(cmds.into_iter(), n);
-                for r in self.exec("write", &pipe, &cmd_keys).await? {
-                    if let Err(e) = r {
-                        return Err(self.policy.error("write", &e, 0));
-                    }
-                }
-                Ok(WriteStats { written: rows.len(), skipped: 0 })
             }
+        }
+        Ok(stats)
+    }
+
+    /// One view's rows, one command per row: Feast's `skip_dedup` HSETs, or the newest-wins
+    /// script when views cannot share a call.
+    async fn write_one_view(&self, batch: &ViewWrite<'_>) -> Result<WriteStats> {
+        if batch.mode == WriteMode::NewestWins {
+            let mut stats = self.write_views(std::slice::from_ref(batch)).await?;
+            return Ok(stats.pop().unwrap_or_default());
+        }
+        // What a sequence of plain overwrites leaves: the last row per key.
+        let rows = last_per_key(&batch.rows);
+        let superseded = batch.rows.len() - rows.len();
+        self.chunked(&rows, WriteStats { written: superseded, skipped: 0 }, |chunk| {
+            self.write_overwrite_chunk(batch, chunk)
+        })
+        .await
+    }
+
+    /// Feast's `skip_dedup` write of one chunk of rows (each key at most once).
+    async fn write_overwrite_chunk(&self, batch: &ViewWrite<'_>, rows: &[&WriteRow]) -> Result<WriteStats> {
+        let mut cmds = Vec::with_capacity(rows.len() * 2);
+        let mut cmd_keys = Vec::with_capacity(rows.len() * 2);
+        for row in rows {
+            let (hset, expire) = script::overwrite(batch, row);
+            cmds.push(hset);
+            cmd_keys.push(row.key.as_slice());
+            if let Some(e) = expire {
+                cmds.push(e);
+                cmd_keys.push(row.key.as_slice());
+            }
+        }
+        let n = cmds.len();
+        let pipe = pipeline(cmds.into_iter(), n);
+        for r in self.exec("write", &pipe, &cmd_keys).await? {
+            if let Err(e) = r {
+                return Err(self.policy.error("write", &e, 0));
+            }
+        }
+        Ok(WriteStats { written: rows.len(), skipped: 0 })
+    }
+
+    /// Runs `write` over `items` in chunks of [`RedisOptions::write_chunk_rows`], a few in
+    /// flight: Redis works on one while the next is encoded and sent. The chunks share no key,
+    /// so the order they land in does not matter.
+    async fn chunked<'i, T, F, Fut, C, S>(&self, items: &'i [T], init: S, write: F) -> Result<S>
+    where
+        F: Fn(&'i [T]) -> Fut,
+        Fut: std::future::Future<Output = Result<C>>,
+        S: std::ops::AddAssign<C>,
+    {
+        let mut total = init;
+        let mut chunks = items.chunks(self.options.write_chunk_rows);
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < self.options.write_concurrency {
+                match chunks.next() {
+                    Some(chunk) => in_flight.push(write(chunk)),
+                    None => break,
+                }
+            }
+            match in_flight.next().await {
+                Some(done) => total += done?,
+                None => return Ok(total),
+            }
+        }
+    }
+}
+
+/// One entity hash's rows: (index of the view's batch, row), at most one per view.
+struct KeyRows<'r> {
+    key: &'r [u8],
+    rows: Vec<(usize, &'r WriteRow)>,
+}
+
+/// The rows of every batch grouped by key, in order of first appearance (each batch has each
+/// key at most once).
+fn group_by_key<'r>(per_batch: &[Vec<&'r WriteRow>]) -> Vec<KeyRows<'r>> {
+    if let [rows] = per_batch {
+        return rows.iter().map(|&r| KeyRows { key: &r.key, rows: vec![(0, r)] }).collect();
+    }
+    let mut index: HashMap<&[u8], usize> = HashMap::with_capacity(per_batch.first().map_or(0, Vec::len));
+    let mut keys: Vec<KeyRows<'r>> = Vec::new();
+    for (b, rows) in per_batch.iter().enumerate() {
+        for &r in rows {
+            match index.get(r.key.as_slice()) {
+                Some(&k) => keys[k].rows.push((b, r)),
+                None => {
+                    index.insert(&r.key, keys.len());
+                    keys.push(KeyRows { key: &r.key, rows: vec![(b, r)] });
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// Adds per-view stats of one chunk to the totals.
+struct PerView(Vec<WriteStats>);
+
+impl std::ops::AddAssign<Vec<WriteStats>> for PerView {
+    fn add_assign(&mut self, chunk: Vec<WriteStats>) {
+        for (total, s) in self.0.iter_mut().zip(chunk) {
+            *total += s;
         }
     }
 }
@@ -270,48 +375,52 @@ impl OnlineStore for RedisStore {
     }
 
     async fn write(&self, batch: &ViewWrite<'_>) -> Result<WriteStats> {
-        if let Some(row) = batch.rows.iter().find(|r| r.values.len() != batch.fields.len()) {
-            return Err(Error::Internal(format!(
-                "a row to write has {} values for {} fields",
-                row.values.len(),
-                batch.fields.len()
-            )));
+        let mut stats = self.write_views(std::slice::from_ref(batch)).await?;
+        Ok(stats.pop().unwrap_or_default())
+    }
+
+    async fn write_views(&self, batches: &[ViewWrite<'_>]) -> Result<Vec<WriteStats>> {
+        for batch in batches {
+            if let Some(row) = batch.rows.iter().find(|r| r.values.len() != batch.fields.len()) {
+                return Err(Error::Internal(format!(
+                    "a row to write has {} values for {} fields",
+                    row.values.len(),
+                    batch.fields.len()
+                )));
+            }
         }
-        // Each key once per batch: newest-wins keeps the newest row (ties: the first), an
-        // overwrite keeps the last, which is what applying them in order would leave. That
-        // also makes chunks independent, so they can be in flight together.
-        let (rows, mut stats) = match batch.mode {
-            WriteMode::NewestWins => {
-                let (rows, dropped) = newest_per_key_refs(&batch.rows);
-                (rows, WriteStats { written: 0, skipped: dropped })
+        let Some(first) = batches.first() else { return Ok(Vec::new()) };
+        let shared = batches.iter().all(|b| b.mode == first.mode && b.key_ttl_seconds == first.key_ttl_seconds);
+        if first.mode == WriteMode::Overwrite || !shared {
+            // Plain HSETs gain nothing from sharing a call; differing settings cannot share one.
+            let mut out = Vec::with_capacity(batches.len());
+            for batch in batches {
+                out.push(self.write_one_view(batch).await?);
             }
-            WriteMode::Overwrite => {
-                let rows = last_per_key(&batch.rows);
-                let superseded = batch.rows.len() - rows.len();
-                (rows, WriteStats { written: superseded, skipped: 0 })
-            }
-        };
-        if rows.is_empty() {
+            return Ok(out);
+        }
+        // Each key once per view: the newest row (ties: the first). That also makes chunks
+        // independent, so they can be in flight together.
+        let mut stats = vec![WriteStats::default(); batches.len()];
+        let per_batch: Vec<Vec<&WriteRow>> = batches
+            .iter()
+            .zip(&mut stats)
+            .map(|(b, s)| {
+                let (rows, dropped) = newest_per_key_refs(&b.rows);
+                s.skipped = dropped;
+                rows
+            })
+            .collect();
+        let keys = group_by_key(&per_batch);
+        if keys.is_empty() {
             return Ok(stats);
         }
-        if batch.mode == WriteMode::NewestWins && !self.script_loaded.load(Ordering::Acquire) {
+        if !self.script_loaded.load(Ordering::Acquire) {
             self.load_script().await?;
         }
-        // A few chunks in flight: Redis works on one while the next is encoded and sent.
-        let mut chunks = rows.chunks(self.options.write_chunk_rows);
-        let mut in_flight = FuturesUnordered::new();
-        loop {
-            while in_flight.len() < self.options.write_concurrency {
-                match chunks.next() {
-                    Some(chunk) => in_flight.push(self.write_chunk(batch, chunk)),
-                    None => break,
-                }
-            }
-            match in_flight.next().await {
-                Some(done) => stats += done?,
-                None => return Ok(stats),
-            }
-        }
+        let ttl = first.key_ttl_seconds;
+        let written = self.chunked(&keys, PerView(stats), |chunk| self.write_newest_chunk(batches, ttl, chunk)).await?;
+        Ok(written.0)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -1,23 +1,27 @@
--- Larder: newest event wins, atomically, for one entity hash and one feature view.
+-- Larder: newest event wins, atomically, for one entity hash and one or more feature views
+-- (views that share an entity key share its hash: materializing two views of one source, or a
+-- push source feeding two views, writes both in one call).
 --
 -- KEYS[1]   the entity hash
--- ARGV[1]   the view's timestamp field, _ts:<view>
--- ARGV[2]   the row's event time as a serialized google.protobuf.Timestamp (what is stored)
--- ARGV[3]   EXPIRE seconds for the whole hash after a write, 0 for none
--- ARGV[4..] feature field, value, feature field, value, ...
+-- ARGV[1]   EXPIRE seconds for the whole hash after a write, 0 for none
+-- ARGV[2..] per view: its timestamp field (_ts:<view>), the row's event time as a serialized
+--           google.protobuf.Timestamp (what is stored), the number of features n, then n
+--           pairs of feature field and value
 --
--- Returns 1 when the row was written, 0 when the stored event is as new or newer.
--- The rule is Feast's: write only if the event time is strictly later than the stored one;
--- a stored time of 0 (the epoch), a missing one or one that does not parse counts as nothing
--- stored. Seconds and nanoseconds are compared as a pair: Lua numbers are doubles, and
--- seconds * 1e9 + nanos would lose precision for any time after 1970-04.
+-- Returns an array with one number per view, in order: 1 when its row was written, 0 when the
+-- stored event is as new or newer. The rule is Feast's: write only if the event time is
+-- strictly later than the stored one; a stored time of 0 (the epoch), a missing one or one
+-- that does not parse counts as nothing stored. Seconds and nanoseconds are compared as a
+-- pair: Lua numbers are doubles, and seconds * 1e9 + nanos would lose precision for any time
+-- after 1970-04.
 
 local key = KEYS[1]
-local stored = redis.call('HGET', key, ARGV[1])
-if stored then
-  -- Defined here, not at the top: a closure is allocated each time its definition runs, and a
-  -- first write to a key (the common case when materializing) never needs them.
 
+-- Defined on first use: a closure is allocated each time its definition runs, and a first
+-- write to a key (the common case when materializing) never needs them.
+local timestamp
+
+local function define_timestamp()
   -- A protobuf varint at byte i of s, as a Lua number: returns the value and the next index,
   -- or nil when the bytes end early or the varint runs past ten bytes. A ten-byte varint is a
   -- negative int64/int32 in two's complement; its magnitude is exact only when rebuilt from
@@ -49,7 +53,7 @@ if stored then
   -- normalized to 0..999999999 (as protobuf libraries do). Unknown fields are skipped;
   -- anything malformed (truncated, a varint past ten bytes, a known field with the wrong wire
   -- type, an unknown wire type) gives nil, as a failing protobuf decoder would.
-  local function timestamp(s)
+  return function(s)
     local n = #s
     local secs, nanos, i = 0, 0, 1
     while i <= n do
@@ -93,36 +97,60 @@ if stored then
     end
     return secs, nanos
   end
+end
 
+-- Whether event time `new` (Timestamp bytes) is strictly later than what ts_field holds.
+local function newer(ts_field, new)
+  local stored = redis.call('HGET', key, ts_field)
+  if not stored then
+    return true
+  end
+  if not timestamp then
+    timestamp = define_timestamp()
+  end
   local secs, nanos = timestamp(stored)
   -- Unreadable or the epoch: nothing stored (Feast's rule for the epoch).
-  if secs and (secs ~= 0 or nanos ~= 0) then
-    local new_secs, new_nanos = timestamp(ARGV[2])
-    if new_secs < secs or (new_secs == secs and new_nanos <= nanos) then
-      return 0
-    end
+  if not secs or (secs == 0 and nanos == 0) then
+    return true
   end
+  local new_secs, new_nanos = timestamp(new)
+  return new_secs > secs or (new_secs == secs and new_nanos > nanos)
 end
 
--- unpack() puts every argument on Lua's C stack (8000 slots), so a very wide view is written in
--- slices of 998 arguments (499 fields); the first slice carries the timestamp field.
+local written = {}
+local any = false
 local last = #ARGV
-if last <= 1001 then
-  redis.call('HSET', key, ARGV[1], ARGV[2], unpack(ARGV, 4, last))
-else
-  redis.call('HSET', key, ARGV[1], ARGV[2], unpack(ARGV, 4, 1001))
-  local first = 1002
-  while first <= last do
-    local upto = first + 997
-    if upto > last then
-      upto = last
+local i = 2
+while i <= last do
+  local ts_field, ts = ARGV[i], ARGV[i + 1]
+  local first = i + 3
+  local upto = i + 2 + 2 * tonumber(ARGV[i + 2])
+  if newer(ts_field, ts) then
+    -- unpack() puts every argument on Lua's C stack (8000 slots), so a very wide view is
+    -- written in slices of 998 arguments (499 fields); the first slice carries the timestamp.
+    local slice = first + 997
+    if slice > upto then
+      slice = upto
     end
-    redis.call('HSET', key, unpack(ARGV, first, upto))
-    first = upto + 1
+    redis.call('HSET', key, ts_field, ts, unpack(ARGV, first, slice))
+    first = slice + 1
+    while first <= upto do
+      slice = first + 997
+      if slice > upto then
+        slice = upto
+      end
+      redis.call('HSET', key, unpack(ARGV, first, slice))
+      first = slice + 1
+    end
+    written[#written + 1] = 1
+    any = true
+  else
+    written[#written + 1] = 0
   end
+  i = upto + 1
 end
 
-if ARGV[3] ~= '0' then
-  redis.call('EXPIRE', key, ARGV[3])
+if any and ARGV[1] ~= '0' then
+  redis.call('EXPIRE', key, ARGV[1])
 end
-return 1
+return written

@@ -29,10 +29,6 @@ pub fn load() -> Cmd {
     c
 }
 
-fn ttl_arg(batch: &ViewWrite<'_>) -> u64 {
-    batch.key_ttl_seconds.unwrap_or(0)
-}
-
 /// A command sized for its arguments up front: a write sends one per row, and growing the
 /// argument buffers step by step cost more than the rest of building it.
 fn sized(name: &str, args: usize, bytes: usize) -> Cmd {
@@ -41,8 +37,18 @@ fn sized(name: &str, args: usize, bytes: usize) -> Cmd {
     c
 }
 
-fn row_bytes(batch: &ViewWrite<'_>, row: &WriteRow) -> usize {
-    batch.fields.len() * 4 + row.values.iter().map(Vec::len).sum::<usize>()
+fn row_bytes(fields: &[[u8; 4]], row: &WriteRow) -> usize {
+    fields.len() * 4 + row.values.iter().map(Vec::len).sum::<usize>()
+}
+
+/// One view's row in a key's newest-wins call.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewRow<'a> {
+    /// `_ts:<view>`.
+    pub ts_field: &'a [u8],
+    /// The view's feature fields, parallel to `row.values`.
+    pub fields: &'a [[u8; 4]],
+    pub row: &'a WriteRow,
 }
 
 /// The serialized `google.protobuf.Timestamp` of `t` into a stack buffer (what
@@ -69,19 +75,23 @@ pub fn timestamp_bytes(t: EventTime, buf: &mut [u8; 22]) -> &[u8] {
     &buf[..n]
 }
 
-/// `EVALSHA <sha> 1 <key> <_ts field> <Timestamp bytes> <ttl> <field> <value>...`.
-pub fn newest_wins(batch: &ViewWrite<'_>, row: &WriteRow) -> Cmd {
+/// `EVALSHA <sha> 1 <key> <ttl>`, then per view `<_ts field> <Timestamp bytes> <n> <field>
+/// <value>...`: every view's row for one entity hash, each applied only if newer.
+pub fn newest_wins(key: &[u8], key_ttl_seconds: Option<u64>, views: &[ViewRow<'_>]) -> Cmd {
     let mut ts = [0u8; 22];
-    let bytes = 40 + 1 + row.key.len() + batch.ts_field.len() + 22 + 20 + row_bytes(batch, row);
-    let mut c = sized("EVALSHA", 6 + 2 * batch.fields.len(), bytes);
-    c.arg(sha())
-        .arg(1)
-        .arg(&row.key)
-        .arg(batch.ts_field)
-        .arg(timestamp_bytes(row.event_time, &mut ts))
-        .arg(ttl_arg(batch));
-    for (field, value) in batch.fields.iter().zip(&row.values) {
-        c.arg(&field[..]).arg(value);
+    let args: usize = 4 + views.iter().map(|v| 3 + 2 * v.fields.len()).sum::<usize>();
+    let bytes: usize = 40
+        + 1
+        + key.len()
+        + 20
+        + views.iter().map(|v| v.ts_field.len() + 22 + 4 + row_bytes(v.fields, v.row)).sum::<usize>();
+    let mut c = sized("EVALSHA", args, bytes);
+    c.arg(sha()).arg(1).arg(key).arg(key_ttl_seconds.unwrap_or(0));
+    for v in views {
+        c.arg(v.ts_field).arg(timestamp_bytes(v.row.event_time, &mut ts)).arg(v.fields.len());
+        for (field, value) in v.fields.iter().zip(&v.row.values) {
+            c.arg(&field[..]).arg(value);
+        }
     }
     c
 }
@@ -90,13 +100,13 @@ pub fn newest_wins(batch: &ViewWrite<'_>, row: &WriteRow) -> Cmd {
 /// then `EXPIRE <key> <ttl>` when a TTL is set.
 pub fn overwrite(batch: &ViewWrite<'_>, row: &WriteRow) -> (Cmd, Option<Cmd>) {
     let mut ts = [0u8; 22];
-    let bytes = row.key.len() + batch.ts_field.len() + 22 + row_bytes(batch, row);
+    let bytes = row.key.len() + batch.ts_field.len() + 22 + row_bytes(batch.fields, row);
     let mut h = sized("HSET", 3 + 2 * batch.fields.len(), bytes);
     h.arg(&row.key).arg(batch.ts_field).arg(timestamp_bytes(row.event_time, &mut ts));
     for (field, value) in batch.fields.iter().zip(&row.values) {
         h.arg(&field[..]).arg(value);
     }
-    let expire = match ttl_arg(batch) {
+    let expire = match batch.key_ttl_seconds.unwrap_or(0) {
         0 => None,
         ttl => {
             let mut e = cmd("EXPIRE");

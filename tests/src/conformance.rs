@@ -748,6 +748,25 @@ pub async fn several_views_in_one_write(s: &Subject) {
     assert_eq!(read_one(s, v1, &k2).await, Some(expected(t(20, 0), 7.0, 2)));
     assert_eq!(read_one(s, v2, &k2).await, Some(expected(t(1, 0), 8.0, 3)));
     assert_eq!(s.store.write_views(&[]).await.unwrap(), vec![]);
+
+    // More views of one key than one script call answers for (50): all of them land.
+    let names: Vec<String> = (0..55).map(|i| format!("wide_{i}")).collect();
+    let specs: Vec<(&str, Columns<'_>, Columns<'_>)> =
+        names.iter().map(|n| (n.as_str(), &[("id", "Int64")][..], &[("x", "Float64")][..])).collect();
+    let reg = registry(project, &specs);
+    let views: Vec<&FeatureView> = names.iter().map(|n| view(&reg, n)).collect();
+    let batches: Vec<ViewWrite<'_>> = views
+        .iter()
+        .enumerate()
+        .map(|(i, v)| ViewWrite::for_view(v, vec![row(&k1, t(30, 0), i as f64, 1)], WriteMode::NewestWins, None))
+        .collect();
+    let stats = s.store.write_views(&batches).await.unwrap();
+    assert!(stats.iter().all(|w| *w == WriteStats { written: 1, skipped: 0 }), "{stats:?}");
+    for (i, v) in views.iter().enumerate() {
+        assert_eq!(read_one(s, v, &k1).await, Some(expected(t(30, 0), i as f64, 1)), "view {i}");
+    }
+    let again = s.store.write_views(&batches).await.unwrap();
+    assert!(again.iter().all(|w| *w == WriteStats { written: 0, skipped: 1 }), "{again:?}");
 }
 
 /// Entities with several join keys: keys sort the join keys by name (Feast's v3 layout), each

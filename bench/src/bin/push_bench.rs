@@ -47,6 +47,9 @@ struct Args {
     /// Which measurements: decode, end-to-end, http (comma-separated).
     #[arg(long, default_value = "decode,end-to-end,http")]
     only: String,
+    /// Tokio scheduler: `current` (one thread, as the push function runs) or `multi`.
+    #[arg(long, default_value = "current")]
+    runtime: String,
 }
 
 /// A store that accepts every write and keeps nothing.
@@ -130,9 +133,18 @@ async fn run_kinesis(app: &App, bytes: &[u8]) -> Duration {
     elapsed
 }
 
-#[tokio::main]
-async fn main() -> larder::Result<()> {
+fn main() -> larder::Result<()> {
     let args = Args::parse();
+    let rt = match args.runtime.as_str() {
+        "current" => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        "multi" => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        other => panic!("--runtime {other}: use current or multi"),
+    }
+    .expect("tokio runtime");
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> larder::Result<()> {
     let cfg = RepoConfig::load(Some(&args.repo))?;
     let registry = RegistryCache::load(&cfg).await?;
     let settings = PushSettings { default_source: Some(args.source.clone()), ..Default::default() };

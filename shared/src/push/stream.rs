@@ -20,6 +20,7 @@
 //! partial batch responses), poison records are only dead-lettered when the rest of the batch
 //! succeeded, so the retry does not dead-letter them twice.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -30,14 +31,15 @@ use super::request::parse_record;
 use super::{Prepared, PushSettings, PushStats, WriteOptions, prepare, refresh_registry, write};
 use crate::error::{Error, ObjectKind};
 use crate::online::OnlineStore;
-use crate::registry::RegistryCache;
+use crate::registry::{Registry, RegistryCache};
+use crate::time::EventTime;
 
 /// Rows per chunk: one store write per view per chunk. A failed write fails its chunk's records
 /// and every later record of the lane, so this bounds what a retry repeats.
 pub const CHUNK_ROWS: usize = 2_000;
 
-/// Chunks of a lane written at once: Redis runs one chunk's scripts while the next is encoded
-/// and sent, instead of waiting for each chunk's answers before sending the next.
+/// Chunks of a lane in flight at once: Redis runs one chunk's scripts while the next is
+/// converted, encoded and sent, instead of waiting for each chunk's answers.
 pub const CHUNKS_IN_FLIGHT: usize = 3;
 
 /// One record: its bytes and where it came from.
@@ -97,29 +99,33 @@ pub struct Processor<'a> {
     pub dead_letters: &'a dyn DeadLetterSink,
 }
 
-/// A record after step 1.
-enum Converted {
-    Good(Prepared),
-    Poison(Error),
-}
-
 fn is_unknown_target(e: &Error) -> bool {
     matches!(e, Error::NotFound { kind: ObjectKind::PushSource | ObjectKind::FeatureView, .. })
+}
+
+/// What happened to one lane: its poison records (index and reason, up to the failure point),
+/// the first record to retry, the stats and the error.
+#[derive(Default)]
+struct LaneRun {
+    poison: Vec<(usize, Error)>,
+    failed_from: Option<usize>,
+    stats: PushStats,
+    error: Option<Error>,
 }
 
 impl Processor<'_> {
     pub async fn process(&self, lanes: &[Lane], on_failure: OnFailure) -> BatchOutcome {
         let records: usize = lanes.iter().map(|l| l.records.len()).sum();
-        let mut converted = self.convert(lanes).await;
-
-        // 2. Good records, lane by lane in order; lanes concurrently.
-        let writes = join_all(converted.iter_mut().map(|lane| self.write_lane(lane))).await;
+        // Steps 1 and 2, lane by lane in order; lanes concurrently. At most one registry reload
+        // per batch, shared by the lanes.
+        let reloaded = tokio::sync::OnceCell::new();
+        let mut runs = join_all(lanes.iter().map(|lane| self.run_lane(lane, &reloaded))).await;
         let mut outcome = BatchOutcome { records, ..Default::default() };
-        for (failed_from, stats, error) in writes {
-            outcome.lanes.push(LaneOutcome { failed_from });
-            outcome.stats += stats;
+        for run in &mut runs {
+            outcome.lanes.push(LaneOutcome { failed_from: run.failed_from });
+            outcome.stats += run.stats;
             if outcome.error.is_none() {
-                outcome.error = error;
+                outcome.error = run.error.take();
             }
         }
 
@@ -128,13 +134,10 @@ impl Processor<'_> {
         let mut owners = Vec::new();
         let any_failed = outcome.lanes.iter().any(|l| l.failed_from.is_some());
         if !(on_failure == OnFailure::RetryWholeBatch && any_failed) {
-            for (l, (lane, conv)) in lanes.iter().zip(&converted).enumerate() {
-                let end = outcome.lanes[l].failed_from.unwrap_or(lane.records.len());
-                for (i, (record, c)) in lane.records.iter().zip(conv).enumerate().take(end) {
-                    if let Converted::Poison(e) = c {
-                        letters.push(DeadLetter::new(record.position.clone(), e, record.data.clone()));
-                        owners.push((l, i));
-                    }
+            for (l, (lane, run)) in lanes.iter().zip(&runs).enumerate() {
+                for (i, e) in &run.poison {
+                    letters.push(DeadLetter::new(lane.records[*i].position.clone(), e, lane.records[*i].data.clone()));
+                    owners.push((l, *i));
                 }
             }
         }
@@ -174,179 +177,158 @@ impl Processor<'_> {
         outcome
     }
 
-    /// Step 1: parse and convert every record, each in its own span.
-    async fn convert(&self, lanes: &[Lane]) -> Vec<Vec<Converted>> {
-        let registry = self.registry.get();
-        let mut pushes: Vec<Vec<Option<super::Push>>> = Vec::with_capacity(lanes.len());
-        let mut out: Vec<Vec<Converted>> = Vec::with_capacity(lanes.len());
-        for lane in lanes {
-            let origin = format!("stream or topic '{}'", super::settings::stream_name(&lane.stream));
-            let default = self.settings.source_for(&lane.stream);
-            let mut lane_pushes = Vec::with_capacity(lane.records.len());
-            let mut lane_out = Vec::with_capacity(lane.records.len());
-            for record in &lane.records {
-                let span = tracing::debug_span!("record", position = %record.position, bytes = record.data.len());
-                let _entered = span.enter();
-                let (push, converted) = match parse_record(&record.data, default, &origin) {
-                    Ok(push) => {
-                        let c = match prepare(&registry, &push) {
-                            Ok(p) => Converted::Good(p),
-                            Err(e) => Converted::Poison(e),
-                        };
-                        (Some(push), c)
-                    }
-                    Err(e) => (None, Converted::Poison(e)),
-                };
-                lane_pushes.push(push);
-                lane_out.push(converted);
-            }
-            pushes.push(lane_pushes);
-            out.push(lane_out);
-        }
-        // Records that asked for the newest registry (`allow_registry_cache: false`), or that
-        // name a source or view applied after this process loaded it: reload once, and convert
-        // those records again if it changed.
-        let needs_newer = |push: &Option<super::Push>, c: &Converted| {
-            push.as_ref().is_some_and(|p| p.fresh_registry) || matches!(c, Converted::Poison(e) if is_unknown_target(e))
-        };
-        let any = pushes.iter().zip(&out).any(|(p, c)| p.iter().zip(c).any(|(p, c)| needs_newer(p, c)));
-        if any && refresh_registry(self.registry).await {
-            let registry = self.registry.get();
-            for (lane_pushes, lane_out) in pushes.iter().zip(out.iter_mut()) {
-                for (push, c) in lane_pushes.iter().zip(lane_out.iter_mut()) {
-                    if let (true, Some(push)) = (needs_newer(push, c), push) {
-                        *c = match prepare(&registry, push) {
-                            Ok(p) => Converted::Good(p),
-                            Err(e) => Converted::Poison(e),
-                        };
-                    }
-                }
+    /// Converts one record. A record that names a source or view this process does not know,
+    /// or that asks for the newest registry (`allow_registry_cache: false`), gets the batch's
+    /// one registry reload first (in case it was just applied); `registry` is then the new one.
+    async fn convert(
+        &self,
+        record: &StreamRecord,
+        default: Option<&str>,
+        origin: &str,
+        registry: &mut Arc<Registry>,
+        reloaded: &tokio::sync::OnceCell<bool>,
+    ) -> Result<Prepared, Error> {
+        let span = tracing::debug_span!("record", position = %record.position, bytes = record.data.len());
+        let push = span.in_scope(|| parse_record(&record.data, default, origin))?;
+        let mut converted = span.in_scope(|| prepare(registry, &push));
+        let needs_newer = push.fresh_registry || matches!(&converted, Err(e) if is_unknown_target(e));
+        if needs_newer && *reloaded.get_or_init(|| refresh_registry(self.registry)).await {
+            let newest = self.registry.get();
+            if !Arc::ptr_eq(&newest, registry) {
+                *registry = newest;
+                converted = span.in_scope(|| prepare(registry, &push));
             }
         }
-        for (lane, lane_out) in lanes.iter().zip(&out) {
-            for (record, c) in lane.records.iter().zip(lane_out) {
-                if let Converted::Poison(e) = c {
-                    let span = tracing::warn_span!("record", position = %record.position, bytes = record.data.len());
-                    let _entered = span.enter();
-                    tracing::warn!(code = e.code(), reason = %e, "poison record");
-                }
-            }
-        }
-        out
+        converted
     }
 
-    /// Step 2 for one lane: returns the first record to retry, the stats and the error.
+    /// Steps 1 and 2 for one lane, streamed: records are converted in order into chunks of
+    /// about [`CHUNK_ROWS`] rows, and each chunk is sent as soon as it is complete, with up to
+    /// [`CHUNKS_IN_FLIGHT`] in flight, so Redis runs one chunk while the next is converted.
     ///
-    /// Rows are first reduced to one per view and key over the whole lane (the newest event,
-    /// the earliest record on ties: what applying the records in order leaves), so chunks
-    /// share no key and [`CHUNKS_IN_FLIGHT`] of them can be written at once in any order. The
-    /// failure point is still exact: the first chunk (in lane order) that failed, and every
-    /// record after it, is retried; a row dropped here in favour of a later record is covered
-    /// by that record's retry, and one dropped for an earlier record was already written or
-    /// is retried with it.
-    async fn write_lane(&self, lane: &mut [Converted]) -> (Option<usize>, PushStats, Option<Error>) {
-        // Chunk boundaries count rows as converted, so a retry repeats at most one chunk's
-        // worth of records whatever the reduction drops.
-        let mut bounds = Vec::new();
-        let (mut start, mut rows) = (0, 0);
-        for (i, c) in lane.iter().enumerate() {
-            if let Converted::Good(p) = c {
-                rows += p.rows();
-            }
-            if rows >= CHUNK_ROWS || i + 1 == lane.len() {
-                bounds.push(start..i + 1);
-                start = i + 1;
-                rows = 0;
-            }
-        }
-        let mut stats = PushStats::default();
-        let superseded = keep_newest_per_key(lane);
-        stats.rows += superseded;
-        stats.skipped += superseded;
-
-        let chunks = bounds.into_iter().filter_map(|range| {
-            let mut chunk = Prepared::default();
-            for c in &mut lane[range.clone()] {
-                if let Converted::Good(p) = c {
-                    chunk.merge(std::mem::take(p));
+    /// Chunks in flight together may land in any order. That is safe because a row is only
+    /// sent if its event time is strictly later than every earlier row of the lane for its view
+    /// and key ([`Newest`]): it would win in Redis whatever landed before it, and a row that
+    /// would lose (older, or a tie, which the earlier record wins) is dropped here instead.
+    /// The failure point stays exact: the first chunk (in lane order) that failed, and every
+    /// record after it, is retried; a row dropped for an earlier record lost to a row that was
+    /// written or is retried with it.
+    async fn run_lane(&self, lane: &Lane, reloaded: &tokio::sync::OnceCell<bool>) -> LaneRun {
+        let mut run = LaneRun::default();
+        let mut registry = self.registry.get();
+        let origin = format!("stream or topic '{}'", super::settings::stream_name(&lane.stream));
+        let default = self.settings.source_for(&lane.stream);
+        let mut newest = Newest::default();
+        let mut in_flight = futures::stream::FuturesOrdered::new();
+        let (mut chunk, mut chunk_start, mut chunk_rows) = (Prepared::default(), 0, 0);
+        let last = lane.records.len().saturating_sub(1);
+        for (i, record) in lane.records.iter().enumerate() {
+            match self.convert(record, default, &origin, &mut registry, reloaded).await {
+                Ok(mut prepared) => {
+                    chunk_rows += prepared.rows();
+                    let dropped = newest.keep_newer(&mut prepared);
+                    run.stats.rows += dropped;
+                    run.stats.skipped += dropped;
+                    chunk.merge(prepared);
                 }
-            }
-            (chunk.rows() > 0).then_some((range.start, chunk))
-        });
-        let chunks: Vec<(usize, Prepared)> = chunks.collect();
-        let mut writes = futures::stream::iter(chunks)
-            .map(|(first, chunk)| async move { (first, write(self.store, chunk, self.options).await) })
-            .buffered(CHUNKS_IN_FLIGHT);
-        while let Some((first, result)) = writes.next().await {
-            match result {
-                Ok(s) => stats += s,
                 Err(e) => {
-                    tracing::warn!(
-                        first_record = first,
-                        records = lane.len() - first,
-                        error = %e,
-                        "online store write failed; these records will be retried"
-                    );
-                    // A store failure is never the record's fault: retry, never dead-letter.
-                    let e = if e.is_transient() {
-                        e
-                    } else {
-                        Error::Unavailable(format!("online store write failed: {e}"))
-                    };
-                    return (Some(first), stats, Some(e));
+                    let span = tracing::warn_span!("record", position = %record.position, bytes = record.data.len());
+                    span.in_scope(|| tracing::warn!(code = e.code(), reason = %e, "poison record"));
+                    run.poison.push((i, e));
+                }
+            }
+            if chunk_rows < CHUNK_ROWS && i < last {
+                continue;
+            }
+            if chunk.rows() > 0 {
+                let rows = std::mem::take(&mut chunk);
+                let first = chunk_start;
+                in_flight.push_back(async move { (first, write(self.store, rows, self.options).await) });
+                // Start it now: the first poll encodes the chunk and queues it on the
+                // connection, and yielding lets the connection send it while the next chunk
+                // is converted.
+                if let std::task::Poll::Ready(Some(done)) = futures::poll!(in_flight.next())
+                    && self.settle(&mut run, lane, done)
+                {
+                    return run;
+                }
+                tokio::task::yield_now().await;
+            }
+            (chunk_start, chunk_rows) = (i + 1, 0);
+            while in_flight.len() >= CHUNKS_IN_FLIGHT {
+                let done = in_flight.next().await.expect("a chunk is in flight");
+                if self.settle(&mut run, lane, done) {
+                    return run;
                 }
             }
         }
-        (None, stats, None)
+        while let Some(done) = in_flight.next().await {
+            if self.settle(&mut run, lane, done) {
+                return run;
+            }
+        }
+        run
+    }
+
+    /// Takes a chunk's result; on failure, marks the lane failed from the chunk's first record
+    /// (its poison records from there on are retried, not dead-lettered) and returns true.
+    fn settle(&self, run: &mut LaneRun, lane: &Lane, (first, result): (usize, crate::Result<PushStats>)) -> bool {
+        match result {
+            Ok(s) => {
+                run.stats += s;
+                false
+            }
+            Err(e) => {
+                tracing::warn!(
+                    first_record = first,
+                    records = lane.records.len() - first,
+                    error = %e,
+                    "online store write failed; these records will be retried"
+                );
+                // A store failure is never the record's fault: retry, never dead-letter.
+                let e =
+                    if e.is_transient() { e } else { Error::Unavailable(format!("online store write failed: {e}")) };
+                run.poison.retain(|(i, _)| *i < first);
+                run.failed_from = Some(first);
+                run.error = Some(e);
+                true
+            }
+        }
     }
 }
 
-/// Keeps, per view and key, only the lane's newest row (the earliest record's on ties) and
-/// drops the others. Returns how many rows were dropped.
-fn keep_newest_per_key(lane: &mut [Converted]) -> usize {
-    use std::collections::HashMap;
-    /// A row of the lane: (record, view entry of its `Prepared`, row).
-    type RowId = (usize, usize, usize);
-    let mut losers: Vec<RowId> = Vec::new();
-    {
-        let mut newest: HashMap<(&str, &[u8]), (RowId, crate::time::EventTime)> = HashMap::new();
-        for (r, c) in lane.iter().enumerate() {
-            let Converted::Good(p) = c else { continue };
-            for (v, (view, rows)) in p.views.iter().enumerate() {
-                for (i, row) in rows.iter().enumerate() {
-                    match newest.entry((view.name.as_str(), row.key.as_slice())) {
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            e.insert(((r, v, i), row.event_time));
-                        }
-                        std::collections::hash_map::Entry::Occupied(mut e) => {
-                            let best = e.get_mut();
-                            if row.event_time > best.1 {
-                                losers.push(best.0);
-                                *best = ((r, v, i), row.event_time);
-                            } else {
-                                losers.push((r, v, i));
-                            }
-                        }
-                    }
-                }
+/// The newest event time sent so far per view and key of a lane.
+#[derive(Default)]
+struct Newest(HashMap<String, HashMap<Vec<u8>, EventTime>>);
+
+impl Newest {
+    /// Drops the rows of `prepared` whose event time is not strictly later than an earlier
+    /// row's for the same view and key (they lose whatever order chunks land in: an older
+    /// event, or a tie, which the earlier record wins), and remembers the rest. Returns how
+    /// many rows were dropped.
+    fn keep_newer(&mut self, prepared: &mut Prepared) -> usize {
+        let mut dropped = 0;
+        for (view, rows) in &mut prepared.views {
+            if !self.0.contains_key(&view.name) {
+                self.0.insert(view.name.clone(), HashMap::new());
             }
+            let seen = self.0.get_mut(&view.name).expect("inserted above");
+            rows.retain(|row| {
+                let keep = match seen.get_mut(row.key.as_slice()) {
+                    Some(t) if row.event_time <= *t => false,
+                    Some(t) => {
+                        *t = row.event_time;
+                        true
+                    }
+                    None => {
+                        seen.insert(row.key.clone(), row.event_time);
+                        true
+                    }
+                };
+                dropped += usize::from(!keep);
+                keep
+            });
         }
+        dropped
     }
-    if losers.is_empty() {
-        return 0;
-    }
-    losers.sort_unstable();
-    let dropped = losers.len();
-    let mut losers = losers.into_iter().peekable();
-    while let Some(&(r, v, _)) = losers.peek() {
-        let Converted::Good(p) = &mut lane[r] else { unreachable!("losers are rows of good records") };
-        let rows = &mut p.views[v].1;
-        let mut i = 0;
-        rows.retain(|_| {
-            let lost = losers.next_if(|&(lr, lv, li)| (lr, lv, li) == (r, v, i)).is_some();
-            i += 1;
-            !lost
-        });
-    }
-    dropped
 }

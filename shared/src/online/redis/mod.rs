@@ -174,8 +174,9 @@ impl RedisStore {
         }
         let mut stats = vec![WriteStats::default(); batches.len()];
         for (k, reply) in keys.iter().zip(replies) {
-            let answers = match reply {
-                Ok(Value::Array(answers)) if answers.len() == k.rows.len() => answers,
+            // Bit j set: the j-th view's row was written.
+            let written = match reply {
+                Ok(Value::Int(mask)) if (0..1i64 << k.rows.len()).contains(&mask) => mask,
                 Ok(other) => {
                     return Err(Error::Internal(format!(
                         "Redis {}: the newest-wins script answered {other:?} for {} views",
@@ -185,16 +186,11 @@ impl RedisStore {
                 }
                 Err(e) => return Err(self.policy.error("write", &e, 0)),
             };
-            for (&(b, _), answer) in k.rows.iter().zip(answers) {
-                match answer {
-                    Value::Int(1) => stats[b].written += 1,
-                    Value::Int(0) => stats[b].skipped += 1,
-                    other => {
-                        return Err(Error::Internal(format!(
-                            "Redis {}: the newest-wins script answered {other:?} for a view",
-                            self.policy.store
-                        )));
-                    }
+            for (j, &(b, _)) in k.rows.iter().enumerate() {
+                if written >> j & 1 == 1 {
+                    stats[b].written += 1;
+                } else {
+                    stats[b].skipped += 1;
                 }
             }
         }
@@ -267,7 +263,11 @@ impl RedisStore {
     }
 }
 
-/// One entity hash's rows: (index of the view's batch, row), at most one per view.
+/// Views per script call at most: the script answers with a bit per view in a Lua number.
+const MAX_VIEWS_PER_CALL: usize = 50;
+
+/// One entity hash's rows: (index of the view's batch, row), at most one per view and at most
+/// [`MAX_VIEWS_PER_CALL`] (a key with more views gets several entries).
 struct KeyRows<'r> {
     key: &'r [u8],
     rows: Vec<(usize, &'r WriteRow)>,
@@ -284,8 +284,8 @@ fn group_by_key<'r>(per_batch: &[Vec<&'r WriteRow>]) -> Vec<KeyRows<'r>> {
     for (b, rows) in per_batch.iter().enumerate() {
         for &r in rows {
             match index.get(r.key.as_slice()) {
-                Some(&k) => keys[k].rows.push((b, r)),
-                None => {
+                Some(&k) if keys[k].rows.len() < MAX_VIEWS_PER_CALL => keys[k].rows.push((b, r)),
+                _ => {
                     index.insert(&r.key, keys.len());
                     keys.push(KeyRows { key: &r.key, rows: vec![(b, r)] });
                 }

@@ -8,8 +8,9 @@
 --           google.protobuf.Timestamp (what is stored), the number of features n, then n
 --           pairs of feature field and value
 --
--- Returns an array with one number per view, in order: 1 when its row was written, 0 when the
--- stored event is as new or newer. The rule is Feast's: write only if the event time is
+-- Returns a number whose bit k (from the lowest) is set when the k-th view's row was written,
+-- clear when the stored event is as new or newer; at most 50 views per call, so the number
+-- stays exact (Lua numbers are doubles). The rule is Feast's: write only if the event time is
 -- strictly later than the stored one; a stored time of 0 (the epoch), a missing one or one
 -- that does not parse counts as nothing stored. Seconds and nanoseconds are compared as a
 -- pair: Lua numbers are doubles, and seconds * 1e9 + nanos would lose precision for any time
@@ -99,33 +100,30 @@ local function define_timestamp()
   end
 end
 
--- Whether event time `new` (Timestamp bytes) is strictly later than what ts_field holds.
-local function newer(ts_field, new)
-  local stored = redis.call('HGET', key, ts_field)
-  if not stored then
-    return true
-  end
-  if not timestamp then
-    timestamp = define_timestamp()
-  end
-  local secs, nanos = timestamp(stored)
-  -- Unreadable or the epoch: nothing stored (Feast's rule for the epoch).
-  if not secs or (secs == 0 and nanos == 0) then
-    return true
-  end
-  local new_secs, new_nanos = timestamp(new)
-  return new_secs > secs or (new_secs == secs and new_nanos > nanos)
-end
-
-local written = {}
-local any = false
+-- Inline rather than in helper functions, and the answer a number rather than a table:
+-- creating closures and tables on every call cost more than the HGET and HSET (about 2 us of
+-- 6, measured with redis-benchmark and INFO commandstats).
+local written, bit = 0, 1
 local last = #ARGV
 local i = 2
 while i <= last do
   local ts_field, ts = ARGV[i], ARGV[i + 1]
   local first = i + 3
   local upto = i + 2 + 2 * tonumber(ARGV[i + 2])
-  if newer(ts_field, ts) then
+  local write = true
+  local stored = redis.call('HGET', key, ts_field)
+  if stored then
+    if not timestamp then
+      timestamp = define_timestamp()
+    end
+    local secs, nanos = timestamp(stored)
+    -- Unreadable or the epoch: nothing stored (Feast's rule for the epoch).
+    if secs and (secs ~= 0 or nanos ~= 0) then
+      local new_secs, new_nanos = timestamp(ts)
+      write = new_secs > secs or (new_secs == secs and new_nanos > nanos)
+    end
+  end
+  if write then
     -- unpack() puts every argument on Lua's C stack (8000 slots), so a very wide view is
     -- written in slices of 998 arguments (499 fields); the first slice carries the timestamp.
     local slice = first + 997
@@ -142,15 +140,13 @@ while i <= last do
       redis.call('HSET', key, unpack(ARGV, first, slice))
       first = slice + 1
     end
-    written[#written + 1] = 1
-    any = true
-  else
-    written[#written + 1] = 0
+    written = written + bit
   end
+  bit = bit * 2
   i = upto + 1
 end
 
-if any and ARGV[1] ~= '0' then
+if written ~= 0 and ARGV[1] ~= '0' then
   redis.call('EXPIRE', key, ARGV[1])
 end
 return written

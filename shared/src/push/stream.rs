@@ -42,6 +42,9 @@ pub const CHUNK_ROWS: usize = 2_000;
 /// converted, encoded and sent, instead of waiting for each chunk's answers.
 pub const CHUNKS_IN_FLIGHT: usize = 3;
 
+/// Records converted between two yields to the runtime while chunks are in flight.
+const YIELD_EVERY: usize = 64;
+
 /// One record: its bytes and where it came from.
 #[derive(Debug, Clone)]
 pub struct StreamRecord {
@@ -223,6 +226,12 @@ impl Processor<'_> {
         let (mut chunk, mut chunk_start, mut chunk_rows) = (Prepared::default(), 0, 0);
         let last = lane.records.len().saturating_sub(1);
         for (i, record) in lane.records.iter().enumerate() {
+            // On a one-thread runtime the Redis connection only sends and receives while this
+            // task waits: let it move the chunks in flight along every few records, or Redis
+            // sits idle once it has run what the socket buffer held.
+            if i % YIELD_EVERY == YIELD_EVERY - 1 && !in_flight.is_empty() {
+                tokio::task::yield_now().await;
+            }
             match self.convert(record, default, &origin, &mut registry, reloaded).await {
                 Ok(mut prepared) => {
                     chunk_rows += prepared.rows();

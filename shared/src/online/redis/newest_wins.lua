@@ -117,10 +117,15 @@ while i <= last do
       timestamp = define_timestamp()
     end
     local secs, nanos = timestamp(stored)
-    -- Unreadable or the epoch: nothing stored (Feast's rule for the epoch).
+    -- Unreadable or the epoch: nothing stored (Feast's rule for the epoch). The same bytes
+    -- (a replay) are the same time, not later: no second parse.
     if secs and (secs ~= 0 or nanos ~= 0) then
-      local new_secs, new_nanos = timestamp(ts)
-      write = new_secs > secs or (new_secs == secs and new_nanos > nanos)
+      if stored == ts then
+        write = false
+      else
+        local new_secs, new_nanos = timestamp(ts)
+        write = new_secs > secs or (new_secs == secs and new_nanos > nanos)
+      end
     end
   end
   if write then

@@ -17,7 +17,8 @@
 //! - Reads: all HMGETs of a call in one pipeline, one round trip; on a cluster one pipeline per
 //!   node, all nodes at once (`cluster.rs`).
 //! - Writes: newest event wins, atomically, one `newest_wins.lua` call per key carrying every
-//!   view written to that key (`script.rs`), called by SHA; pipelines of [`RedisOptions::write_chunk_rows`] rows, a few in flight.
+//!   view written to that key (`script.rs`), called by SHA; pipelines of
+//!   [`RedisOptions::write_chunk_rows`] keys, a few in flight.
 //! - Failures: bounded by [`RedisOptions::timeout`], retried on lost connections, reported as
 //!   [`Error::Unavailable`] (`retry.rs`).
 
@@ -197,13 +198,8 @@ impl RedisStore {
         Ok(stats)
     }
 
-    /// One view's rows, one command per row: Feast's `skip_dedup` HSETs, or the newest-wins
-    /// script when views cannot share a call.
-    async fn write_one_view(&self, batch: &ViewWrite<'_>) -> Result<WriteStats> {
-        if batch.mode == WriteMode::NewestWins {
-            let mut stats = self.write_views(std::slice::from_ref(batch)).await?;
-            return Ok(stats.pop().unwrap_or_default());
-        }
+    /// Feast's `skip_dedup` write of one view: plain HSETs (and EXPIREs), no comparison.
+    async fn write_overwrite(&self, batch: &ViewWrite<'_>) -> Result<WriteStats> {
         // What a sequence of plain overwrites leaves: the last row per key.
         let rows = last_per_key(&batch.rows);
         let superseded = batch.rows.len() - rows.len();
@@ -211,6 +207,33 @@ impl RedisStore {
             self.write_overwrite_chunk(batch, chunk)
         })
         .await
+    }
+
+    /// Newest-wins writes of views with the same `key_ttl_seconds`: one script call per key
+    /// carrying every view's row for it. Stats parallel to `batches`.
+    async fn write_newest(&self, batches: &[ViewWrite<'_>]) -> Result<Vec<WriteStats>> {
+        // Each key once per view: the newest row (ties: the first). That also makes chunks
+        // independent, so they can be in flight together.
+        let mut stats = vec![WriteStats::default(); batches.len()];
+        let per_batch: Vec<Vec<&WriteRow>> = batches
+            .iter()
+            .zip(&mut stats)
+            .map(|(b, s)| {
+                let (rows, dropped) = newest_per_key_refs(&b.rows);
+                s.skipped = dropped;
+                rows
+            })
+            .collect();
+        let keys = group_by_key(&per_batch);
+        if keys.is_empty() {
+            return Ok(stats);
+        }
+        if !self.script_loaded.load(Ordering::Acquire) {
+            self.load_script().await?;
+        }
+        let ttl = batches[0].key_ttl_seconds;
+        let written = self.chunked(&keys, PerView(stats), |chunk| self.write_newest_chunk(batches, ttl, chunk)).await?;
+        Ok(written.0)
     }
 
     /// Feast's `skip_dedup` write of one chunk of rows (each key at most once).
@@ -391,36 +414,18 @@ impl OnlineStore for RedisStore {
         }
         let Some(first) = batches.first() else { return Ok(Vec::new()) };
         let shared = batches.iter().all(|b| b.mode == first.mode && b.key_ttl_seconds == first.key_ttl_seconds);
-        if first.mode == WriteMode::Overwrite || !shared {
-            // Plain HSETs gain nothing from sharing a call; differing settings cannot share one.
-            let mut out = Vec::with_capacity(batches.len());
-            for batch in batches {
-                out.push(self.write_one_view(batch).await?);
-            }
-            return Ok(out);
+        if shared && first.mode == WriteMode::NewestWins {
+            return self.write_newest(batches).await;
         }
-        // Each key once per view: the newest row (ties: the first). That also makes chunks
-        // independent, so they can be in flight together.
-        let mut stats = vec![WriteStats::default(); batches.len()];
-        let per_batch: Vec<Vec<&WriteRow>> = batches
-            .iter()
-            .zip(&mut stats)
-            .map(|(b, s)| {
-                let (rows, dropped) = newest_per_key_refs(&b.rows);
-                s.skipped = dropped;
-                rows
-            })
-            .collect();
-        let keys = group_by_key(&per_batch);
-        if keys.is_empty() {
-            return Ok(stats);
+        // Plain HSETs gain nothing from sharing a call; differing settings cannot share one.
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in batches {
+            out.push(match batch.mode {
+                WriteMode::NewestWins => self.write_newest(std::slice::from_ref(batch)).await?.remove(0),
+                WriteMode::Overwrite => self.write_overwrite(batch).await?,
+            });
         }
-        if !self.script_loaded.load(Ordering::Acquire) {
-            self.load_script().await?;
-        }
-        let ttl = first.key_ttl_seconds;
-        let written = self.chunked(&keys, PerView(stats), |chunk| self.write_newest_chunk(batches, ttl, chunk)).await?;
-        Ok(written.0)
+        Ok(out)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -124,6 +124,7 @@ macro_rules! conformance_tests {
             several_views_in_one_write,
             multi_join_key_entities,
             large_batches_are_complete,
+            mixed_outcomes_across_many_keys,
             wide_views_are_written_whole,
             empty_and_invalid_input,
         );
@@ -827,6 +828,53 @@ pub async fn large_batches_are_complete(s: &Subject) {
     }
 }
 
+/// Many keys of two views in one write (a Redis store groups keys into script calls): each
+/// key's and each view's outcome is its own, wherever the key falls in a call, and a key whose
+/// views both lose leaves its hash as it was.
+pub async fn mixed_outcomes_across_many_keys(s: &Subject) {
+    let project = "mixed_many";
+    let reg = registry(
+        project,
+        &[
+            ("ma", &[("id", "Int64")], &[("x", "Float64"), ("y", "Float64")]),
+            ("mb", &[("id", "Int64")], &[("z", "Float64")]),
+        ],
+    );
+    let (va, vb) = (view(&reg, "ma"), view(&reg, "mb"));
+    let n = 203i64;
+    let keys: Vec<Vec<u8>> = (0..n).map(|id| key(va, project, id)).collect();
+    // Stored first: a newer `ma` row on every 3rd key, a newer `mb` row on every 2nd.
+    let a_stored: Vec<WriteRow> = (0..n).step_by(3).map(|id| row(&keys[id as usize], t(1000, 0), -1.0, 2)).collect();
+    let b_stored: Vec<WriteRow> = (0..n).step_by(2).map(|id| row(&keys[id as usize], t(1000, 0), -2.0, 1)).collect();
+    write(s, va, a_stored, WriteMode::NewestWins, None).await;
+    write(s, vb, b_stored, WriteMode::NewestWins, None).await;
+
+    let a_rows: Vec<WriteRow> = (0..n).map(|id| row(&keys[id as usize], t(500 + id, 0), id as f64, 2)).collect();
+    let b_rows: Vec<WriteRow> = (0..n).map(|id| row(&keys[id as usize], t(500 + id, 0), 10.0 * id as f64, 1)).collect();
+    let batches = [
+        ViewWrite::for_view(va, a_rows, WriteMode::NewestWins, None),
+        ViewWrite::for_view(vb, b_rows, WriteMode::NewestWins, None),
+    ];
+    let stats = s.store.write_views(&batches).await.unwrap();
+    let (a_lost, b_lost) = ((0..n).step_by(3).count(), (0..n).step_by(2).count());
+    assert_eq!(
+        stats,
+        vec![
+            WriteStats { written: n as usize - a_lost, skipped: a_lost },
+            WriteStats { written: n as usize - b_lost, skipped: b_lost },
+        ]
+    );
+    let (got_a, got_b) = (read_all(s, va, &keys).await, read_all(s, vb, &keys).await);
+    for id in 0..n {
+        let i = id as usize;
+        let want_a = if id % 3 == 0 { expected(t(1000, 0), -1.0, 2) } else { expected(t(500 + id, 0), id as f64, 2) };
+        let want_b =
+            if id % 2 == 0 { expected(t(1000, 0), -2.0, 1) } else { expected(t(500 + id, 0), 10.0 * id as f64, 1) };
+        assert_eq!(got_a[i], Some(want_a), "ma, key {id}");
+        assert_eq!(got_b[i], Some(want_b), "mb, key {id}");
+    }
+}
+
 /// A view with more features than one script call can pass to a single HSET (Lua's stack
 /// holds 8000 values) is written completely, still newest-wins.
 pub async fn wide_views_are_written_whole(s: &Subject) {
@@ -841,6 +889,17 @@ pub async fn wide_views_are_written_whole(s: &Subject) {
     assert_eq!(s.raw.hash(&k).unwrap().len(), 1501);
     assert_eq!(write(s, v, vec![row(&k, t(1, 0), 9.0, 1500)], WriteMode::NewestWins, None).await.skipped, 1);
     assert_eq!(read_one(s, v, &k).await, Some(expected(t(2, 0), 0.0, 1500)));
+
+    // Several wide keys in one write (fewer keys per script call): key 1 keeps its newer row,
+    // the others are written whole.
+    let keys: Vec<Vec<u8>> = (1..=7).map(|id| key(v, project, id)).collect();
+    let rows: Vec<WriteRow> = keys.iter().map(|k| row(k, t(1, 5), 7.0, 1500)).collect();
+    assert_eq!(write(s, v, rows, WriteMode::NewestWins, None).await, WriteStats { written: 6, skipped: 1 });
+    let got = read_all(s, v, &keys).await;
+    assert_eq!(got[0], Some(expected(t(2, 0), 0.0, 1500)));
+    for (i, r) in got.iter().enumerate().skip(1) {
+        assert_eq!(r.as_ref(), Some(&expected(t(1, 5), 7.0, 1500)), "key {}", i + 1);
+    }
 }
 
 /// Nothing to do is not an error; a row that does not fit its view is, and writes nothing.

@@ -138,8 +138,8 @@ pub trait OnlineStore: Send + Sync {
 
     /// Writes rows of several views, each as [`OnlineStore::write`] would; the answer is
     /// parallel to `batches`. Views of one entity share its hash, so a store may apply all of
-    /// a key's rows in one step (Redis: one script call per key instead of one per key and
-    /// view). Atomic per key and view; nothing is promised across views.
+    /// a key's rows in one step (Redis: one script call covers every view of a key, and
+    /// several keys). Atomic per key and view; nothing is promised across views.
     async fn write_views(&self, batches: &[ViewWrite<'_>]) -> Result<Vec<WriteStats>> {
         let mut out = Vec::with_capacity(batches.len());
         for batch in batches {

@@ -1,22 +1,25 @@
--- Larder: newest event wins, atomically, for one entity hash and one or more feature views
--- (views that share an entity key share its hash: materializing two views of one source, or a
--- push source feeding two views, writes both in one call).
+-- Larder: newest event wins, atomically, for one or more entity hashes and, per hash, one or
+-- more feature views (views that share an entity key share its hash: materializing two views
+-- of one source, or a push source feeding two views, writes both in one call). Several hashes
+-- share a call on a standalone server: the script's fixed cost (argument tables, the call
+-- itself) is then paid once per call, not per key. A cluster calls it one hash at a time (all
+-- keys of a script must live in one slot).
 --
--- KEYS[1]   the entity hash
--- ARGV[1]   EXPIRE seconds for the whole hash after a write, 0 for none
--- ARGV[2..] per view: its timestamp field (_ts:<view>), the row's event time as a serialized
---           google.protobuf.Timestamp (what is stored), the number of features n, then n
---           pairs of feature field and value
+-- KEYS      the entity hashes
+-- ARGV[1]   EXPIRE seconds for a hash after a write to it, 0 for none
+-- ARGV[2..] per hash, in the order of KEYS: the number of views v, then each view's number of
+--           features n, then per view its timestamp field (_ts:<view>), the row's event time
+--           as a serialized google.protobuf.Timestamp (what is stored), and n pairs of feature
+--           field and value. A hash's field/value pairs are thus one contiguous run, written
+--           with one HSET when every view wins (the common case).
 --
--- Returns a number whose bit k (from the lowest) is set when the k-th view's row was written,
--- clear when the stored event is as new or newer; at most 50 views per call, so the number
--- stays exact (Lua numbers are doubles). The rule is Feast's: write only if the event time is
--- strictly later than the stored one; a stored time of 0 (the epoch), a missing one or one
--- that does not parse counts as nothing stored. Seconds and nanoseconds are compared as a
--- pair: Lua numbers are doubles, and seconds * 1e9 + nanos would lose precision for any time
--- after 1970-04.
-
-local key = KEYS[1]
+-- Returns one number per hash whose bit k (from the lowest) is set when the k-th view's row
+-- was written, clear when the stored event is as new or newer; at most 50 views per hash, so
+-- the number stays exact (Lua numbers are doubles). The rule is Feast's: write only if the
+-- event time is strictly later than the stored one; a stored time of 0 (the epoch), a missing
+-- one or one that does not parse counts as nothing stored. Seconds and nanoseconds are
+-- compared as a pair: Lua numbers are doubles, and seconds * 1e9 + nanos would lose precision
+-- for any time after 1970-04.
 
 -- Defined on first use: a closure is allocated each time its definition runs, and a first
 -- write to a key (the common case when materializing) never needs them.
@@ -100,58 +103,73 @@ local function define_timestamp()
   end
 end
 
--- Inline rather than in helper functions, and the answer a number rather than a table:
--- creating closures and tables on every call cost more than the HGET and HSET (about 2 us of
--- 6, measured with redis-benchmark and INFO commandstats).
-local written, bit = 0, 1
-local last = #ARGV
-local i = 2
-while i <= last do
-  local ts_field, ts = ARGV[i], ARGV[i + 1]
-  local first = i + 3
-  local upto = i + 2 + 2 * tonumber(ARGV[i + 2])
-  local write = true
-  local stored = redis.call('HGET', key, ts_field)
-  if stored then
-    if not timestamp then
-      timestamp = define_timestamp()
-    end
-    local secs, nanos = timestamp(stored)
-    -- Unreadable or the epoch: nothing stored (Feast's rule for the epoch). The same bytes
-    -- (a replay) are the same time, not later: no second parse.
-    if secs and (secs ~= 0 or nanos ~= 0) then
-      if stored == ts then
-        write = false
-      else
-        local new_secs, new_nanos = timestamp(ts)
-        write = new_secs > secs or (new_secs == secs and new_nanos > nanos)
-      end
-    end
-  end
-  if write then
-    -- unpack() puts every argument on Lua's C stack (8000 slots), so a very wide view is
-    -- written in slices of 998 arguments (499 fields); the first slice carries the timestamp.
+-- HSET of ARGV[first..upto]. unpack() puts every argument on Lua's C stack (8000 slots), so
+-- a very wide row is written in slices of 998 arguments (499 fields).
+local function hset(key, first, upto)
+  while first <= upto do
     local slice = first + 997
     if slice > upto then
       slice = upto
     end
-    redis.call('HSET', key, ts_field, ts, unpack(ARGV, first, slice))
+    redis.call('HSET', key, unpack(ARGV, first, slice))
     first = slice + 1
-    while first <= upto do
-      slice = first + 997
-      if slice > upto then
-        slice = upto
-      end
-      redis.call('HSET', key, unpack(ARGV, first, slice))
-      first = slice + 1
-    end
-    written = written + bit
   end
-  bit = bit * 2
-  i = upto + 1
 end
 
-if written ~= 0 and ARGV[1] ~= '0' then
-  redis.call('EXPIRE', key, ARGV[1])
+-- The decision inline rather than in helper functions, and no table per key: creating
+-- closures and tables per key cost more than the HGET and HSET (about 2 us of 6, measured
+-- with redis-benchmark and INFO commandstats). One table per call holds the answers.
+local written = {}
+local ttl = ARGV[1]
+local i = 2
+for k = 1, #KEYS do
+  local key = KEYS[k]
+  local views = tonumber(ARGV[i])
+  local body = i + 1 + views
+  local mask, bit, at = 0, 1, body
+  for j = 1, views do
+    local ts = ARGV[at + 1]
+    local write = true
+    local stored = redis.call('HGET', key, ARGV[at])
+    if stored then
+      if not timestamp then
+        timestamp = define_timestamp()
+      end
+      local secs, nanos = timestamp(stored)
+      -- Unreadable or the epoch: nothing stored (Feast's rule for the epoch). The same bytes
+      -- (a replay) are the same time, not later: no second parse.
+      if secs and (secs ~= 0 or nanos ~= 0) then
+        if stored == ts then
+          write = false
+        else
+          local new_secs, new_nanos = timestamp(ts)
+          write = new_secs > secs or (new_secs == secs and new_nanos > nanos)
+        end
+      end
+    end
+    if write then
+      mask = mask + bit
+    end
+    bit = bit * 2
+    at = at + 2 + 2 * tonumber(ARGV[i + j])
+  end
+  if mask == bit - 1 then
+    hset(key, body, at - 1)
+  elseif mask ~= 0 then
+    local from, b = body, 1
+    for j = 1, views do
+      local upto = from + 1 + 2 * tonumber(ARGV[i + j])
+      if mask % (b * 2) >= b then
+        hset(key, from, upto)
+      end
+      b = b * 2
+      from = upto + 1
+    end
+  end
+  if mask ~= 0 and ttl ~= '0' then
+    redis.call('EXPIRE', key, ttl)
+  end
+  written[k] = mask
+  i = at
 end
 return written

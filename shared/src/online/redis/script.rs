@@ -1,4 +1,5 @@
-//! The commands a write sends: one newest-wins script call per row (`newest_wins.lua`), or for
+//! The commands a write sends: newest-wins script calls (`newest_wins.lua`) carrying a key's
+//! rows for every view written to it, several keys per call on a standalone server; or for
 //! `skip_dedup` Feast's plain HSET + EXPIRE.
 //!
 //! Feast reads `_ts:<view>` with one pipeline and writes with another, so two writers can both
@@ -75,22 +76,53 @@ pub fn timestamp_bytes(t: EventTime, buf: &mut [u8; 22]) -> &[u8] {
     &buf[..n]
 }
 
-/// `EVALSHA <sha> 1 <key> <ttl>`, then per view `<_ts field> <Timestamp bytes> <n> <field>
-/// <value>...`: every view's row for one entity hash, each applied only if newer.
-pub fn newest_wins(key: &[u8], key_ttl_seconds: Option<u64>, views: &[ViewRow<'_>]) -> Cmd {
+/// One entity hash and every view's row for it, in one newest-wins call.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyViews<'a> {
+    pub key: &'a [u8],
+    pub views: &'a [ViewRow<'a>],
+}
+
+impl KeyViews<'_> {
+    /// The script arguments this hash adds (besides its key).
+    pub fn args(&self) -> usize {
+        1 + self.views.iter().map(|v| 3 + 2 * v.fields.len()).sum::<usize>()
+    }
+}
+
+/// `EVALSHA <sha> <k> <key>... <ttl>`, then per key `<v> <n>...` (the number of views and
+/// each one's number of features) and per view `<_ts field> <Timestamp bytes> <field>
+/// <value>...`: every view's row for each of `keys`, each applied only if newer.
+pub fn newest_wins(keys: &[KeyViews<'_>], key_ttl_seconds: Option<u64>) -> Cmd {
     let mut ts = [0u8; 22];
-    let args: usize = 4 + views.iter().map(|v| 3 + 2 * v.fields.len()).sum::<usize>();
+    let args: usize = 4 + keys.iter().map(|k| 1 + k.args()).sum::<usize>();
     let bytes: usize = 40
-        + 1
-        + key.len()
+        + 4
         + 20
-        + views.iter().map(|v| v.ts_field.len() + 22 + 4 + row_bytes(v.fields, v.row)).sum::<usize>();
+        + keys
+            .iter()
+            .map(|k| {
+                k.key.len()
+                    + 8
+                    + k.views.iter().map(|v| v.ts_field.len() + 22 + 4 + row_bytes(v.fields, v.row)).sum::<usize>()
+            })
+            .sum::<usize>();
     let mut c = sized("EVALSHA", args, bytes);
-    c.arg(sha()).arg(1).arg(key).arg(key_ttl_seconds.unwrap_or(0));
-    for v in views {
-        c.arg(v.ts_field).arg(timestamp_bytes(v.row.event_time, &mut ts)).arg(v.fields.len());
-        for (field, value) in v.fields.iter().zip(&v.row.values) {
-            c.arg(&field[..]).arg(value);
+    c.arg(sha()).arg(keys.len());
+    for k in keys {
+        c.arg(k.key);
+    }
+    c.arg(key_ttl_seconds.unwrap_or(0));
+    for k in keys {
+        c.arg(k.views.len());
+        for v in k.views {
+            c.arg(v.fields.len());
+        }
+        for v in k.views {
+            c.arg(v.ts_field).arg(timestamp_bytes(v.row.event_time, &mut ts));
+            for (field, value) in v.fields.iter().zip(&v.row.values) {
+                c.arg(&field[..]).arg(value);
+            }
         }
     }
     c

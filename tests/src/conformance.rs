@@ -117,6 +117,7 @@ macro_rules! conformance_tests {
             newest_wins_across_batches,
             newest_wins_within_a_batch,
             stored_times_are_read_like_feast,
+            times_compared_at_varint_boundaries,
             skip_dedup_overwrites,
             concurrent_writers_end_with_the_newest,
             key_ttl_expires_the_whole_hash,
@@ -539,6 +540,42 @@ pub async fn stored_times_are_read_like_feast(s: &Subject) {
     assert_eq!(write(s, v, vec![row(&k, EventTime::EPOCH, 1.0, 1)], WriteMode::NewestWins, None).await.written, 1);
     assert_eq!(write(s, v, vec![row(&k, EventTime::EPOCH, 2.0, 1)], WriteMode::NewestWins, None).await.written, 1);
     assert_eq!(read_one(s, v, &k).await, Some(expected(EventTime::EPOCH, 2.0, 1)));
+}
+
+/// Stored and incoming times one nanosecond or one second apart, around every width their
+/// varints can take (where the script's fast decoder for the usual five-byte seconds hands
+/// over to its general one), written in one batch: each row lands exactly when it is later.
+pub async fn times_compared_at_varint_boundaries(s: &Subject) {
+    let project = "varint_edges";
+    let reg = registry(project, &[("v", &[("id", "Int64")], &[("a", "Float64")])]);
+    let v = view(&reg, "v");
+    let seconds = [1, 127, 128, (1 << 28) - 1, 1 << 28, 1_704_110_400, (1 << 35) - 1, 1 << 35, -1, -(1 << 28)];
+    let nanos = [0, 1, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152, 268_435_455, 268_435_456, 999_999_999];
+    let step = |secs: i64, n: i64| {
+        let total = i128::from(secs) * 1_000_000_000 + i128::from(n);
+        t(total.div_euclid(1_000_000_000) as i64, total.rem_euclid(1_000_000_000) as u32)
+    };
+    let (mut rows, mut cases) = (Vec::new(), Vec::new());
+    for &secs in &seconds {
+        for &n in &nanos {
+            let stored = t(secs, n as u32);
+            for incoming in [step(secs, n - 1), step(secs, n + 1), step(secs - 1, n), step(secs + 1, n), stored] {
+                let k = key(v, project, cases.len() as i64);
+                let bytes = ts_bytes(secs, n as i32);
+                s.raw.set_field(&k, b"_ts:v", &bytes);
+                rows.push(row(&k, incoming, 100.0, 1));
+                cases.push((k, stored, incoming, bytes));
+            }
+        }
+    }
+    let wins = cases.iter().filter(|(_, stored, incoming, _)| incoming > stored).count();
+    let stats = write(s, v, rows, WriteMode::NewestWins, None).await;
+    assert_eq!((stats.written, stats.skipped), (wins, cases.len() - wins));
+    for (k, stored, incoming, bytes) in &cases {
+        let hash = s.raw.hash(k).unwrap();
+        let want = if incoming > stored { incoming.to_proto_bytes() } else { bytes.clone() };
+        assert_eq!(hash[&b"_ts:v"[..]], want, "stored {stored:?}, incoming {incoming:?}");
+    }
 }
 
 /// `skip_dedup: true`: rows are written whatever is stored; in a batch the last row of a key

@@ -59,6 +59,35 @@ local function define_timestamp()
   -- type, an unknown wire type) gives nil, as a failing protobuf decoder would.
   return function(s)
     local n = #s
+    -- Fast path: the encoding every protobuf library writes for a time from 1978 to 3058, tag
+    -- 0x08 and five varint bytes of seconds, then nothing (nanos 0) or tag 0x10 and one to
+    -- five bytes of nanos, read with two string.byte calls instead of a call per byte (about
+    -- 1 us less per update). Anything else falls through to the general decoder below.
+    if n == 6 or (n >= 8 and n <= 12) then
+      local t, a, b, c, d, e, u, n1, n2, n3, n4, n5 = string.byte(s, 1, 12)
+      if t == 8 and a > 127 and b > 127 and c > 127 and d > 127 and e < 128 and (n == 6 or u == 16) then
+        local secs = a - 128 + (b - 128) * 128 + (c - 128) * 16384 + (d - 128) * 2097152 + e * 268435456
+        local nanos, last = 0, 6
+        if n == 6 then
+          nanos = 0
+        elseif n1 < 128 then
+          nanos, last = n1, 8
+        elseif n2 and n2 < 128 then
+          nanos, last = n1 - 128 + n2 * 128, 9
+        elseif n3 and n3 < 128 then
+          nanos, last = n1 - 128 + (n2 - 128) * 128 + n3 * 16384, 10
+        elseif n4 and n4 < 128 then
+          nanos, last = n1 - 128 + (n2 - 128) * 128 + (n3 - 128) * 16384 + n4 * 2097152, 11
+        elseif n5 and n5 < 128 then
+          nanos, last = n1 - 128 + (n2 - 128) * 128 + (n3 - 128) * 16384 + (n4 - 128) * 2097152 + n5 * 268435456, 12
+        else
+          last = 0
+        end
+        if last == n and nanos < 1000000000 then
+          return secs, nanos
+        end
+      end
+    end
     local secs, nanos, i = 0, 0, 1
     while i <= n do
       local tag, v
@@ -131,20 +160,19 @@ for k = 1, #KEYS do
     local ts = ARGV[at + 1]
     local write = true
     local stored = redis.call('HGET', key, ARGV[at])
-    if stored then
+    if stored == ts then
+      -- A replay: the same time is not later, no parse needed. The one exception is the epoch
+      -- (its bytes are empty), which counts as nothing stored (Feast's rule).
+      write = ts == ''
+    elseif stored then
       if not timestamp then
         timestamp = define_timestamp()
       end
       local secs, nanos = timestamp(stored)
-      -- Unreadable or the epoch: nothing stored (Feast's rule for the epoch). The same bytes
-      -- (a replay) are the same time, not later: no second parse.
+      -- Unreadable or the epoch: nothing stored.
       if secs and (secs ~= 0 or nanos ~= 0) then
-        if stored == ts then
-          write = false
-        else
-          local new_secs, new_nanos = timestamp(ts)
-          write = new_secs > secs or (new_secs == secs and new_nanos > nanos)
-        end
+        local new_secs, new_nanos = timestamp(ts)
+        write = new_secs > secs or (new_secs == secs and new_nanos > nanos)
       end
     end
     if write then

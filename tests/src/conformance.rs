@@ -558,13 +558,12 @@ pub async fn times_compared_at_varint_boundaries(s: &Subject) {
     let (mut rows, mut cases) = (Vec::new(), Vec::new());
     for &secs in &seconds {
         for &n in &nanos {
-            let stored = t(secs, n as u32);
+            let (stored, bytes) = (t(secs, n as u32), ts_bytes(secs, n as i32));
             for incoming in [step(secs, n - 1), step(secs, n + 1), step(secs - 1, n), step(secs + 1, n), stored] {
                 let k = key(v, project, cases.len() as i64);
-                let bytes = ts_bytes(secs, n as i32);
                 s.raw.set_field(&k, b"_ts:v", &bytes);
                 rows.push(row(&k, incoming, 100.0, 1));
-                cases.push((k, stored, incoming, bytes));
+                cases.push((k, stored, incoming, bytes.clone()));
             }
         }
     }

@@ -69,7 +69,7 @@ local function define_timestamp()
         local secs = a - 128 + (b - 128) * 128 + (c - 128) * 16384 + (d - 128) * 2097152 + e * 268435456
         local nanos, last = 0, 6
         if n == 6 then
-          nanos = 0
+          -- No nanos field: nanos 0.
         elseif n1 < 128 then
           nanos, last = n1, 8
         elseif n2 and n2 < 128 then

@@ -361,11 +361,21 @@ async fn execute(
         let group = Arc::new(group);
         let files = Arc::new(files);
         let planned = tasks.len();
-        let outcome = if report.complete {
-            scan::scan(group.clone(), files.clone(), tasks, opts).await?
+        // Views reading through one selection share its winners: written together.
+        let members: Vec<Vec<usize>> = (0..group.selections.len())
+            .map(|sel| (0..group.views.len()).filter(|&i| group.views[i].selection == sel).collect())
+            .collect();
+        let views: Vec<Vec<&FeatureView>> =
+            members.iter().map(|m| m.iter().map(|&i| &*group.views[i].view).collect()).collect();
+        let (outcome, per_selection) = if report.complete {
+            // The writer takes winners while the scan still reads (see `scan`).
+            let (tx, rx) = tokio::sync::mpsc::channel(opts.write_concurrency.max(1) * 2);
+            let scanning = scan::scan(group.clone(), files.clone(), tasks, opts, &cfg.project, tx);
+            let writing = write::write_settled(cfg, store, &views, rx, opts, progress);
+            tokio::try_join!(scanning, writing)?
         } else {
             // An earlier group ran out of time: this one is left whole.
-            scan::ScanOutcome { winners: Vec::new(), stats: Vec::new(), rows_read: 0, remaining: tasks }
+            (scan::ScanOutcome { winners: Vec::new(), stats: Vec::new(), rows_read: 0, remaining: tasks }, Vec::new())
         };
         report.row_groups += planned - outcome.remaining.len();
         report.rows_read += outcome.rows_read;
@@ -376,18 +386,9 @@ async fn execute(
         if outcome.winners.is_empty() {
             continue;
         }
-        let total: u64 = group.views.iter().map(|v| outcome.winners[v.selection].len() as u64).sum();
-        progress.keys_total.fetch_add(total, Ordering::Relaxed);
-        // Views reading through one selection share its winners: written together.
         let mut written: Vec<Option<WriteStats>> = vec![None; group.views.len()];
-        for (sel, winners) in outcome.winners.iter().enumerate() {
-            let members: Vec<usize> = (0..group.views.len()).filter(|&i| group.views[i].selection == sel).collect();
-            if members.is_empty() {
-                continue;
-            }
-            let views: Vec<&FeatureView> = members.iter().map(|&i| &*group.views[i].view).collect();
-            let stats = write::write_views(cfg, store, &views, winners, opts, progress).await?;
-            for (&i, s) in members.iter().zip(stats) {
+        for (m, stats) in members.iter().zip(per_selection) {
+            for (&i, s) in m.iter().zip(stats) {
                 written[i] = Some(s);
             }
         }

@@ -1,7 +1,15 @@
 //! Scanning a source's files: grouping views by source, opening footers, pruning row groups,
-//! and a pool of workers that fetch and decode row groups into per-worker [`Winners`].
+//! and a pool of workers that fetch and decode row groups while the scan merges what each
+//! row group found into the [`Winners`] of every selection.
+//!
+//! Writing starts before the scan ends. Row groups are read newest first (by their timestamp
+//! statistics), and an entity whose winner is later than anything an unread row group may
+//! hold within the window is settled: no row still to come can beat it. Settled winners are
+//! handed to the writer as the scan goes, so Redis works while parquet is still decoded. For
+//! data appended over time (the usual event log), nearly every entity settles after the
+//! first few row groups; data without statistics settles only at the end, as before.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,15 +17,18 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReader};
+use tokio::sync::mpsc;
 
 use super::select::{SelectStats, Selection, SelectionSpec, Winners, seq};
-use super::{Options, ViewWindow};
+use super::{Options, ViewWindow, write};
 use crate::config::RepoConfig;
 use crate::error::{Error, Result};
 use crate::offline::columns::{self, ColumnUse, FileColumns, Needed};
 use crate::offline::reader::ObjectReader;
 use crate::offline::{self, Location, ParquetFile};
+use crate::online::WriteRow;
 use crate::registry::{FeatureView, Registry, SourceKind};
+use crate::time::EventTime;
 
 /// Rows per decoded batch: large enough that per-batch work is noise.
 const BATCH_ROWS: usize = 64 * 1024;
@@ -49,6 +60,31 @@ pub struct OpenFile {
     pub first_row: Vec<u64>,
     /// Whether each row group may hold rows of some view's window.
     pub keep: Vec<bool>,
+    /// Per selection, per row group: the latest event time it may hold in the window.
+    pub latest: Vec<Vec<Latest>>,
+}
+
+/// The latest event time a row group may hold within a selection's window, from its
+/// statistics. Ordered so that the maximum over unread row groups is the bar a winner must
+/// clear to be settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Latest {
+    /// No row of the window (the statistics say so).
+    Nothing,
+    /// Rows up to this time (the statistics' maximum, capped at the window's end).
+    At(EventTime),
+    /// No statistics: any time.
+    Unknown,
+}
+
+impl Latest {
+    fn of(range: Option<(EventTime, EventTime)>, start: EventTime, end: EventTime) -> Latest {
+        match range {
+            None => Latest::Unknown,
+            Some((lo, hi)) if hi < start || lo > end => Latest::Nothing,
+            Some((_, hi)) => Latest::At(hi.min(end)),
+        }
+    }
 }
 
 impl OpenFile {
@@ -181,14 +217,16 @@ pub async fn open_file(group: &Group, file: ParquetFile) -> Result<OpenFile> {
         at += rg.num_rows() as u64;
     }
     let mut keep = vec![false; groups.len()];
+    let mut latest = Vec::with_capacity(group.selections.len());
     for sel in &group.selections {
         let ts_name = &group.needed[sel.spec.ts].name;
         let ranges = columns::time_ranges(&meta, ts_name);
-        for (k, r) in keep.iter_mut().zip(ranges) {
-            *k |= columns::may_overlap(r, sel.spec.start, sel.spec.end);
+        for (k, r) in keep.iter_mut().zip(&ranges) {
+            *k |= columns::may_overlap(*r, sel.spec.start, sel.spec.end);
         }
+        latest.push(ranges.into_iter().map(|r| Latest::of(r, sel.spec.start, sel.spec.end)).collect());
     }
-    Ok(OpenFile { file, reader, meta, cols, first_row, keep })
+    Ok(OpenFile { file, reader, meta, cols, first_row, keep, latest })
 }
 
 /// Lists a group's files and opens them (footers read concurrently).
@@ -257,53 +295,125 @@ impl Timing {
     }
 }
 
+/// Winners handed to the writer: rows of one selection, at most `write_batch` of them.
+pub struct Settled {
+    pub selection: usize,
+    pub rows: Vec<WriteRow>,
+}
+
+/// What one row group found.
+struct TaskOut {
+    /// Position of the task in the scan's list.
+    index: usize,
+    winners: Vec<Winners>,
+    stats: Vec<SelectStats>,
+    rows: u64,
+}
+
+/// Stops the workers when the scan is dropped before its end (the writer failed).
+struct StopOnDrop(Arc<Timing>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::Release);
+    }
+}
+
 /// Reads `tasks` (row groups of `files`) with `opts.parallelism` workers and returns the
-/// winners of every selection of the group.
+/// winners of every selection of the group. Winners are sent to `settled` as soon as no
+/// unread row group can beat them, and the rest at the end: each entity exactly once.
 pub async fn scan(
     group: Arc<Group>,
     files: Arc<Vec<OpenFile>>,
-    tasks: Vec<Task>,
+    mut tasks: Vec<Task>,
     opts: &Options,
+    project: &str,
+    settled: mpsc::Sender<Settled>,
 ) -> Result<ScanOutcome> {
-    let queue = Arc::new(Mutex::new(VecDeque::from(tasks)));
+    let selections = group.selections.len();
+    let latest = |t: &Task, sel: usize| files[t.file].latest[sel][t.row_group];
+    // Newest row groups first, so that winners settle early (a stable sort: ties keep file
+    // order).
+    tasks.sort_by_key(|t| std::cmp::Reverse((0..selections).map(|s| latest(t, s)).max()));
+    // Per selection, how many unmerged row groups may hold rows up to each time.
+    let mut unread: Vec<BTreeMap<Latest, usize>> = vec![BTreeMap::new(); selections];
+    for t in &tasks {
+        for (sel, bar) in unread.iter_mut().enumerate() {
+            *bar.entry(latest(t, sel)).or_default() += 1;
+        }
+    }
+    let task_count = tasks.len();
+    let queue = Arc::new(Mutex::new(tasks.iter().copied().enumerate().collect::<VecDeque<_>>()));
     let timing = Arc::new(Timing {
         deadline: opts.deadline,
         slowest_task: Mutex::new(Duration::ZERO),
         new_keys: AtomicU64::new(0),
         stop: AtomicBool::new(false),
     });
+    let _stop = StopOnDrop(timing.clone());
     let views_per_key = group.views.len() as u64;
     let workers = opts.parallelism.max(1);
+    // Bounded: a worker waits while the merge is behind (which waits for the writer), so
+    // memory holds a few row groups' winners at most, never the file's.
+    let (done_tx, mut done) = mpsc::channel::<TaskOut>(workers);
     let mut handles = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let (group, files, queue, timing, progress) =
-            (group.clone(), files.clone(), queue.clone(), timing.clone(), opts.progress.clone());
-        handles.push(tokio::spawn(async move { worker(group, files, queue, timing, progress, views_per_key).await }));
+        let (group, files, queue, timing, progress, done_tx) =
+            (group.clone(), files.clone(), queue.clone(), timing.clone(), opts.progress.clone(), done_tx.clone());
+        handles.push(tokio::spawn(async move {
+            let stop = timing.clone();
+            let result = worker(group, files, queue, timing, progress, views_per_key, done_tx).await;
+            if result.is_err() {
+                // The others stop at their next row group: the scan fails anyway.
+                stop.stop.store(true, Ordering::Release);
+            }
+            result
+        }));
     }
+    drop(done_tx);
     let mut outcome = ScanOutcome {
         winners: group.selections.iter().map(|_| Winners::default()).collect(),
-        stats: vec![SelectStats::default(); group.selections.len()],
+        stats: vec![SelectStats::default(); selections],
         rows_read: 0,
         remaining: Vec::new(),
     };
+    let mut emitter = Emitter { project, batch: opts.write_batch.max(1), views_per_key, progress: &opts.progress };
+    let mut merged = 0usize;
+    let mut passes = 0usize;
+    while let Some(out) = done.recv().await {
+        let t = tasks[out.index];
+        for (sel, ((win, st), bar)) in out.winners.into_iter().zip(out.stats).zip(&mut unread).enumerate() {
+            outcome.winners[sel].merge(win);
+            outcome.stats[sel] += st;
+            let l = latest(&t, sel);
+            if let Some(n) = bar.get_mut(&l) {
+                *n -= 1;
+                if *n == 0 {
+                    bar.remove(&l);
+                }
+            }
+        }
+        outcome.rows_read += out.rows;
+        merged += 1;
+        timing.new_keys.store(outcome.winners.iter().map(|w| w.len() as u64).sum(), Ordering::Relaxed);
+        // A pass looks at every unsent winner: at most about 32 of them over a scan, so a file
+        // of many row groups and many entities does not pay entities x row groups.
+        if merged * 32 >= (passes + 1) * task_count {
+            passes += 1;
+            for (sel, bar) in unread.iter().enumerate() {
+                let bar = bar.keys().next_back().copied().unwrap_or(Latest::Nothing);
+                emitter.send(&settled, sel, &mut outcome.winners[sel], bar).await?;
+            }
+        }
+    }
     let mut first_error = None;
     for h in handles {
         match h.await {
-            Ok(Ok(w)) => {
-                for (i, win) in w.winners.into_iter().enumerate() {
-                    outcome.winners[i].merge(win);
-                }
-                for (i, s) in w.stats.into_iter().enumerate() {
-                    outcome.stats[i] += s;
-                }
-                outcome.rows_read += w.rows_read;
-            }
+            Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                timing.stop.store(true, Ordering::Release);
                 first_error.get_or_insert(e);
             }
             Err(e) => {
-                timing.stop.store(true, Ordering::Release);
                 first_error.get_or_insert(Error::Internal(format!("scan worker failed: {e}")));
             }
         }
@@ -311,35 +421,80 @@ pub async fn scan(
     if let Some(e) = first_error {
         return Err(e);
     }
-    outcome.remaining = queue.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+    // Whatever was not settled on the way is the winner now (row groups left for a later run
+    // are that run's to merge, newest-wins).
+    for sel in 0..selections {
+        emitter.send(&settled, sel, &mut outcome.winners[sel], Latest::Nothing).await?;
+    }
+    let mut remaining: Vec<Task> = queue.lock().unwrap_or_else(|p| p.into_inner()).drain(..).map(|(_, t)| t).collect();
+    remaining.sort_by_key(|t| (t.file, t.row_group));
+    outcome.remaining = remaining;
     Ok(outcome)
 }
 
-struct WorkerOut {
-    winners: Vec<Winners>,
-    stats: Vec<SelectStats>,
-    rows_read: u64,
+/// Sends settled winners to the writer in batches.
+struct Emitter<'a> {
+    project: &'a str,
+    batch: usize,
+    views_per_key: u64,
+    progress: &'a Progress,
 }
 
-type Fetched = Option<(Task, ParquetRecordBatchReader, Instant)>;
+impl Emitter<'_> {
+    /// Sends every unsent winner of `winners` later than `bar`.
+    async fn send(
+        &mut self,
+        settled: &mpsc::Sender<Settled>,
+        selection: usize,
+        winners: &mut Winners,
+        bar: Latest,
+    ) -> Result<()> {
+        if bar == Latest::Unknown {
+            return Ok(());
+        }
+        let mut rows = Vec::new();
+        for (key, slot) in winners.take_settled(|event| Latest::At(event) > bar) {
+            rows.push(write::row(key, slot, self.project));
+            if rows.len() == self.batch {
+                self.flush(settled, selection, &mut rows).await?;
+            }
+        }
+        self.flush(settled, selection, &mut rows).await
+    }
+
+    async fn flush(
+        &mut self,
+        settled: &mpsc::Sender<Settled>,
+        selection: usize,
+        rows: &mut Vec<WriteRow>,
+    ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.progress.keys_total.fetch_add(rows.len() as u64 * self.views_per_key, Ordering::Relaxed);
+        let rows = std::mem::take(rows);
+        settled
+            .send(Settled { selection, rows })
+            .await
+            .map_err(|_| Error::Internal("the materialization writer stopped before the scan".into()))
+    }
+}
+
+type Fetched = Option<(usize, Task, ParquetRecordBatchReader, Instant)>;
 
 async fn worker(
     group: Arc<Group>,
     files: Arc<Vec<OpenFile>>,
-    queue: Arc<Mutex<VecDeque<Task>>>,
+    queue: Arc<Mutex<VecDeque<(usize, Task)>>>,
     timing: Arc<Timing>,
     progress: Arc<Progress>,
     views_per_key: u64,
-) -> Result<WorkerOut> {
-    let mut out = WorkerOut {
-        winners: group.selections.iter().map(|_| Winners::default()).collect(),
-        stats: vec![SelectStats::default(); group.selections.len()],
-        rows_read: 0,
-    };
+    done: mpsc::Sender<TaskOut>,
+) -> Result<()> {
     let next = || {
         let (files, queue, timing) = (files.clone(), queue.clone(), timing.clone());
         async move {
-            let task = {
+            let (index, task) = {
                 let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
                 if q.is_empty() || !timing.may_start(views_per_key) {
                     return Ok::<Fetched, Error>(None);
@@ -348,35 +503,32 @@ async fn worker(
             };
             let started = Instant::now();
             let reader = fetch(&files[task.file], task.row_group).await?;
-            Ok(Some((task, reader, started)))
+            Ok(Some((index, task, reader, started)))
         }
     };
     // Fetch the next row group while this one decodes.
     let mut current = next().await?;
-    while let Some((task, reader, started)) = current {
-        let (g, f, mut winners, mut stats) =
-            (group.clone(), files.clone(), std::mem::take(&mut out.winners), std::mem::take(&mut out.stats));
-        let progress2 = progress.clone();
+    while let Some((index, task, reader, started)) = current {
+        let (g, f, progress2) = (group.clone(), files.clone(), progress.clone());
         let decode = tokio::task::spawn_blocking(move || {
-            let before: usize = winners.iter().map(Winners::len).sum();
+            let mut winners: Vec<Winners> = g.selections.iter().map(|_| Winners::default()).collect();
+            let mut stats = vec![SelectStats::default(); g.selections.len()];
             let rows = decode(&g, &f[task.file], task, reader, &mut winners, &mut stats, &progress2)?;
-            let after: usize = winners.iter().map(Winners::len).sum();
-            Ok::<_, Error>((winners, stats, rows, (after - before) as u64))
+            Ok::<_, Error>(TaskOut { index, winners, stats, rows })
         });
         let (decoded, fetched) = tokio::join!(decode, next());
-        let (winners, stats, rows, new_keys) =
-            decoded.map_err(|e| Error::Internal(format!("decode task failed: {e}")))??;
-        out.winners = winners;
-        out.stats = stats;
-        out.rows_read += rows;
-        timing.new_keys.fetch_add(new_keys, Ordering::Relaxed);
+        let out = decoded.map_err(|e| Error::Internal(format!("decode task failed: {e}")))??;
         {
             let mut slowest = timing.slowest_task.lock().unwrap_or_else(|p| p.into_inner());
             *slowest = (*slowest).max(started.elapsed());
         }
+        if done.send(out).await.is_err() {
+            // The scan is gone (it failed): nothing more to do.
+            return Ok(());
+        }
         current = fetched?;
     }
-    Ok(out)
+    Ok(())
 }
 
 async fn fetch(file: &OpenFile, rg: usize) -> Result<ParquetRecordBatchReader> {

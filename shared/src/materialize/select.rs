@@ -69,6 +69,8 @@ pub struct Slot {
     pub values: Vec<u8>,
     /// The batch row that beat the stored values and still has to be serialized.
     pending: u32,
+    /// Handed to the writer already (settled: no row still to be read can beat it).
+    sent: bool,
 }
 
 impl Slot {
@@ -107,12 +109,29 @@ impl Winners {
         self.slots.is_empty()
     }
 
-    /// (entity key, winner) pairs, in no particular order (writes may land in any order).
+    /// (entity key, winner) pairs, in no particular order.
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Slot)> {
         self.index.iter().map(|(k, &i)| (&k[..], &self.slots[i as usize]))
     }
 
-    /// Folds another worker's winners in (same rule: later event, then created, then position).
+    /// The winners not handed out yet whose event time passes `settled`, now marked as
+    /// handed out, with their entity keys.
+    pub fn take_settled(&mut self, settled: impl Fn(EventTime) -> bool) -> Vec<(&[u8], &Slot)> {
+        let Winners { index, slots } = self;
+        let mut picked: Vec<(&[u8], u32)> = Vec::new();
+        for (key, &i) in index.iter() {
+            let slot = &mut slots[i as usize];
+            if !slot.sent && settled(slot.event) {
+                slot.sent = true;
+                picked.push((&key[..], i));
+            }
+        }
+        let slots: &Vec<Slot> = slots;
+        picked.into_iter().map(|(key, i)| (key, &slots[i as usize])).collect()
+    }
+
+    /// Folds another row group's winners in (same rule: later event, then created, then position).
     pub fn merge(&mut self, other: Winners) {
         if self.is_empty() {
             *self = other;
@@ -125,6 +144,7 @@ impl Winners {
                 Some(&i) => {
                     let mine = &mut self.slots[i as usize];
                     if mine.beats(slot.event, slot.created, slot.seq) {
+                        debug_assert!(!mine.sent, "a settled winner was beaten");
                         *mine = slot;
                     }
                 }
@@ -229,6 +249,7 @@ impl Selection {
                         seq: s,
                         values: Vec::new(),
                         pending: row as u32,
+                        sent: false,
                     });
                     dirty.push(i);
                 }

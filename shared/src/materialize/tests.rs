@@ -364,3 +364,83 @@ async fn bad_input_is_named() {
     assert_eq!(err.status(), 404);
     assert!(store.is_empty());
 }
+
+/// The in-memory store, holding its first write back for a while: meanwhile the scan can only
+/// go as far as its bounded hand-over lets it.
+struct SlowFirstWrite {
+    inner: MemoryStore,
+    progress: Arc<scan::Progress>,
+    /// Rows decoded when the first write was let through.
+    rows_read_then: std::sync::Mutex<Option<u64>>,
+}
+
+#[async_trait::async_trait]
+impl OnlineStore for SlowFirstWrite {
+    async fn read(&self, reads: &[crate::online::KeyRead<'_>]) -> Result<Vec<Vec<Option<bytes::Bytes>>>> {
+        self.inner.read(reads).await
+    }
+    async fn write(&self, batch: &crate::online::ViewWrite<'_>) -> Result<WriteStats> {
+        let first = self.rows_read_then.lock().unwrap().is_none();
+        if first {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            *self.rows_read_then.lock().unwrap() = Some(self.progress.rows_read.load(Ordering::Relaxed));
+        }
+        self.inner.write(batch).await
+    }
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        "memory, first write slow".into()
+    }
+}
+
+#[tokio::test]
+async fn writing_starts_while_older_row_groups_are_still_read() {
+    let (dir, cfg) = repo().await;
+    // 200 rows a minute apart, 20 row groups, oldest first (an event log): the newest row
+    // group holds every user's winner, so the writer has work after one row group.
+    write_parquet(&dir.path().join("data/events/a.parquet"), &many_rows(200), 10);
+    let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["scores"]));
+    let progress = Arc::new(scan::Progress::default());
+    let store =
+        SlowFirstWrite { inner: MemoryStore::new(), progress: progress.clone(), rows_read_then: Default::default() };
+    let o = Options { parallelism: 1, write_batch: 1, write_concurrency: 1, progress, ..Options::default() };
+    let report = materialize(&cfg, &store, &req, &o).await.unwrap();
+    assert!(report.complete && report.rows_read == 200);
+    // While the first write was held, the scan was stopped by the writer's backlog a few row
+    // groups in: the writer had settled rows long before the last row group was read.
+    let then = store.rows_read_then.lock().unwrap().unwrap();
+    assert!(then <= 60, "{then} of 200 rows read while the first write was held");
+    for u in 0..7 {
+        let newest = (0..200).filter(|i| i % 7 == u).max().unwrap();
+        assert_eq!(stored(&store.inner, "scores", u).unwrap().1, double(newest as f64), "user {u}");
+    }
+    assert_eq!(report.views[0].written, 7);
+}
+
+#[tokio::test]
+async fn a_tie_at_a_row_group_boundary_waits_for_the_older_group() {
+    let (dir, cfg) = repo().await;
+    // User 1's newest event time is in both row groups; the older group's row has the later
+    // created time, so it wins, though its group is read second. User 2 settles at once.
+    let rows: Vec<Row> = vec![
+        (Some(1), "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z", Some(1.0), Some("a")),
+        (Some(1), "2024-01-01T10:00:00Z", "2024-01-01T12:00:00Z", Some(2.0), Some("winner")),
+        (Some(2), "2024-01-01T10:00:00Z", "2024-01-01T10:00:00Z", Some(3.0), Some("b")),
+        (Some(1), "2024-01-01T10:00:00Z", "2024-01-01T11:00:00Z", Some(4.0), Some("loser")),
+        (Some(2), "2024-01-01T11:00:00Z", "2024-01-01T11:00:00Z", Some(5.0), Some("c")),
+        (Some(3), "2024-01-01T09:00:00Z", "2024-01-01T09:00:00Z", Some(6.0), Some("d")),
+    ];
+    write_parquet(&dir.path().join("data/events/a.parquet"), &rows, 3);
+    let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["scores"]));
+    for parallelism in [1, 2] {
+        let store = MemoryStore::new();
+        let o = Options { parallelism, write_batch: 1, write_concurrency: 1, ..Options::default() };
+        let report = materialize(&cfg, &store, &req, &o).await.unwrap();
+        assert_eq!(report.views[0].written, 3);
+        assert_eq!(stored(&store, "scores", 1).unwrap().2, string("winner"), "parallelism {parallelism}");
+        assert_eq!(stored(&store, "scores", 2).unwrap().1, double(5.0));
+        assert_eq!(stored(&store, "scores", 3).unwrap().1, double(6.0));
+    }
+}

@@ -1,4 +1,4 @@
-//! Writing the winners of a selection to the online store, one view at a time, in batches
+//! Writing the winners of a scan to the online store as the scan settles them, in batches
 //! with a few in flight. The store applies newest-wins per key, so batches may land in any
 //! order, and a write repeated after a failure changes nothing.
 
@@ -6,9 +6,11 @@ use std::sync::atomic::Ordering;
 
 use futures::{StreamExt, TryStreamExt};
 
+use tokio::sync::mpsc;
+
 use super::Options;
-use super::scan::Progress;
-use super::select::Winners;
+use super::scan::{Progress, Settled};
+use super::select::Slot;
 use crate::config::RepoConfig;
 use crate::error::Result;
 use crate::online::{OnlineStore, ViewWrite, WriteMode, WriteRow, WriteStats};
@@ -32,44 +34,33 @@ pub fn write_mode(cfg: &RepoConfig) -> (WriteMode, Option<u64>) {
     }
 }
 
-/// Writes every winner as a row of each of `views` (views that read through one selection:
-/// the same winners, the same feature columns). All views of a key go in one store call, so
-/// Redis runs one script per key, not one per key and view. Returns stats parallel to `views`.
-pub async fn write_views(
+/// The row a winner writes: its entity key with the project appended (Feast's Redis key),
+/// its event time as Feast stores it, its serialized features.
+pub fn row(key: &[u8], slot: &Slot, project: &str) -> WriteRow {
+    let mut k = Vec::with_capacity(key.len() + project.len());
+    k.extend_from_slice(key);
+    k.extend_from_slice(project.as_bytes());
+    WriteRow { key: k, event_time: stored_time(slot.event), values: slot.values().map(<[u8]>::to_vec).collect() }
+}
+
+/// Writes the winners the scan settles, as they come, each batch as a row of every view of
+/// its selection (`views[selection]`: views that read through one selection get the same
+/// rows). All views of a key go in one store call, so Redis runs one script per key, not one
+/// per key and view. A few batches are in flight at once. Returns stats parallel to `views`.
+pub async fn write_settled(
     cfg: &RepoConfig,
     store: &dyn OnlineStore,
-    views: &[&FeatureView],
-    winners: &Winners,
+    views: &[Vec<&FeatureView>],
+    settled: mpsc::Receiver<Settled>,
     opts: &Options,
     progress: &Progress,
-) -> Result<Vec<WriteStats>> {
+) -> Result<Vec<Vec<WriteStats>>> {
     let (mode, ttl) = write_mode(cfg);
-    let project = cfg.project.as_bytes();
-    let slots: Vec<(&[u8], &super::select::Slot)> = winners.iter().collect();
-    let batch = opts.write_batch.max(1);
-    // Rows are built before each write's future (which then owns them), so the futures hold
-    // no borrow of a chunk: that keeps them `Send` for any caller (the HTTP router's too).
-    let build = |range: std::ops::Range<usize>| -> Vec<WriteRow> {
-        slots[range]
-            .iter()
-            .map(|(key, slot)| {
-                let mut k = Vec::with_capacity(key.len() + project.len());
-                k.extend_from_slice(key);
-                k.extend_from_slice(project);
-                WriteRow {
-                    key: k,
-                    event_time: stored_time(slot.event),
-                    values: slot.values().map(<[u8]>::to_vec).collect(),
-                }
-            })
-            .collect()
-    };
-    let ranges: Vec<std::ops::Range<usize>> =
-        (0..slots.len()).step_by(batch).map(|s| s..(s + batch).min(slots.len())).collect();
-    let zero = vec![WriteStats::default(); views.len()];
-    futures::stream::iter(ranges)
-        .map(|range| {
-            let rows = build(range);
+    let batches = futures::stream::unfold(settled, |mut rx| async move { rx.recv().await.map(|s| (s, rx)) });
+    let zero: Vec<Vec<WriteStats>> = views.iter().map(|v| vec![WriteStats::default(); v.len()]).collect();
+    batches
+        .map(|Settled { selection, rows }| {
+            let views = &views[selection];
             async move {
                 let n = (rows.len() * views.len()) as u64;
                 let mut per_view: Vec<Vec<WriteRow>> = vec![Vec::new(); views.len().saturating_sub(1)];
@@ -79,12 +70,12 @@ pub async fn write_views(
                     views.iter().zip(per_view).map(|(view, rows)| ViewWrite::for_view(view, rows, mode, ttl)).collect();
                 let stats = store.write_views(&batches).await?;
                 progress.keys_written.fetch_add(n, Ordering::Relaxed);
-                Ok::<_, crate::Error>(stats)
+                Ok::<_, crate::Error>((selection, stats))
             }
         })
         .buffer_unordered(opts.write_concurrency.max(1))
-        .try_fold(zero, |mut acc, chunk| async move {
-            for (total, s) in acc.iter_mut().zip(chunk) {
+        .try_fold(zero, |mut acc, (selection, chunk)| async move {
+            for (total, s) in acc[selection].iter_mut().zip(chunk) {
                 *total += s;
             }
             Ok(acc)

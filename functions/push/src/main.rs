@@ -10,7 +10,10 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use push_function::App;
 use serde_json::value::RawValue;
 
-#[tokio::main]
+// One thread: Lambda hands a function one event at a time, and the Redis connection's task
+// then runs on the thread that waits for it (no cross-thread wake-up per round trip), as in
+// get-online-features and in push-bench's measurements.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let services = larder::api::Services::from_env().await.inspect_err(|e| {

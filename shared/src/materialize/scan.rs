@@ -382,8 +382,20 @@ pub async fn scan(
     let mut passes = 0usize;
     while let Some(out) = done.recv().await {
         let t = tasks[out.index];
-        for (sel, ((win, st), bar)) in out.winners.into_iter().zip(out.stats).zip(&mut unread).enumerate() {
-            outcome.winners[sel].merge(win);
+        // Merging is CPU work (a hash lookup per entity of the row group): off this task, so
+        // the writer, polled alongside, keeps Redis busy meanwhile.
+        let mut all = std::mem::take(&mut outcome.winners);
+        let found = out.winners;
+        all = tokio::task::spawn_blocking(move || {
+            for (mine, theirs) in all.iter_mut().zip(found) {
+                mine.merge(theirs);
+            }
+            all
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("merge task failed: {e}")))?;
+        outcome.winners = all;
+        for (sel, (st, bar)) in out.stats.into_iter().zip(&mut unread).enumerate() {
             outcome.stats[sel] += st;
             let l = latest(&t, sel);
             if let Some(n) = bar.get_mut(&l) {
@@ -476,7 +488,10 @@ impl Emitter<'_> {
         settled
             .send(Settled { selection, rows })
             .await
-            .map_err(|_| Error::Internal("the materialization writer stopped before the scan".into()))
+            .map_err(|_| Error::Internal("the materialization writer stopped before the scan".into()))?;
+        // Building rows is CPU work too: let the writer send what it has between batches.
+        tokio::task::yield_now().await;
+        Ok(())
     }
 }
 

@@ -353,9 +353,10 @@ pub async fn scan(
     let _stop = StopOnDrop(timing.clone());
     let views_per_key = group.views.len() as u64;
     let workers = opts.parallelism.max(1);
-    // Bounded: a worker waits while the merge is behind (which waits for the writer), so
-    // memory holds a few row groups' winners at most, never the file's.
-    let (done_tx, mut done) = mpsc::channel::<TaskOut>(workers);
+    // Bounded, and small: a worker waits while the merge is behind (which waits for the
+    // writer), so besides the merged winners memory holds one row group's per worker and one
+    // waiting, never the file's.
+    let (done_tx, mut done) = mpsc::channel::<TaskOut>(1);
     let mut handles = Vec::with_capacity(workers);
     for _ in 0..workers {
         let (group, files, queue, timing, progress, done_tx) =

@@ -430,7 +430,12 @@ fn remaining_items(group: &Group, files: &[OpenFile], tasks: &[Task]) -> Vec<Wor
     for t in tasks {
         let f = &files[t.file];
         match items.last_mut() {
-            Some((fi, item)) if *fi == t.file && item.row_groups.end <= t.row_group => {
+            // Only across row groups no view needs: one that was read stays out of the item.
+            Some((fi, item))
+                if *fi == t.file
+                    && item.row_groups.end <= t.row_group
+                    && (item.row_groups.end..t.row_group).all(|rg| !f.keep[rg]) =>
+            {
                 item.row_groups.end = t.row_group + 1;
                 item.rows += f.rows(t.row_group);
             }

@@ -249,7 +249,7 @@ pub struct Progress {
     pub rows_read: AtomicU64,
     /// Entity rows written to the online store so far (all views).
     pub keys_written: AtomicU64,
-    /// Entity rows waiting to be written (all views).
+    /// Entity rows handed to the writer so far (all views); grows while the scan runs.
     pub keys_total: AtomicU64,
 }
 
@@ -378,7 +378,9 @@ pub async fn scan(
         rows_read: 0,
         remaining: Vec::new(),
     };
-    let mut emitter = Emitter { project, batch: opts.write_batch.max(1), views_per_key, progress: &opts.progress };
+    let views: Vec<u64> =
+        (0..selections).map(|sel| group.views.iter().filter(|v| v.selection == sel).count() as u64).collect();
+    let mut emitter = Emitter { project, batch: opts.write_batch.max(1), views, sent: 0, progress: &opts.progress };
     let mut merged = 0usize;
     let mut passes = 0usize;
     while let Some(out) = done.recv().await {
@@ -408,9 +410,9 @@ pub async fn scan(
         }
         outcome.rows_read += out.rows;
         merged += 1;
-        timing.new_keys.store(outcome.winners.iter().map(|w| w.len() as u64).sum(), Ordering::Relaxed);
-        // A pass looks at every unsent winner: at most about 32 of them over a scan, so a file
-        // of many row groups and many entities does not pay entities x row groups.
+        // A pass looks at every winner (on this task, between the writer's polls): about 32
+        // passes over a scan at most, so a file of many row groups and many entities does not
+        // pay entities x row groups.
         if merged * 32 >= (passes + 1) * task_count {
             passes += 1;
             for (sel, bar) in unread.iter().enumerate() {
@@ -418,6 +420,9 @@ pub async fn scan(
                 emitter.send(&settled, sel, &mut outcome.winners[sel], bar).await?;
             }
         }
+        // The deadline's write reserve: only what is still to be written.
+        let found: u64 = outcome.winners.iter().map(|w| w.len() as u64).sum();
+        timing.new_keys.store(found.saturating_sub(emitter.sent), Ordering::Relaxed);
     }
     let mut first_error = None;
     for h in handles {
@@ -449,7 +454,10 @@ pub async fn scan(
 struct Emitter<'a> {
     project: &'a str,
     batch: usize,
-    views_per_key: u64,
+    /// Per selection, the views that read through it (each gets every row).
+    views: Vec<u64>,
+    /// Winners handed out so far, over all selections.
+    sent: u64,
     progress: &'a Progress,
 }
 
@@ -466,8 +474,9 @@ impl Emitter<'_> {
             return Ok(());
         }
         let mut rows = Vec::new();
-        for (key, slot) in winners.take_settled(|event| Latest::At(event) > bar) {
-            rows.push(write::row(key, slot, self.project));
+        for (key, event, packed) in winners.take_settled(|event| Latest::At(event) > bar) {
+            rows.push(write::row(key, event, &packed, self.project));
+            self.sent += 1;
             if rows.len() == self.batch {
                 self.flush(settled, selection, &mut rows).await?;
             }
@@ -484,7 +493,7 @@ impl Emitter<'_> {
         if rows.is_empty() {
             return Ok(());
         }
-        self.progress.keys_total.fetch_add(rows.len() as u64 * self.views_per_key, Ordering::Relaxed);
+        self.progress.keys_total.fetch_add(rows.len() as u64 * self.views[selection], Ordering::Relaxed);
         let rows = std::mem::take(rows);
         settled
             .send(Settled { selection, rows })

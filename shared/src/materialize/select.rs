@@ -79,18 +79,24 @@ impl Slot {
     }
 
     /// The serialized features, in the view's order.
+    #[cfg(test)]
     pub fn values(&self) -> impl Iterator<Item = &[u8]> {
-        let mut rest = &self.values[..];
-        std::iter::from_fn(move || {
-            if rest.len() < 4 {
-                return None;
-            }
-            let n = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-            let (v, r) = rest[4..].split_at(n);
-            rest = r;
-            Some(v)
-        })
+        unpack(&self.values)
     }
+}
+
+/// The serialized features packed in a winner's `values`, in the view's order.
+pub fn unpack(packed: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = packed;
+    std::iter::from_fn(move || {
+        if rest.len() < 4 {
+            return None;
+        }
+        let n = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        let (v, r) = rest[4..].split_at(n);
+        rest = r;
+        Some(v)
+    })
 }
 
 /// Entity key (serialized, without the project) -> its current winner.
@@ -116,19 +122,19 @@ impl Winners {
     }
 
     /// The winners not handed out yet whose event time passes `settled`, now marked as
-    /// handed out, with their entity keys.
-    pub fn take_settled(&mut self, settled: impl Fn(EventTime) -> bool) -> Vec<(&[u8], &Slot)> {
+    /// handed out: their entity keys, event times and serialized features (moved out: a
+    /// handed-out winner only keeps what later rows are compared against).
+    pub fn take_settled(&mut self, settled: impl Fn(EventTime) -> bool) -> Vec<(&[u8], EventTime, Vec<u8>)> {
         let Winners { index, slots } = self;
-        let mut picked: Vec<(&[u8], u32)> = Vec::new();
+        let mut picked = Vec::new();
         for (key, &i) in index.iter() {
             let slot = &mut slots[i as usize];
             if !slot.sent && settled(slot.event) {
                 slot.sent = true;
-                picked.push((&key[..], i));
+                picked.push((&key[..], slot.event, std::mem::take(&mut slot.values)));
             }
         }
-        let slots: &Vec<Slot> = slots;
-        picked.into_iter().map(|(key, i)| (key, &slots[i as usize])).collect()
+        picked
     }
 
     /// Folds another row group's winners in (same rule: later event, then created, then position).
@@ -143,8 +149,10 @@ impl Winners {
             match self.index.get(&key) {
                 Some(&i) => {
                     let mine = &mut self.slots[i as usize];
+                    // A winner handed out already is beaten only if the file's statistics
+                    // understate its times: the newer row then replaces it and is handed out
+                    // too (the store's newest-wins merge makes the second write right).
                     if mine.beats(slot.event, slot.created, slot.seq) {
-                        debug_assert!(!mine.sent, "a settled winner was beaten");
                         *mine = slot;
                     }
                 }

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::Options;
 use super::scan::{Progress, Settled};
-use super::select::Slot;
+use super::select::unpack;
 use crate::config::RepoConfig;
 use crate::error::Result;
 use crate::online::{OnlineStore, ViewWrite, WriteMode, WriteRow, WriteStats};
@@ -35,12 +35,12 @@ pub fn write_mode(cfg: &RepoConfig) -> (WriteMode, Option<u64>) {
 }
 
 /// The row a winner writes: its entity key with the project appended (Feast's Redis key),
-/// its event time as Feast stores it, its serialized features.
-pub fn row(key: &[u8], slot: &Slot, project: &str) -> WriteRow {
+/// its event time as Feast stores it, its serialized features (`packed` as a winner holds them).
+pub fn row(key: &[u8], event: EventTime, packed: &[u8], project: &str) -> WriteRow {
     let mut k = Vec::with_capacity(key.len() + project.len());
     k.extend_from_slice(key);
     k.extend_from_slice(project.as_bytes());
-    WriteRow { key: k, event_time: stored_time(slot.event), values: slot.values().map(<[u8]>::to_vec).collect() }
+    WriteRow { key: k, event_time: stored_time(event), values: unpack(packed).map(<[u8]>::to_vec).collect() }
 }
 
 /// Writes the winners the scan settles, as they come, each batch as a row of every view of

@@ -362,9 +362,7 @@ async fn execute(
         let files = Arc::new(files);
         let planned = tasks.len();
         // Views reading through one selection share its winners: written together.
-        let members: Vec<Vec<usize>> = (0..group.selections.len())
-            .map(|sel| (0..group.views.len()).filter(|&i| group.views[i].selection == sel).collect())
-            .collect();
+        let members = group.members();
         let views: Vec<Vec<&FeatureView>> =
             members.iter().map(|m| m.iter().map(|&i| &*group.views[i].view).collect()).collect();
         let (outcome, per_selection) = if report.complete {

@@ -81,7 +81,7 @@ impl Latest {
     fn of(range: Option<(EventTime, EventTime)>, start: EventTime, end: EventTime) -> Latest {
         match range {
             None => Latest::Unknown,
-            Some((lo, hi)) if hi < start || lo > end => Latest::Nothing,
+            Some(_) if !columns::may_overlap(range, start, end) => Latest::Nothing,
             Some((_, hi)) => Latest::At(hi.min(end)),
         }
     }
@@ -98,6 +98,16 @@ impl OpenFile {
 pub struct Task {
     pub file: usize,
     pub row_group: usize,
+}
+
+impl Group {
+    /// Per selection, the indexes of the views that read through it (they share its winners
+    /// and are written together).
+    pub fn members(&self) -> Vec<Vec<usize>> {
+        (0..self.selections.len())
+            .map(|sel| (0..self.views.len()).filter(|&i| self.views[i].selection == sel).collect())
+            .collect()
+    }
 }
 
 /// Groups views by their offline source and works out what each reads.
@@ -216,16 +226,16 @@ pub async fn open_file(group: &Group, file: ParquetFile) -> Result<OpenFile> {
         first_row.push(at);
         at += rg.num_rows() as u64;
     }
-    let mut keep = vec![false; groups.len()];
-    let mut latest = Vec::with_capacity(group.selections.len());
-    for sel in &group.selections {
-        let ts_name = &group.needed[sel.spec.ts].name;
-        let ranges = columns::time_ranges(&meta, ts_name);
-        for (k, r) in keep.iter_mut().zip(&ranges) {
-            *k |= columns::may_overlap(*r, sel.spec.start, sel.spec.end);
-        }
-        latest.push(ranges.into_iter().map(|r| Latest::of(r, sel.spec.start, sel.spec.end)).collect());
-    }
+    let latest: Vec<Vec<Latest>> = group
+        .selections
+        .iter()
+        .map(|sel| {
+            let ranges = columns::time_ranges(&meta, &group.needed[sel.spec.ts].name);
+            ranges.into_iter().map(|r| Latest::of(r, sel.spec.start, sel.spec.end)).collect()
+        })
+        .collect();
+    // A row group is read when some selection may find rows of its window in it.
+    let keep = (0..groups.len()).map(|rg| latest.iter().any(|l| l[rg] != Latest::Nothing)).collect();
     Ok(OpenFile { file, reader, meta, cols, first_row, keep, latest })
 }
 
@@ -310,7 +320,8 @@ struct TaskOut {
     rows: u64,
 }
 
-/// Stops the workers when the scan is dropped before its end (the writer failed).
+/// Stops the workers when dropped: by the scan if it ends early (the writer failed), by a
+/// worker however it ends.
 struct StopOnDrop(Arc<Timing>);
 
 impl Drop for StopOnDrop {
@@ -362,13 +373,11 @@ pub async fn scan(
         let (group, files, queue, timing, progress, done_tx) =
             (group.clone(), files.clone(), queue.clone(), timing.clone(), opts.progress.clone(), done_tx.clone());
         handles.push(tokio::spawn(async move {
-            let stop = timing.clone();
-            let result = worker(group, files, queue, timing, progress, views_per_key, done_tx).await;
-            if result.is_err() {
-                // The others stop at their next row group: the scan fails anyway.
-                stop.stop.store(true, Ordering::Release);
-            }
-            result
+            // However a worker ends (done, failed, panicked), the others stop at their next
+            // row group: a failure fails the scan, and a worker that is done found the queue
+            // empty or the deadline near, which holds for the others too.
+            let _stop = StopOnDrop(timing.clone());
+            worker(group, files, queue, timing, progress, views_per_key, done_tx).await
         }));
     }
     drop(done_tx);
@@ -378,8 +387,7 @@ pub async fn scan(
         rows_read: 0,
         remaining: Vec::new(),
     };
-    let views: Vec<u64> =
-        (0..selections).map(|sel| group.views.iter().filter(|v| v.selection == sel).count() as u64).collect();
+    let views: Vec<u64> = group.members().iter().map(|m| m.len() as u64).collect();
     let mut emitter = Emitter { project, batch: opts.write_batch.max(1), views, sent: 0, progress: &opts.progress };
     let mut merged = 0usize;
     let mut passes = 0usize;

@@ -2,16 +2,19 @@
 
     ~/.cache/larder/venv/bin/python bench/script_cost.py [SCRIPT] [KEYS_PER_CALL]
 
-Starts a private redis-server on a free loopback port, and for 10,000 keys of one view with
-7 features (10-byte values, the `_ts` field as Larder writes it) sends the script in calls of
-KEYS_PER_CALL keys (default 32, Larder's standalone batching), three ways:
+Starts a private redis-server on a free loopback port, and for 10,000 keys of VIEWS views
+(default 1; the example's materialization writes 2 per key) with 7 features each (10-byte
+values, the `_ts` fields as Larder writes them) sends the script in calls of KEYS_PER_CALL keys
+(default 32, Larder's standalone batching), with the arguments Larder sends (each view's field
+names once per call), three ways:
 
   fresh    the keys do not exist: HGET finds nothing, HSET creates each hash
   update   every key holds an older time: both times are decoded and compared, HSET overwrites
   replay   every key holds the same time: a replay, nothing written
 
-and prints microseconds of Redis time per key (the script's usec in commandstats / keys), the
-median of REPEAT (default 5) rounds. Needs redis-server and the redis package (the test
+and prints microseconds of Redis time per key, the median of REPEAT (default 5) rounds: the
+script's own (usec in INFO commandstats / keys) and Redis's whole CPU time (INFO cpu, which
+adds reading and parsing the arguments: a noisier figure). Needs redis-server and the redis package (the test
 virtualenv has it through Feast). SCRIPT defaults to shared/src/online/redis/newest_wins.lua.
 """
 import os, socket, statistics, subprocess, struct, sys, time
@@ -22,6 +25,7 @@ root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 script_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "shared/src/online/redis/newest_wins.lua")
 per_call = int(sys.argv[2]) if len(sys.argv) > 2 else 32
 repeat = int(os.environ.get("REPEAT", "5"))
+views = int(os.environ.get("VIEWS", "1"))
 N = 10_000
 
 
@@ -53,18 +57,28 @@ try:
         except redis.ConnectionError:
             time.sleep(0.1)
     sha = r.script_load(open(script_path).read())
-    features = [(b"f%d" % i, b"\x22\x08" + struct.pack("<d", 0.5)) for i in range(7)]
+    fields = [b"f%03d" % i for i in range(7)]
+    value = b"\x22\x08" + struct.pack("<d", 0.5)
+    ts_fields = [b"_ts:driver_hourly_stats_%d" % v for v in range(views)]
     keys = [b"k%05d" % i + b"\x00" * 20 for i in range(N)]
+    header = [0, views]
+    for f in ts_fields:
+        header += [f, len(fields), *fields]
+    view_set = bytes(range(1, views + 1))
 
     def send(t):
         for i in range(0, N, per_call):
             batch = keys[i:i + per_call]
-            args = [0]
+            args = list(header)
             for _ in batch:
-                args += [1, 7, b"_ts:driver_hourly_stats", t]
-                for f, v in features:
-                    args += [f, v]
+                args.append(view_set)
+                for _ in range(views):
+                    args += [t] + [value] * len(fields)
             r.evalsha(sha, len(batch), *batch, *args)
+
+    def cpu():
+        c = r.info("cpu")
+        return c["used_cpu_user"] + c["used_cpu_sys"]
 
     older, newer = ts(1_767_000_000, 123_456_789), ts(1_767_000_100, 5)
     results = {}
@@ -75,12 +89,15 @@ try:
             if mode != "fresh":
                 send(older)
             r.config_resetstat()
+            before = cpu()
             send(newer if mode == "update" else older)
-            rounds.append(r.info("commandstats")["cmdstat_evalsha"]["usec"] / N)
-        results[mode] = statistics.median(rounds)
-    print(f"{os.path.relpath(script_path, root)}, {per_call} keys per call, medians of {repeat}:")
-    for mode, us in results.items():
-        print(f"  {mode:<7} {us:5.2f} us of Redis time per key")
+            whole = (cpu() - before) * 1e6 / N
+            rounds.append((r.info("commandstats")["cmdstat_evalsha"]["usec"] / N, whole))
+        results[mode] = [statistics.median(x[0] for x in rounds), statistics.median(x[1] for x in rounds)]
+    print(f"{os.path.relpath(script_path, root)}, {views} view(s) per key, {per_call} keys per call, "
+          f"medians of {repeat}:")
+    for mode, (script, whole) in results.items():
+        print(f"  {mode:<7} {script:5.2f} us of script time, {whole:5.2f} us of Redis CPU per key")
 finally:
     server.terminate()
     server.wait()

@@ -804,6 +804,28 @@ pub async fn several_views_in_one_write(s: &Subject) {
     }
     let again = s.store.write_views(&batches).await.unwrap();
     assert!(again.iter().all(|w| *w == WriteStats { written: 0, skipped: 1 }), "{again:?}");
+
+    // More views in one write than one script call can name (255): six keys of 50 views each,
+    // 300 views in all, land whole.
+    let names: Vec<String> = (0..300).map(|i| format!("many_{i}")).collect();
+    let specs: Vec<(&str, Columns<'_>, Columns<'_>)> =
+        names.iter().map(|n| (n.as_str(), &[("id", "Int64")][..], &[("x", "Float64")][..])).collect();
+    let reg = registry(project, &specs);
+    let views: Vec<&FeatureView> = names.iter().map(|n| view(&reg, n)).collect();
+    let keys: Vec<Vec<u8>> = (0..6).map(|id| key(views[0], project, 100 + id)).collect();
+    let batches: Vec<ViewWrite<'_>> = views
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let k = &keys[i / 50];
+            ViewWrite::for_view(v, vec![row(k, t(40, 0), i as f64, 1)], WriteMode::NewestWins, None)
+        })
+        .collect();
+    let stats = s.store.write_views(&batches).await.unwrap();
+    assert!(stats.iter().all(|w| *w == WriteStats { written: 1, skipped: 0 }), "{stats:?}");
+    for (i, v) in views.iter().enumerate() {
+        assert_eq!(read_one(s, v, &keys[i / 50]).await, Some(expected(t(40, 0), i as f64, 1)), "view {i}");
+    }
 }
 
 /// Entities with several join keys: keys sort the join keys by name (Feast's v3 layout), each

@@ -41,6 +41,7 @@ use futures::stream::FuturesUnordered;
 pub use self::connection::RedisTarget;
 use self::retry::Policy;
 pub use self::retry::RedisOptions;
+use self::script::KeyRows;
 use super::{KeyRead, OnlineStore, ViewWrite, WriteMode, WriteRow, WriteStats, newest_per_key_refs};
 use crate::config::{OnlineStoreConfig, RedisType};
 use crate::error::{Error, Result};
@@ -152,19 +153,10 @@ impl RedisStore {
         ttl: Option<u64>,
         keys: &[KeyRows<'_>],
     ) -> Result<Vec<WriteStats>> {
-        let views: Vec<Vec<script::ViewRow<'_>>> = keys
-            .iter()
-            .map(|k| {
-                k.rows
-                    .iter()
-                    .map(|&(b, row)| script::ViewRow { ts_field: batches[b].ts_field, fields: batches[b].fields, row })
-                    .collect()
-            })
-            .collect();
-        let key_views: Vec<script::KeyViews<'_>> =
-            keys.iter().zip(&views).map(|(k, v)| script::KeyViews { key: k.key, views: v }).collect();
-        let calls = self.calls(&key_views);
-        let command = |r: &Range<usize>| script::newest_wins(&key_views[r.clone()], ttl);
+        let layouts: Vec<script::Layout<'_>> =
+            batches.iter().map(|b| script::Layout { ts_field: b.ts_field, fields: b.fields }).collect();
+        let calls = self.calls(batches.len(), keys);
+        let command = |r: &Range<usize>| script::newest_wins(&layouts, &keys[r.clone()], ttl);
         // A cluster routes each call by its key (one per call there); a standalone server
         // ignores them.
         let call_keys: Vec<&[u8]> = calls.iter().map(|r| keys[r.start].key).collect();
@@ -217,18 +209,32 @@ impl RedisStore {
     /// Splits a chunk's keys into script calls, as ranges of `keys`. A cluster needs one key per
     /// call (a script's keys must share a slot, and entity keys almost never do); a standalone
     /// server takes up to [`KEYS_PER_CALL`] keys per call, fewer for wide rows so that one call
-    /// never holds Redis for long (other clients wait while a script runs).
-    fn calls(&self, keys: &[script::KeyViews<'_>]) -> Vec<Range<usize>> {
+    /// never holds Redis for long (other clients wait while a script runs), and for keys that
+    /// together use more than [`script::MAX_LAYOUTS_PER_CALL`] of the `views` views.
+    fn calls(&self, views: usize, keys: &[KeyRows<'_>]) -> Vec<Range<usize>> {
         if matches!(self.backend, Backend::Cluster(_)) {
             return (0..keys.len()).map(|i| i..i + 1).collect();
         }
         let mut calls = Vec::with_capacity(keys.len() / KEYS_PER_CALL + 1);
-        let (mut start, mut args) = (0, 0);
+        // The call that last used each view, to count the views of the current one.
+        let mut used_by = vec![usize::MAX; views];
+        let (mut start, mut args, mut named) = (0, 0, 0);
         for (i, k) in keys.iter().enumerate() {
             let more = k.args();
-            if i > start && (i - start == KEYS_PER_CALL || args + more > ARGS_PER_CALL) {
+            let new = k.rows.iter().filter(|&&(b, _)| used_by[b] != calls.len()).count();
+            if i > start
+                && (i - start == KEYS_PER_CALL
+                    || args + more > ARGS_PER_CALL
+                    || named + new > script::MAX_LAYOUTS_PER_CALL)
+            {
                 calls.push(start..i);
-                (start, args) = (i, 0);
+                (start, args, named) = (i, 0, 0);
+            }
+            for &(b, _) in &k.rows {
+                if used_by[b] != calls.len() {
+                    used_by[b] = calls.len();
+                    named += 1;
+                }
             }
             args += more;
         }
@@ -339,15 +345,9 @@ const KEYS_PER_CALL: usize = 32;
 /// call of wide rows to well under a millisecond of Redis time.
 const ARGS_PER_CALL: usize = 2048;
 
-/// One entity hash's rows: (index of the view's batch, row), at most one per view and at most
-/// [`MAX_VIEWS_PER_CALL`] (a key with more views gets several entries).
-struct KeyRows<'r> {
-    key: &'r [u8],
-    rows: Vec<(usize, &'r WriteRow)>,
-}
-
 /// The rows of every batch grouped by key, in order of first appearance (each batch has each
-/// key at most once).
+/// key at most once), the batch's index standing for its view. A key with more than
+/// [`MAX_VIEWS_PER_CALL`] views gets several entries.
 fn group_by_key<'r>(per_batch: &[Vec<&'r WriteRow>]) -> Vec<KeyRows<'r>> {
     if let [rows] = per_batch {
         return rows.iter().map(|&r| KeyRows { key: &r.key, rows: vec![(0, r)] }).collect();

@@ -7,15 +7,19 @@
 --
 -- KEYS      the entity hashes
 -- ARGV[1]   EXPIRE seconds for a hash after a write to it, 0 for none
--- ARGV[2..] per hash, in the order of KEYS: the number of views v, then each view's number of
---           features n, then per view its timestamp field (_ts:<view>), the row's event time
---           as a serialized google.protobuf.Timestamp (what is stored), and n pairs of feature
---           field and value. A hash's field/value pairs are thus one contiguous run, written
---           with one HSET when every view wins (the common case).
+-- ARGV[2]   the number of views V the call names (at most 255)
+-- then      per view: its timestamp field (_ts:<view>), its number of features n, and its n
+--           feature fields. Each view's field names travel once per call, not once per key:
+--           Redis parses and Lua interns every argument, and for the usual key (two views of
+--           seven features) that halves the arguments.
+-- then      per hash, in the order of KEYS: its view set, a string with one byte per view
+--           written to the hash, the view's number among the V (1-based); then per view of the
+--           set, the row's event time as a serialized google.protobuf.Timestamp (what is
+--           stored) and the view's n feature values.
 --
--- Returns one number per hash whose bit k (from the lowest) is set when the k-th view's row
--- was written, clear when the stored event is as new or newer; at most 50 views per hash, so
--- the number stays exact (Lua numbers are doubles). The rule is Feast's: write only if the
+-- Returns one number per hash whose bit k (from the lowest) is set when the row of the k-th
+-- view of its set was written, clear when the stored event is as new or newer; at most 50
+-- views per hash, so the number stays exact (Lua numbers are doubles). The rule is Feast's: write only if the
 -- event time is strictly later than the stored one; a stored time of 0 (the epoch), a missing
 -- one or one that does not parse counts as nothing stored. Seconds and nanoseconds are
 -- compared as a pair: Lua numbers are doubles, and seconds * 1e9 + nanos would lose precision
@@ -132,34 +136,66 @@ local function define_timestamp()
   end
 end
 
--- HSET of ARGV[first..upto]. unpack() puts every argument on Lua's C stack (8000 slots), so
--- a very wide row is written in slices of 998 arguments (499 fields).
-local function hset(key, first, upto)
+local byte, call, argv = string.byte, redis.call, ARGV
+
+-- HSET of t[1..upto], field/value pairs. unpack() puts every value on Lua's C stack (8000
+-- slots), so a very wide row is written in slices of 998 values (499 fields).
+local function hset(key, t, upto)
+  local first = 1
   while first <= upto do
     local slice = first + 997
     if slice > upto then
       slice = upto
     end
-    redis.call('HSET', key, unpack(ARGV, first, slice))
+    call('HSET', key, unpack(t, first, slice))
     first = slice + 1
   end
 end
 
--- The decision inline rather than in helper functions, and no table per key: creating
--- closures and tables per key cost more than the HGET and HSET (about 2 us of 6, measured
--- with redis-benchmark and INFO commandstats). One table per call holds the answers.
+local ttl = argv[1]
+local ts_field, width, names = {}, {}, {}
+local i = 3
+for v = 1, tonumber(argv[2]) do
+  ts_field[v] = argv[i]
+  width[v] = tonumber(argv[i + 1])
+  names[v] = i + 2
+  i = i + 2 + width[v]
+end
+
+-- Per view set, the HSET arguments of a hash that wins in every view of it: the field slots
+-- filled once per call, the value slots refilled per hash. One table per set and call, not
+-- per hash: creating tables and closures per hash cost more than the HGET and HSET (measured
+-- with redis-benchmark and INFO commandstats).
+local layouts = {}
+local function layout(set)
+  local t, pos = {}, 1
+  for j = 1, #set do
+    local v = byte(set, j)
+    t[pos] = ts_field[v]
+    pos = pos + 2
+    for f = names[v], names[v] + width[v] - 1 do
+      t[pos] = argv[f]
+      pos = pos + 2
+    end
+  end
+  layouts[set] = t
+  return t
+end
+-- The HSET arguments of a hash that wins in some of its views only (rare).
+local partial
+
+-- The decision inline rather than in helper functions, for the same reason.
 local written = {}
-local ttl = ARGV[1]
-local i = 2
 for k = 1, #KEYS do
   local key = KEYS[k]
-  local views = tonumber(ARGV[i])
-  local body = i + 1 + views
-  local mask, bit, at = 0, 1, body
+  local set = argv[i]
+  local views = #set
+  local mask, bit, at = 0, 1, i + 1
   for j = 1, views do
-    local ts = ARGV[at + 1]
+    local v = byte(set, j)
+    local ts = argv[at]
     local write = true
-    local stored = redis.call('HGET', key, ARGV[at])
+    local stored = call('HGET', key, ts_field[v])
     if stored == ts then
       -- A replay: the same time is not later, no parse needed. The one exception is the epoch
       -- (its bytes are empty), which counts as nothing stored (Feast's rule).
@@ -179,23 +215,37 @@ for k = 1, #KEYS do
       mask = mask + bit
     end
     bit = bit * 2
-    at = at + 2 + 2 * tonumber(ARGV[i + j])
+    at = at + 1 + width[v]
   end
   if mask == bit - 1 then
-    hset(key, body, at - 1)
+    -- Every view wins (the common case): the set's table with this hash's values, one HSET.
+    local t = layouts[set] or layout(set)
+    local pos = 2
+    for a = i + 1, at - 1 do
+      t[pos] = argv[a]
+      pos = pos + 2
+    end
+    hset(key, t, pos - 2)
   elseif mask ~= 0 then
-    local from, b = body, 1
+    partial = partial or {}
+    local pos, from, b = 1, i + 1, 1
     for j = 1, views do
-      local upto = from + 1 + 2 * tonumber(ARGV[i + j])
+      local v = byte(set, j)
       if mask % (b * 2) >= b then
-        hset(key, from, upto)
+        partial[pos], partial[pos + 1] = ts_field[v], argv[from]
+        pos = pos + 2
+        for f = 0, width[v] - 1 do
+          partial[pos], partial[pos + 1] = argv[names[v] + f], argv[from + 1 + f]
+          pos = pos + 2
+        end
       end
       b = b * 2
-      from = upto + 1
+      from = from + 1 + width[v]
     end
+    hset(key, partial, pos - 1)
   end
   if mask ~= 0 and ttl ~= '0' then
-    redis.call('EXPIRE', key, ttl)
+    call('EXPIRE', key, ttl)
   end
   written[k] = mask
   i = at

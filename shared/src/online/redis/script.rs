@@ -1,5 +1,6 @@
 //! The commands a write sends: newest-wins script calls (`newest_wins.lua`) carrying a key's
-//! rows for every view written to it, several keys per call on a standalone server; or for
+//! rows for every view written to it, several keys per call on a standalone server, each
+//! view's field names once per call; or for
 //! `skip_dedup` Feast's plain HSET + EXPIRE.
 //!
 //! Feast reads `_ts:<view>` with one pipeline and writes with another, so two writers can both
@@ -42,16 +43,6 @@ fn row_bytes(fields: &[[u8; 4]], row: &WriteRow) -> usize {
     fields.len() * 4 + row.values.iter().map(Vec::len).sum::<usize>()
 }
 
-/// One view's row in a key's newest-wins call.
-#[derive(Debug, Clone, Copy)]
-pub struct ViewRow<'a> {
-    /// `_ts:<view>`.
-    pub ts_field: &'a [u8],
-    /// The view's feature fields, parallel to `row.values`.
-    pub fields: &'a [[u8; 4]],
-    pub row: &'a WriteRow,
-}
-
 /// The serialized `google.protobuf.Timestamp` of `t` into a stack buffer (what
 /// `EventTime::to_proto_bytes` gives, without a heap allocation per row).
 pub fn timestamp_bytes(t: EventTime, buf: &mut [u8; 22]) -> &[u8] {
@@ -76,35 +67,60 @@ pub fn timestamp_bytes(t: EventTime, buf: &mut [u8; 22]) -> &[u8] {
     &buf[..n]
 }
 
-/// One entity hash and every view's row for it, in one newest-wins call.
+/// A view as a newest-wins call names it, once per call: its timestamp field and its feature
+/// fields.
 #[derive(Debug, Clone, Copy)]
-pub struct KeyViews<'a> {
-    pub key: &'a [u8],
-    pub views: &'a [ViewRow<'a>],
+pub struct Layout<'a> {
+    /// `_ts:<view>`.
+    pub ts_field: &'a [u8],
+    /// The view's feature fields, parallel to each of its rows' values.
+    pub fields: &'a [[u8; 4]],
 }
 
-impl KeyViews<'_> {
-    /// The script arguments this hash adds (besides its key).
+/// Views a newest-wins call names at most: a key's view set numbers them in one byte each.
+pub const MAX_LAYOUTS_PER_CALL: usize = 255;
+
+/// One entity hash and its rows, one per view at most: (index of the view's [`Layout`], row).
+#[derive(Debug, Clone)]
+pub struct KeyRows<'r> {
+    pub key: &'r [u8],
+    pub rows: Vec<(usize, &'r WriteRow)>,
+}
+
+impl KeyRows<'_> {
+    /// The script arguments this hash adds, besides its key and the views' names.
     pub fn args(&self) -> usize {
-        1 + self.views.iter().map(|v| 3 + 2 * v.fields.len()).sum::<usize>()
+        1 + self.rows.iter().map(|(_, r)| 1 + r.values.len()).sum::<usize>()
     }
 }
 
-/// `EVALSHA <sha> <k> <key>... <ttl>`, then per key `<v> <n>...` (the number of views and
-/// each one's number of features) and per view `<_ts field> <Timestamp bytes> <field>
-/// <value>...`: every view's row for each of `keys`, each applied only if newer.
-pub fn newest_wins(keys: &[KeyViews<'_>], key_ttl_seconds: Option<u64>) -> Cmd {
-    let mut ts = [0u8; 22];
-    let args: usize = 4 + keys.iter().map(|k| 1 + k.args()).sum::<usize>();
-    let bytes: usize = 40
-        + 4
-        + 20
+/// `EVALSHA <sha> <k> <key>... <ttl> <V>`, then per view the call names `<_ts field> <n>
+/// <field>...`, then per key its view set (a byte per view: its number among the V) and per
+/// view of the set `<Timestamp bytes> <value>...` (see `newest_wins.lua`): every view's row
+/// for each of `keys`, each applied only if newer. The keys may use at most
+/// [`MAX_LAYOUTS_PER_CALL`] of `layouts` together.
+pub fn newest_wins(layouts: &[Layout<'_>], keys: &[KeyRows<'_>], key_ttl_seconds: Option<u64>) -> Cmd {
+    // The views these keys use, numbered from 1 in order of first use.
+    let mut number = vec![0u8; layouts.len()];
+    let mut named: Vec<usize> = Vec::new();
+    for &(l, _) in keys.iter().flat_map(|k| &k.rows) {
+        if number[l] == 0 {
+            named.push(l);
+            number[l] = u8::try_from(named.len()).expect("a call names at most 255 views (RedisStore::calls)");
+        }
+    }
+    let header_args: usize = named.iter().map(|&l| 2 + layouts[l].fields.len()).sum();
+    let header_bytes: usize = named.iter().map(|&l| layouts[l].ts_field.len() + 4 + 4 * layouts[l].fields.len()).sum();
+    let args = 5 + header_args + keys.iter().map(|k| 1 + k.args()).sum::<usize>();
+    let bytes = 40
+        + 28
+        + header_bytes
         + keys
             .iter()
             .map(|k| {
                 k.key.len()
-                    + 8
-                    + k.views.iter().map(|v| v.ts_field.len() + 22 + 4 + row_bytes(v.fields, v.row)).sum::<usize>()
+                    + k.rows.len()
+                    + k.rows.iter().map(|(_, r)| 22 + r.values.iter().map(Vec::len).sum::<usize>()).sum::<usize>()
             })
             .sum::<usize>();
     let mut c = sized("EVALSHA", args, bytes);
@@ -112,16 +128,23 @@ pub fn newest_wins(keys: &[KeyViews<'_>], key_ttl_seconds: Option<u64>) -> Cmd {
     for k in keys {
         c.arg(k.key);
     }
-    c.arg(key_ttl_seconds.unwrap_or(0));
-    for k in keys {
-        c.arg(k.views.len());
-        for v in k.views {
-            c.arg(v.fields.len());
+    c.arg(key_ttl_seconds.unwrap_or(0)).arg(named.len());
+    for &l in &named {
+        c.arg(layouts[l].ts_field).arg(layouts[l].fields.len());
+        for field in layouts[l].fields {
+            c.arg(&field[..]);
         }
-        for v in k.views {
-            c.arg(v.ts_field).arg(timestamp_bytes(v.row.event_time, &mut ts));
-            for (field, value) in v.fields.iter().zip(&v.row.values) {
-                c.arg(&field[..]).arg(value);
+    }
+    let mut ts = [0u8; 22];
+    let mut set = Vec::new();
+    for k in keys {
+        set.clear();
+        set.extend(k.rows.iter().map(|&(l, _)| number[l]));
+        c.arg(&set[..]);
+        for &(_, row) in &k.rows {
+            c.arg(timestamp_bytes(row.event_time, &mut ts));
+            for value in &row.values {
+                c.arg(value);
             }
         }
     }

@@ -2,12 +2,14 @@
 //! and a pool of workers that fetch and decode row groups while the scan merges what each
 //! row group found into the [`Winners`] of every selection.
 //!
-//! Writing starts before the scan ends. Row groups are read newest first (by their timestamp
-//! statistics), and an entity whose winner is later than anything an unread row group may
-//! hold within the window is settled: no row still to come can beat it. Settled winners are
-//! handed to the writer as the scan goes, so Redis works while parquet is still decoded. For
-//! data appended over time (the usual event log), nearly every entity settles after the
-//! first few row groups; data without statistics settles only at the end, as before.
+//! Writing starts before the scan ends. An entity is settled when no row still to come can
+//! beat its winner: when the winner is later than anything an unread row group may hold
+//! within the window, or when no unread row group's join-key statistics cover its key (a
+//! single integer join key). Row groups are read newest first (by their timestamp
+//! statistics), so data appended over time (the usual event log) settles by time after the
+//! first few row groups, and data sorted by entity settles by key as each row group is
+//! merged. Settled winners are handed to the writer as the scan goes, so Redis works while
+//! parquet is still decoded; data without statistics settles only at the end.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,12 +25,13 @@ use super::select::{SelectStats, Selection, SelectionSpec, Winners, seq};
 use super::{Options, ViewWindow, write};
 use crate::config::RepoConfig;
 use crate::error::{Error, Result};
-use crate::offline::columns::{self, ColumnUse, FileColumns, Needed};
+use crate::offline::columns::{self, ColumnFrom, ColumnUse, FileColumns, Needed};
 use crate::offline::reader::ObjectReader;
 use crate::offline::{self, Location, ParquetFile};
 use crate::online::WriteRow;
 use crate::registry::{FeatureView, Registry, SourceKind};
 use crate::time::EventTime;
+use crate::value::ValueType;
 
 /// Rows per decoded batch: large enough that per-batch work is noise.
 const BATCH_ROWS: usize = 64 * 1024;
@@ -62,6 +65,9 @@ pub struct OpenFile {
     pub keep: Vec<bool>,
     /// Per selection, per row group: the latest event time it may hold in the window.
     pub latest: Vec<Vec<Latest>>,
+    /// Per selection, per row group: the range of its join key when the key is a single
+    /// integer column with statistics, else `None` (it may hold any entity).
+    pub key_ranges: Vec<Vec<Option<(i64, i64)>>>,
 }
 
 /// The latest event time a row group may hold within a selection's window, from its
@@ -236,7 +242,18 @@ pub async fn open_file(group: &Group, file: ParquetFile) -> Result<OpenFile> {
         .collect();
     // A row group is read when some selection may find rows of its window in it.
     let keep = (0..groups.len()).map(|rg| latest.iter().any(|l| l[rg] != Latest::Nothing)).collect();
-    Ok(OpenFile { file, reader, meta, cols, first_row, keep, latest })
+    let key_ranges = group
+        .selections
+        .iter()
+        .map(|sel| match sel.spec.keys.as_slice() {
+            [(c, _, ValueType::Int64 | ValueType::Int32)] => match &cols.from[*c] {
+                ColumnFrom::File(name) => columns::int_ranges(&meta, name),
+                ColumnFrom::Partition(_) => vec![None; groups.len()],
+            },
+            _ => vec![None; groups.len()],
+        })
+        .collect();
+    Ok(OpenFile { file, reader, meta, cols, first_row, keep, latest, key_ranges })
 }
 
 /// Lists a group's files and opens them (footers read concurrently).
@@ -354,6 +371,7 @@ pub async fn scan(
         }
     }
     let task_count = tasks.len();
+    let mut merged_tasks = vec![false; task_count];
     let queue = Arc::new(Mutex::new(tasks.iter().copied().enumerate().collect::<VecDeque<_>>()));
     let timing = Arc::new(Timing {
         deadline: opts.deadline,
@@ -417,6 +435,7 @@ pub async fn scan(
             }
         }
         outcome.rows_read += out.rows;
+        merged_tasks[out.index] = true;
         merged += 1;
         // A pass looks at every winner (on this task, between the writer's polls): about 32
         // passes over a scan at most, so a file of many row groups and many entities does not
@@ -425,7 +444,16 @@ pub async fn scan(
             passes += 1;
             for (sel, bar) in unread.iter().enumerate() {
                 let bar = bar.keys().next_back().copied().unwrap_or(Latest::Nothing);
-                emitter.send(&settled, sel, &mut outcome.winners[sel], bar).await?;
+                // The key ranges of the row groups not merged yet that may hold rows of this
+                // selection's window.
+                let keys = KeyBar::new(
+                    tasks
+                        .iter()
+                        .zip(&merged_tasks)
+                        .filter(|&(t, &done)| !done && latest(t, sel) != Latest::Nothing)
+                        .map(|(t, _)| files[t.file].key_ranges[sel][t.row_group]),
+                );
+                emitter.send(&settled, sel, &mut outcome.winners[sel], bar, &keys).await?;
             }
         }
         // The deadline's write reserve: only what is still to be written.
@@ -450,12 +478,58 @@ pub async fn scan(
     // Whatever was not settled on the way is the winner now (row groups left for a later run
     // are that run's to merge, newest-wins).
     for sel in 0..selections {
-        emitter.send(&settled, sel, &mut outcome.winners[sel], Latest::Nothing).await?;
+        emitter.send(&settled, sel, &mut outcome.winners[sel], Latest::Nothing, &KeyBar::default()).await?;
     }
     let mut remaining: Vec<Task> = queue.lock().unwrap_or_else(|p| p.into_inner()).drain(..).map(|(_, t)| t).collect();
     remaining.sort_by_key(|t| (t.file, t.row_group));
     outcome.remaining = remaining;
     Ok(outcome)
+}
+
+/// The join-key ranges of a selection's unmerged row groups, to tell whether any of them may
+/// hold an entity: sorted by their low ends, with the running maximum of their high ends (a
+/// key is covered when some range starting at or below it reaches it).
+#[derive(Debug, Default)]
+struct KeyBar {
+    lows: Vec<i64>,
+    reach: Vec<i64>,
+    /// Some row group's range is unknown: it may hold any entity.
+    unknown: bool,
+}
+
+impl KeyBar {
+    fn new(ranges: impl Iterator<Item = Option<(i64, i64)>>) -> KeyBar {
+        let mut known = Vec::new();
+        let mut unknown = false;
+        for r in ranges {
+            match r {
+                Some(r) => known.push(r),
+                None => unknown = true,
+            }
+        }
+        known.sort_unstable();
+        let lows = known.iter().map(|r| r.0).collect();
+        let reach = known
+            .iter()
+            .scan(i64::MIN, |m, r| {
+                *m = (*m).max(r.1);
+                Some(*m)
+            })
+            .collect();
+        KeyBar { lows, reach, unknown }
+    }
+
+    fn covers_all(&self) -> bool {
+        self.unknown
+    }
+
+    fn may_hold(&self, key: i64) -> bool {
+        if self.unknown {
+            return true;
+        }
+        let below = self.lows.partition_point(|&lo| lo <= key);
+        below > 0 && self.reach[below - 1] >= key
+    }
 }
 
 /// Sends settled winners to the writer in batches.
@@ -470,19 +544,23 @@ struct Emitter<'a> {
 }
 
 impl Emitter<'_> {
-    /// Sends every unsent winner of `winners` later than `bar`.
+    /// Sends every unsent winner of `winners` that is later than `bar` or whose key `keys`
+    /// does not cover.
     async fn send(
         &mut self,
         settled: &mpsc::Sender<Settled>,
         selection: usize,
         winners: &mut Winners,
         bar: Latest,
+        keys: &KeyBar,
     ) -> Result<()> {
-        if bar == Latest::Unknown {
+        if bar == Latest::Unknown && keys.covers_all() {
             return Ok(());
         }
         let mut rows = Vec::new();
-        for (key, event, packed) in winners.take_settled(|event| Latest::At(event) > bar) {
+        for (key, event, packed) in
+            winners.take_settled(|slot| Latest::At(slot.event) > bar || !keys.may_hold(slot.int_key))
+        {
             rows.push(write::row(key, event, &packed, self.project));
             self.sent += 1;
             if rows.len() == self.batch {
@@ -606,4 +684,25 @@ fn decode(
         progress.rows_read.fetch_add(n as u64, Ordering::Relaxed);
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_bar_covers_exactly_its_ranges() {
+        let bar = KeyBar::new([Some((10, 20)), Some((5, 8)), Some((30, 30)), Some((12, 14))].into_iter());
+        let covered: Vec<i64> = (0..40).filter(|&k| bar.may_hold(k)).collect();
+        let want: Vec<i64> = (5..=8).chain(10..=20).chain([30]).collect();
+        assert_eq!(covered, want);
+        assert!(!bar.may_hold(i64::MIN) && !bar.may_hold(i64::MAX));
+        // A range inside an earlier, longer one does not shorten its reach.
+        let nested = KeyBar::new([Some((0, 100)), Some((1, 2))].into_iter());
+        assert!(nested.may_hold(50));
+        // Nothing unread: nothing covered; an unknown range: everything.
+        assert!(!KeyBar::new(std::iter::empty()).may_hold(0));
+        let unknown = KeyBar::new([Some((1, 2)), None].into_iter());
+        assert!(unknown.covers_all() && unknown.may_hold(99));
+    }
 }

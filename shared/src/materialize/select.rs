@@ -65,6 +65,9 @@ pub struct Slot {
     pub created: EventTime,
     /// Position of the row in the scan (file, row): the later row wins a complete tie.
     pub seq: u64,
+    /// The entity's join key when it is a single integer (0 otherwise): the scan settles an
+    /// entity whose key no unread row group's key statistics cover.
+    pub int_key: i64,
     /// The features, each as a u32 length (little-endian) and the serialized `Value`.
     pub values: Vec<u8>,
     /// The batch row that beat the stored values and still has to be serialized.
@@ -121,15 +124,15 @@ impl Winners {
         self.index.iter().map(|(k, &i)| (&k[..], &self.slots[i as usize]))
     }
 
-    /// The winners not handed out yet whose event time passes `settled`, now marked as
-    /// handed out: their entity keys, event times and serialized features (moved out: a
-    /// handed-out winner only keeps what later rows are compared against).
-    pub fn take_settled(&mut self, settled: impl Fn(EventTime) -> bool) -> Vec<(&[u8], EventTime, Vec<u8>)> {
+    /// The winners not handed out yet that pass `settled`, now marked as handed out: their
+    /// entity keys, event times and serialized features (moved out: a handed-out winner only
+    /// keeps what later rows are compared against).
+    pub fn take_settled(&mut self, settled: impl Fn(&Slot) -> bool) -> Vec<(&[u8], EventTime, Vec<u8>)> {
         let Winners { index, slots } = self;
         let mut picked = Vec::new();
         for (key, &i) in index.iter() {
             let slot = &mut slots[i as usize];
-            if !slot.sent && settled(slot.event) {
+            if !slot.sent && settled(slot) {
                 slot.sent = true;
                 picked.push((&key[..], slot.event, std::mem::take(&mut slot.values)));
             }
@@ -251,10 +254,16 @@ impl Selection {
                 None => {
                     let i = winners.slots.len() as u32;
                     winners.index.insert(key[..].into(), i);
+                    let int_key = match key_values.as_slice() {
+                        [Value { val: Some(Val::Int64Val(k)) }] => *k,
+                        [Value { val: Some(Val::Int32Val(k)) }] => i64::from(*k),
+                        _ => 0,
+                    };
                     winners.slots.push(Slot {
                         event,
                         created: created_at,
                         seq: s,
+                        int_key,
                         values: Vec::new(),
                         pending: row as u32,
                         sent: false,

@@ -395,23 +395,29 @@ impl OnlineStore for SlowFirstWrite {
     }
 }
 
+/// Materializes the 200 rows of `data/events` into `scores` with one worker and the store's
+/// first write held back, and checks that the scan was stopped by the writer's backlog a few
+/// row groups in: the writer had settled rows long before the last row group was read.
+async fn materialize_with_first_write_held(cfg: &RepoConfig) -> (SlowFirstWrite, Report) {
+    let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["scores"]));
+    let progress = Arc::new(scan::Progress::default());
+    let store =
+        SlowFirstWrite { inner: MemoryStore::new(), progress: progress.clone(), rows_read_then: Default::default() };
+    let o = Options { parallelism: 1, write_batch: 1, write_concurrency: 1, progress, ..Options::default() };
+    let report = materialize(cfg, &store, &req, &o).await.unwrap();
+    assert!(report.complete && report.rows_read == 200);
+    let then = store.rows_read_then.lock().unwrap().unwrap();
+    assert!(then <= 60, "{then} of 200 rows read while the first write was held");
+    (store, report)
+}
+
 #[tokio::test]
 async fn writing_starts_while_older_row_groups_are_still_read() {
     let (dir, cfg) = repo().await;
     // 200 rows a minute apart, 20 row groups, oldest first (an event log): the newest row
     // group holds every user's winner, so the writer has work after one row group.
     write_parquet(&dir.path().join("data/events/a.parquet"), &many_rows(200), 10);
-    let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["scores"]));
-    let progress = Arc::new(scan::Progress::default());
-    let store =
-        SlowFirstWrite { inner: MemoryStore::new(), progress: progress.clone(), rows_read_then: Default::default() };
-    let o = Options { parallelism: 1, write_batch: 1, write_concurrency: 1, progress, ..Options::default() };
-    let report = materialize(&cfg, &store, &req, &o).await.unwrap();
-    assert!(report.complete && report.rows_read == 200);
-    // While the first write was held, the scan was stopped by the writer's backlog a few row
-    // groups in: the writer had settled rows long before the last row group was read.
-    let then = store.rows_read_then.lock().unwrap().unwrap();
-    assert!(then <= 60, "{then} of 200 rows read while the first write was held");
+    let (store, report) = materialize_with_first_write_held(&cfg).await;
     for u in 0..7 {
         let newest = (0..200).filter(|i| i % 7 == u).max().unwrap();
         assert_eq!(stored(&store.inner, "scores", u).unwrap().1, double(newest as f64), "user {u}");
@@ -442,5 +448,53 @@ async fn a_tie_at_a_row_group_boundary_waits_for_the_older_group() {
         assert_eq!(stored(&store, "scores", 1).unwrap().2, string("winner"), "parallelism {parallelism}");
         assert_eq!(stored(&store, "scores", 2).unwrap().1, double(5.0));
         assert_eq!(stored(&store, "scores", 3).unwrap().1, double(6.0));
+    }
+}
+
+#[tokio::test]
+async fn entities_sorted_by_key_are_written_as_their_row_groups_are_merged() {
+    let (dir, cfg) = repo().await;
+    // 20 users, ten hourly rows each, sorted by user: every row group (one user) spans the
+    // same hours, so time cannot settle anyone before the last row group; the users' key
+    // ranges can.
+    let rows: Vec<Row> = (0..200)
+        .map(|i| {
+            let ts: &'static str =
+                Box::leak(EventTime::new(1_704_067_200 + (i % 10) * 3600, 0).to_rfc3339().into_boxed_str());
+            (Some(i / 10), ts, ts, Some(i as f64), Some("x"))
+        })
+        .collect();
+    write_parquet(&dir.path().join("data/events/a.parquet"), &rows, 10);
+    let (store, report) = materialize_with_first_write_held(&cfg).await;
+    for u in 0..20 {
+        assert_eq!(stored(&store.inner, "scores", u).unwrap().1, double((u * 10 + 9) as f64), "user {u}");
+    }
+    assert_eq!(report.views[0].written, 20);
+}
+
+#[tokio::test]
+async fn overlapping_key_ranges_wait_for_each_other() {
+    let (dir, cfg) = repo().await;
+    // Two row groups over the same hours whose user ranges overlap at user 4: its winner (the
+    // later created time) is in the group read second, so user 4 waits for it; users 1 and 2
+    // settle after the first group.
+    let rows: Vec<Row> = vec![
+        (Some(1), "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z", Some(1.0), Some("a")),
+        (Some(2), "2024-01-01T10:00:00Z", "2024-01-01T10:00:00Z", Some(2.0), Some("b")),
+        (Some(4), "2024-01-01T10:00:00Z", "2024-01-01T11:00:00Z", Some(3.0), Some("loser")),
+        (Some(4), "2024-01-01T10:00:00Z", "2024-01-01T12:00:00Z", Some(4.0), Some("winner")),
+        (Some(5), "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z", Some(5.0), Some("c")),
+        (Some(6), "2024-01-01T10:00:00Z", "2024-01-01T10:00:00Z", Some(6.0), Some("d")),
+    ];
+    write_parquet(&dir.path().join("data/events/a.parquet"), &rows, 3);
+    let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["scores"]));
+    for parallelism in [1, 2] {
+        let store = MemoryStore::new();
+        let o = Options { parallelism, write_batch: 1, write_concurrency: 1, ..Options::default() };
+        let report = materialize(&cfg, &store, &req, &o).await.unwrap();
+        assert_eq!(report.views[0].written, 5, "parallelism {parallelism}");
+        assert_eq!(stored(&store, "scores", 4).unwrap().2, string("winner"), "parallelism {parallelism}");
+        assert_eq!(stored(&store, "scores", 1).unwrap().1, double(1.0));
+        assert_eq!(stored(&store, "scores", 6).unwrap().1, double(6.0));
     }
 }

@@ -159,6 +159,53 @@ pub fn time_ranges(meta: &ArrowReaderMetadata, column: &str) -> Vec<Option<(Even
         .collect()
 }
 
+/// The range of each row group's values of an integer column (a join key), from the footer
+/// statistics: `None` when a row group has none, or when the column is not an integer column
+/// (statistics of text or floats would order keys differently from their values).
+pub fn int_ranges(meta: &ArrowReaderMetadata, column: &str) -> Vec<Option<(i64, i64)>> {
+    let groups = meta.metadata().row_groups();
+    let unknown = || vec![None; groups.len()];
+    let schema = meta.schema();
+    let Ok(field) = schema.field_with_name(column) else {
+        return unknown();
+    };
+    use DataType as D;
+    if !matches!(field.data_type(), D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32) {
+        return unknown();
+    }
+    let Ok(conv) = StatisticsConverter::try_new(column, schema, meta.parquet_schema()) else {
+        return unknown();
+    };
+    let (Ok(mins), Ok(maxes)) = (conv.row_group_mins(groups.iter()), conv.row_group_maxes(groups.iter())) else {
+        return unknown();
+    };
+    let (Some(mins), Some(maxes)) = (integers(&mins), integers(&maxes)) else {
+        return unknown();
+    };
+    mins.into_iter().zip(maxes).map(|(lo, hi)| lo.zip(hi)).collect()
+}
+
+/// An integer array's values as i64 (every type [`int_ranges`] takes fits).
+fn integers(a: &ArrayRef) -> Option<Vec<Option<i64>>> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types as t;
+    macro_rules! widen {
+        ($t:ty) => {
+            a.as_primitive_opt::<$t>().map(|p| p.iter().map(|v| v.map(i64::from)).collect())
+        };
+    }
+    match a.data_type() {
+        DataType::Int8 => widen!(t::Int8Type),
+        DataType::Int16 => widen!(t::Int16Type),
+        DataType::Int32 => widen!(t::Int32Type),
+        DataType::Int64 => widen!(t::Int64Type),
+        DataType::UInt8 => widen!(t::UInt8Type),
+        DataType::UInt16 => widen!(t::UInt16Type),
+        DataType::UInt32 => widen!(t::UInt32Type),
+        _ => None,
+    }
+}
+
 /// Whether a row group whose times span `range` may hold rows in `[start, end]`.
 pub fn may_overlap(range: Option<(EventTime, EventTime)>, start: EventTime, end: EventTime) -> bool {
     match range {

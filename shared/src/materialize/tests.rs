@@ -425,6 +425,15 @@ async fn writing_starts_while_older_row_groups_are_still_read() {
     assert_eq!(report.views[0].written, 7);
 }
 
+/// Materializes `data/events` into `scores` with `parallelism` workers, one row per write.
+async fn materialize_scores_one_by_one(cfg: &RepoConfig, parallelism: usize) -> (MemoryStore, Report) {
+    let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["scores"]));
+    let store = MemoryStore::new();
+    let o = Options { parallelism, write_batch: 1, write_concurrency: 1, ..Options::default() };
+    let report = materialize(cfg, &store, &req, &o).await.unwrap();
+    (store, report)
+}
+
 #[tokio::test]
 async fn a_tie_at_a_row_group_boundary_waits_for_the_older_group() {
     let (dir, cfg) = repo().await;
@@ -439,11 +448,8 @@ async fn a_tie_at_a_row_group_boundary_waits_for_the_older_group() {
         (Some(3), "2024-01-01T09:00:00Z", "2024-01-01T09:00:00Z", Some(6.0), Some("d")),
     ];
     write_parquet(&dir.path().join("data/events/a.parquet"), &rows, 3);
-    let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["scores"]));
     for parallelism in [1, 2] {
-        let store = MemoryStore::new();
-        let o = Options { parallelism, write_batch: 1, write_concurrency: 1, ..Options::default() };
-        let report = materialize(&cfg, &store, &req, &o).await.unwrap();
+        let (store, report) = materialize_scores_one_by_one(&cfg, parallelism).await;
         assert_eq!(report.views[0].written, 3);
         assert_eq!(stored(&store, "scores", 1).unwrap().2, string("winner"), "parallelism {parallelism}");
         assert_eq!(stored(&store, "scores", 2).unwrap().1, double(5.0));
@@ -487,11 +493,8 @@ async fn overlapping_key_ranges_wait_for_each_other() {
         (Some(6), "2024-01-01T10:00:00Z", "2024-01-01T10:00:00Z", Some(6.0), Some("d")),
     ];
     write_parquet(&dir.path().join("data/events/a.parquet"), &rows, 3);
-    let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["scores"]));
     for parallelism in [1, 2] {
-        let store = MemoryStore::new();
-        let o = Options { parallelism, write_batch: 1, write_concurrency: 1, ..Options::default() };
-        let report = materialize(&cfg, &store, &req, &o).await.unwrap();
+        let (store, report) = materialize_scores_one_by_one(&cfg, parallelism).await;
         assert_eq!(report.views[0].written, 5, "parallelism {parallelism}");
         assert_eq!(stored(&store, "scores", 4).unwrap().2, string("winner"), "parallelism {parallelism}");
         assert_eq!(stored(&store, "scores", 1).unwrap().1, double(1.0));

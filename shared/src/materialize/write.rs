@@ -13,7 +13,7 @@ use super::scan::{Progress, Settled};
 use super::select::unpack;
 use crate::config::RepoConfig;
 use crate::error::Result;
-use crate::online::{OnlineStore, ViewWrite, WriteMode, WriteRow, WriteStats};
+use crate::online::{OnlineStore, ViewWrite, WriteOptions, WriteRow, WriteStats};
 use crate::registry::FeatureView;
 use crate::time::EventTime;
 
@@ -21,17 +21,6 @@ use crate::time::EventTime;
 /// bytes it stores never carry finer digits. Larder stores the same bytes.
 pub fn stored_time(t: EventTime) -> EventTime {
     EventTime::new(t.secs, t.nanos - t.nanos % 1000)
-}
-
-/// How writes treat stored rows, from `online_store.skip_dedup` and `key_ttl_seconds`.
-pub fn write_mode(cfg: &RepoConfig) -> (WriteMode, Option<u64>) {
-    match &cfg.online_store {
-        Some(s) => (
-            if s.skip_dedup { WriteMode::Overwrite } else { WriteMode::NewestWins },
-            s.key_ttl_seconds.filter(|t| *t > 0),
-        ),
-        None => (WriteMode::NewestWins, None),
-    }
 }
 
 /// The row a winner writes: its entity key with the project appended (Feast's Redis key),
@@ -55,7 +44,7 @@ pub async fn write_settled(
     opts: &Options,
     progress: &Progress,
 ) -> Result<Vec<Vec<WriteStats>>> {
-    let (mode, ttl) = write_mode(cfg);
+    let WriteOptions { mode, key_ttl_seconds: ttl } = WriteOptions::from_config(cfg);
     let batches = futures::stream::unfold(settled, |mut rx| async move { rx.recv().await.map(|s| (s, rx)) });
     let zero: Vec<Vec<WriteStats>> = views.iter().map(|v| vec![WriteStats::default(); v.len()]).collect();
     batches

@@ -45,6 +45,32 @@ pub enum WriteMode {
     Overwrite,
 }
 
+/// How writes treat what is stored, from `online_store` in `feature_store.yaml`
+/// (`skip_dedup`, `key_ttl_seconds`); push and materialization write alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions {
+    pub mode: WriteMode,
+    pub key_ttl_seconds: Option<u64>,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { mode: WriteMode::NewestWins, key_ttl_seconds: None }
+    }
+}
+
+impl WriteOptions {
+    pub fn from_config(cfg: &RepoConfig) -> Self {
+        match &cfg.online_store {
+            Some(s) => WriteOptions {
+                mode: if s.skip_dedup { WriteMode::Overwrite } else { WriteMode::NewestWins },
+                key_ttl_seconds: s.key_ttl_seconds.filter(|t| *t > 0),
+            },
+            None => WriteOptions::default(),
+        }
+    }
+}
+
 /// One row to write: the Redis key, its event time, and one serialized `Value` per field of
 /// [`ViewWrite::fields`] (an empty vector is a null, as Feast stores it).
 #[derive(Debug, Clone, PartialEq)]

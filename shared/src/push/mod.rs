@@ -33,35 +33,10 @@ pub use frame::Frame;
 pub use request::{Destination, Push, PushRequest, PushTo, WriteRequest};
 pub use settings::PushSettings;
 
-use crate::config::RepoConfig;
 use crate::error::Result;
-use crate::online::{OnlineStore, ViewWrite, WriteMode, WriteRow};
+pub use crate::online::WriteOptions;
+use crate::online::{OnlineStore, ViewWrite, WriteRow};
 use crate::registry::{FeatureView, Registry, RegistryCache};
-
-/// How writes treat what is stored, from `online_store` (`skip_dedup`, `key_ttl_seconds`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WriteOptions {
-    pub mode: WriteMode,
-    pub key_ttl_seconds: Option<u64>,
-}
-
-impl Default for WriteOptions {
-    fn default() -> Self {
-        WriteOptions { mode: WriteMode::NewestWins, key_ttl_seconds: None }
-    }
-}
-
-impl WriteOptions {
-    pub fn from_config(cfg: &RepoConfig) -> Self {
-        match &cfg.online_store {
-            Some(s) => WriteOptions {
-                mode: if s.skip_dedup { WriteMode::Overwrite } else { WriteMode::NewestWins },
-                key_ttl_seconds: s.key_ttl_seconds.filter(|t| *t > 0),
-            },
-            None => WriteOptions::default(),
-        }
-    }
-}
 
 /// A push converted for every view it writes: rows per view, in push order.
 #[derive(Debug, Default)]

@@ -226,6 +226,43 @@ mod tests {
     }
 
     #[test]
+    fn integer_statistics_give_key_ranges_and_nothing_else_does() {
+        use arrow_array::{Int32Array, Int64Array, RecordBatch, StringArray, UInt32Array};
+        use arrow_schema::{Field, Schema};
+        use std::sync::Arc;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("i32", DataType::Int32, false),
+            Field::new("u32", DataType::UInt32, false),
+            Field::new("maybe", DataType::Int64, true),
+            Field::new("text", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int32Array::from(vec![-5, 3, 7, 7])),
+                Arc::new(UInt32Array::from(vec![4_000_000_000, 1, 9, 2])),
+                Arc::new(Int64Array::from(vec![Some(1), Some(2), None, None])),
+                Arc::new(StringArray::from(vec!["b", "a", "d", "c"])),
+            ],
+        )
+        .unwrap();
+        let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(2)).build();
+        let mut buf = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let meta = ArrowReaderMetadata::load(&bytes::Bytes::from(buf), Default::default()).unwrap();
+        assert_eq!(int_ranges(&meta, "i32"), vec![Some((-5, 3)), Some((7, 7))]);
+        // Unsigned values keep their value (no wrap to negative).
+        assert_eq!(int_ranges(&meta, "u32"), vec![Some((1, 4_000_000_000)), Some((2, 9))]);
+        // A row group of nulls only has no range.
+        assert_eq!(int_ranges(&meta, "maybe"), vec![Some((1, 2)), None]);
+        // Text orders differently from numbers; a missing column has no statistics.
+        assert_eq!(int_ranges(&meta, "text"), vec![None, None]);
+        assert_eq!(int_ranges(&meta, "absent"), vec![None, None]);
+    }
+
+    #[test]
     fn overlap_is_inclusive_at_both_ends() {
         let t = |s| EventTime::new(s, 0);
         assert!(may_overlap(Some((t(10), t(20))), t(20), t(30)));

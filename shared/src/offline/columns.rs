@@ -182,7 +182,9 @@ pub fn int_ranges(meta: &ArrowReaderMetadata, column: &str) -> Vec<Option<(i64, 
     let (Some(mins), Some(maxes)) = (integers(&mins), integers(&maxes)) else {
         return unknown();
     };
-    mins.into_iter().zip(maxes).map(|(lo, hi)| lo.zip(hi)).collect()
+    // A minimum above the maximum (statistics a legacy writer ordered as signed for an unsigned
+    // column) would cover no key at all, the unsafe direction: treat it as unknown.
+    mins.into_iter().zip(maxes).map(|(lo, hi)| lo.zip(hi).filter(|(lo, hi)| lo <= hi)).collect()
 }
 
 /// An integer array's values as i64 (every type [`int_ranges`] takes fits).

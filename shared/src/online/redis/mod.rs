@@ -155,7 +155,7 @@ impl RedisStore {
     ) -> Result<Vec<WriteStats>> {
         let layouts: Vec<script::Layout<'_>> =
             batches.iter().map(|b| script::Layout { ts_field: b.ts_field, fields: b.fields }).collect();
-        let calls = self.calls(batches.len(), keys);
+        let calls = self.calls(&layouts, keys);
         let command = |r: &Range<usize>| script::newest_wins(&layouts, &keys[r.clone()], ttl);
         // A cluster routes each call by its key (one per call there); a standalone server
         // ignores them.
@@ -209,34 +209,39 @@ impl RedisStore {
     /// Splits a chunk's keys into script calls, as ranges of `keys`. A cluster needs one key per
     /// call (a script's keys must share a slot, and entity keys almost never do); a standalone
     /// server takes up to [`KEYS_PER_CALL`] keys per call, fewer for wide rows so that one call
-    /// never holds Redis for long (other clients wait while a script runs), and for keys that
-    /// together use more than [`script::MAX_LAYOUTS_PER_CALL`] of the `views` views.
-    fn calls(&self, views: usize, keys: &[KeyRows<'_>]) -> Vec<Range<usize>> {
+    /// never holds Redis for long (other clients wait while a script runs), and fewer when the
+    /// keys together use more than [`script::MAX_LAYOUTS_PER_CALL`] of the views (`layouts`).
+    fn calls(&self, layouts: &[script::Layout<'_>], keys: &[KeyRows<'_>]) -> Vec<Range<usize>> {
         if matches!(self.backend, Backend::Cluster(_)) {
             return (0..keys.len()).map(|i| i..i + 1).collect();
         }
         let mut calls = Vec::with_capacity(keys.len() / KEYS_PER_CALL + 1);
-        // The call that last used each view, to count the views of the current one.
-        let mut used_by = vec![usize::MAX; views];
+        // The call that last used each view, to count the views the current one names.
+        let mut used_by = vec![usize::MAX; layouts.len()];
         let (mut start, mut args, mut named) = (0, 0, 0);
         for (i, k) in keys.iter().enumerate() {
-            let more = k.args();
-            let new = k.rows.iter().filter(|&&(b, _)| used_by[b] != calls.len()).count();
+            // The views call `c` does not name yet, and their header arguments (their fields).
+            let unnamed = |c: usize| {
+                k.rows
+                    .iter()
+                    .filter(|&&(b, _)| used_by[b] != c)
+                    .fold((0, 0), |(n, a), &(b, _)| (n + 1, a + 2 + layouts[b].fields.len()))
+            };
+            let (new, header) = unnamed(calls.len());
             if i > start
                 && (i - start == KEYS_PER_CALL
-                    || args + more > ARGS_PER_CALL
+                    || args + k.args() + header > ARGS_PER_CALL
                     || named + new > script::MAX_LAYOUTS_PER_CALL)
             {
                 calls.push(start..i);
                 (start, args, named) = (i, 0, 0);
             }
+            let (new, header) = unnamed(calls.len());
+            args += k.args() + header;
+            named += new;
             for &(b, _) in &k.rows {
-                if used_by[b] != calls.len() {
-                    used_by[b] = calls.len();
-                    named += 1;
-                }
+                used_by[b] = calls.len();
             }
-            args += more;
         }
         if start < keys.len() {
             calls.push(start..keys.len());
@@ -508,6 +513,33 @@ mod tests {
         let kept: Vec<(Vec<u8>, i64)> =
             last_per_key(&rows).iter().map(|r| (r.key.clone(), r.event_time.secs)).collect();
         assert_eq!(kept, vec![(b"a".to_vec(), 3), (b"b".to_vec(), 1)]);
+    }
+
+    #[test]
+    fn calls_keep_to_the_key_argument_and_view_limits() {
+        let store = RedisStore::open("127.0.0.1:1", RedisType::Redis, RedisOptions::default()).unwrap();
+        let fields = vec![*b"ffff"; 150];
+        let layouts: Vec<script::Layout<'_>> =
+            (0..300).map(|_| script::Layout { ts_field: b"_ts:v", fields: &fields[..] }).collect();
+        let row = |n: usize| WriteRow { key: b"k".to_vec(), event_time: EventTime::new(1, 0), values: vec![vec![]; n] };
+        let (narrow, wide, one) = (row(7), row(150), row(1));
+        let ranges = |keys: &[KeyRows<'_>], layouts: &[script::Layout<'_>]| -> Vec<(usize, usize)> {
+            store.calls(layouts, keys).iter().map(|r| (r.start, r.end)).collect()
+        };
+        // Small rows of one view: KEYS_PER_CALL keys per call.
+        let seven = [script::Layout { ts_field: b"_ts:v", fields: &fields[..7] }];
+        let keys: Vec<KeyRows<'_>> = (0..40).map(|_| KeyRows { key: b"k", rows: vec![(0, &narrow)] }).collect();
+        assert_eq!(ranges(&keys, &seven), vec![(0, 32), (32, 40)]);
+        // Ten keys of 150 values, each of its own view: a view's header (152 arguments) counts
+        // too, so 6 keys (6 x 304) fit under ARGS_PER_CALL, not 13.
+        let keys: Vec<KeyRows<'_>> = (0..10).map(|i| KeyRows { key: b"k", rows: vec![(i, &wide)] }).collect();
+        assert_eq!(ranges(&keys, &layouts), vec![(0, 6), (6, 10)]);
+        // Six keys of 50 one-value views each, 300 views: at most 255 named per call.
+        let small: Vec<script::Layout<'_>> =
+            (0..300).map(|_| script::Layout { ts_field: b"_ts:v", fields: &fields[..1] }).collect();
+        let keys: Vec<KeyRows<'_>> =
+            (0..6).map(|k| KeyRows { key: b"k", rows: (0..50).map(|j| (k * 50 + j, &one)).collect() }).collect();
+        assert_eq!(ranges(&keys, &small), vec![(0, 5), (5, 6)]);
     }
 
     #[test]

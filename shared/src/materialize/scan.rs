@@ -11,7 +11,7 @@
 //! merged. Settled winners are handed to the writer as the scan goes, so Redis works while
 //! parquet is still decoded; data without statistics settles only at the end.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReader};
 use tokio::sync::mpsc;
 
-use super::select::{SelectStats, Selection, SelectionSpec, Winners, seq};
+use super::select::{SelectStats, Selection, SelectionSpec, Slot, Winners, seq};
 use super::{Options, ViewWindow, write};
 use crate::config::RepoConfig;
 use crate::error::{Error, Result};
@@ -73,9 +73,10 @@ pub struct OpenFile {
 /// The latest event time a row group may hold within a selection's window, from its
 /// statistics. Ordered so that the maximum over unread row groups is the bar a winner must
 /// clear to be settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Latest {
     /// No row of the window (the statistics say so).
+    #[default]
     Nothing,
     /// Rows up to this time (the statistics' maximum, capped at the window's end).
     At(EventTime),
@@ -363,13 +364,6 @@ pub async fn scan(
     // Newest row groups first, so that winners settle early (a stable sort: ties keep file
     // order).
     tasks.sort_by_key(|t| std::cmp::Reverse((0..selections).map(|s| latest(t, s)).max()));
-    // Per selection, how many unmerged row groups may hold rows up to each time.
-    let mut unread: Vec<BTreeMap<Latest, usize>> = vec![BTreeMap::new(); selections];
-    for t in &tasks {
-        for (sel, bar) in unread.iter_mut().enumerate() {
-            *bar.entry(latest(t, sel)).or_default() += 1;
-        }
-    }
     let task_count = tasks.len();
     let mut merged_tasks = vec![false; task_count];
     let queue = Arc::new(Mutex::new(tasks.iter().copied().enumerate().collect::<VecDeque<_>>()));
@@ -410,7 +404,6 @@ pub async fn scan(
     let mut merged = 0usize;
     let mut passes = 0usize;
     while let Some(out) = done.recv().await {
-        let t = tasks[out.index];
         // Merging is CPU work (a hash lookup per entity of the row group): off this task, so
         // the writer, polled alongside, keeps Redis busy meanwhile.
         let mut all = std::mem::take(&mut outcome.winners);
@@ -424,15 +417,8 @@ pub async fn scan(
         .await
         .map_err(|e| Error::Internal(format!("merge task failed: {e}")))?;
         outcome.winners = all;
-        for (sel, (st, bar)) in out.stats.into_iter().zip(&mut unread).enumerate() {
-            outcome.stats[sel] += st;
-            let l = latest(&t, sel);
-            if let Some(n) = bar.get_mut(&l) {
-                *n -= 1;
-                if *n == 0 {
-                    bar.remove(&l);
-                }
-            }
+        for (total, st) in outcome.stats.iter_mut().zip(out.stats) {
+            *total += st;
         }
         outcome.rows_read += out.rows;
         merged_tasks[out.index] = true;
@@ -442,18 +428,15 @@ pub async fn scan(
         // pay entities x row groups.
         if merged * 32 >= (passes + 1) * task_count {
             passes += 1;
-            for (sel, bar) in unread.iter().enumerate() {
-                let bar = bar.keys().next_back().copied().unwrap_or(Latest::Nothing);
-                // The key ranges of the row groups not merged yet that may hold rows of this
-                // selection's window.
-                let keys = KeyBar::new(
+            for sel in 0..selections {
+                let unmerged = Unmerged::new(
                     tasks
                         .iter()
                         .zip(&merged_tasks)
-                        .filter(|&(t, &done)| !done && latest(t, sel) != Latest::Nothing)
-                        .map(|(t, _)| files[t.file].key_ranges[sel][t.row_group]),
+                        .filter(|&(_, &done)| !done)
+                        .map(|(t, _)| (latest(t, sel), files[t.file].key_ranges[sel][t.row_group])),
                 );
-                emitter.send(&settled, sel, &mut outcome.winners[sel], bar, &keys).await?;
+                emitter.send(&settled, sel, &mut outcome.winners[sel], &unmerged).await?;
             }
         }
         // The deadline's write reserve: only what is still to be written.
@@ -478,7 +461,7 @@ pub async fn scan(
     // Whatever was not settled on the way is the winner now (row groups left for a later run
     // are that run's to merge, newest-wins).
     for sel in 0..selections {
-        emitter.send(&settled, sel, &mut outcome.winners[sel], Latest::Nothing, &KeyBar::default()).await?;
+        emitter.send(&settled, sel, &mut outcome.winners[sel], &Unmerged::default()).await?;
     }
     let mut remaining: Vec<Task> = queue.lock().unwrap_or_else(|p| p.into_inner()).drain(..).map(|(_, t)| t).collect();
     remaining.sort_by_key(|t| (t.file, t.row_group));
@@ -486,23 +469,28 @@ pub async fn scan(
     Ok(outcome)
 }
 
-/// The join-key ranges of a selection's unmerged row groups, to tell whether any of them may
-/// hold an entity: sorted by their low ends, with the running maximum of their high ends (a
-/// key is covered when some range starting at or below it reaches it).
+/// What a selection's unmerged row groups may still hold: rows up to their latest event time
+/// in the window (the bar a winner must clear), of entities within their join-key ranges.
+/// The key ranges are kept sorted by their low ends, with the running maximum of their high
+/// ends (a key is covered when some range starting at or below it reaches it). The default
+/// is nothing unmerged: it holds nothing.
 #[derive(Debug, Default)]
-struct KeyBar {
+struct Unmerged {
+    latest: Latest,
     lows: Vec<i64>,
     reach: Vec<i64>,
     /// Some row group's range is unknown: it may hold any entity.
     unknown: bool,
 }
 
-impl KeyBar {
-    fn new(ranges: impl Iterator<Item = Option<(i64, i64)>>) -> KeyBar {
-        let mut known = Vec::new();
-        let mut unknown = false;
-        for r in ranges {
-            match r {
+impl Unmerged {
+    /// From each unmerged row group's latest time and key range; one that holds nothing of
+    /// the window does not count.
+    fn new(groups: impl Iterator<Item = (Latest, Option<(i64, i64)>)>) -> Unmerged {
+        let (mut latest, mut known, mut unknown) = (Latest::Nothing, Vec::new(), false);
+        for (l, range) in groups.filter(|(l, _)| *l != Latest::Nothing) {
+            latest = latest.max(l);
+            match range {
                 Some(r) => known.push(r),
                 None => unknown = true,
             }
@@ -516,11 +504,17 @@ impl KeyBar {
                 Some(*m)
             })
             .collect();
-        KeyBar { lows, reach, unknown }
+        Unmerged { latest, lows, reach, unknown }
     }
 
-    fn covers_all(&self) -> bool {
-        self.unknown
+    /// Whether some row still to come may beat any winner at all.
+    fn may_beat_all(&self) -> bool {
+        self.latest == Latest::Unknown && self.unknown
+    }
+
+    /// Whether a row still to come may beat `slot`: a row as late or later, of its entity.
+    fn may_beat(&self, slot: &Slot) -> bool {
+        Latest::At(slot.event) <= self.latest && self.may_hold(slot.int_key)
     }
 
     fn may_hold(&self, key: i64) -> bool {
@@ -544,23 +538,19 @@ struct Emitter<'a> {
 }
 
 impl Emitter<'_> {
-    /// Sends every unsent winner of `winners` that is later than `bar` or whose key `keys`
-    /// does not cover.
+    /// Sends every unsent winner of `winners` that no row of `unmerged` may beat.
     async fn send(
         &mut self,
         settled: &mpsc::Sender<Settled>,
         selection: usize,
         winners: &mut Winners,
-        bar: Latest,
-        keys: &KeyBar,
+        unmerged: &Unmerged,
     ) -> Result<()> {
-        if bar == Latest::Unknown && keys.covers_all() {
+        if unmerged.may_beat_all() {
             return Ok(());
         }
         let mut rows = Vec::new();
-        for (key, event, packed) in
-            winners.take_settled(|slot| Latest::At(slot.event) > bar || !keys.may_hold(slot.int_key))
-        {
+        for (key, event, packed) in winners.take_settled(|slot| !unmerged.may_beat(slot)) {
             rows.push(write::row(key, event, &packed, self.project));
             self.sent += 1;
             if rows.len() == self.batch {
@@ -690,19 +680,24 @@ fn decode(
 mod tests {
     use super::*;
 
+    fn unmerged(ranges: &[Option<(i64, i64)>]) -> Unmerged {
+        Unmerged::new(ranges.iter().map(|&r| (Latest::At(EventTime::new(10, 0)), r)))
+    }
+
     #[test]
-    fn a_key_bar_covers_exactly_its_ranges() {
-        let bar = KeyBar::new([Some((10, 20)), Some((5, 8)), Some((30, 30)), Some((12, 14))].into_iter());
+    fn unmerged_key_ranges_cover_exactly_their_keys() {
+        let bar = unmerged(&[Some((10, 20)), Some((5, 8)), Some((30, 30)), Some((12, 14))]);
         let covered: Vec<i64> = (0..40).filter(|&k| bar.may_hold(k)).collect();
         let want: Vec<i64> = (5..=8).chain(10..=20).chain([30]).collect();
         assert_eq!(covered, want);
         assert!(!bar.may_hold(i64::MIN) && !bar.may_hold(i64::MAX));
         // A range inside an earlier, longer one does not shorten its reach.
-        let nested = KeyBar::new([Some((0, 100)), Some((1, 2))].into_iter());
-        assert!(nested.may_hold(50));
+        assert!(unmerged(&[Some((0, 100)), Some((1, 2))]).may_hold(50));
         // Nothing unread: nothing covered; an unknown range: everything.
-        assert!(!KeyBar::new(std::iter::empty()).may_hold(0));
-        let unknown = KeyBar::new([Some((1, 2)), None].into_iter());
-        assert!(unknown.covers_all() && unknown.may_hold(99));
+        assert!(!unmerged(&[]).may_hold(0));
+        assert!(unmerged(&[Some((1, 2)), None]).may_hold(99));
+        // A row group with nothing of the window counts for neither time nor keys.
+        let nothing = Unmerged::new([(Latest::Nothing, None)].into_iter());
+        assert!(nothing.latest == Latest::Nothing && !nothing.may_hold(1));
     }
 }

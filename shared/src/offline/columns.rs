@@ -132,22 +132,29 @@ impl FileColumns {
     }
 }
 
+/// Each row group's minimums and maximums of `column` from the footer statistics, when the
+/// column exists with a type `usable` accepts and the statistics can be read.
+fn statistics(
+    meta: &ArrowReaderMetadata,
+    column: &str,
+    usable: impl Fn(&DataType) -> bool,
+) -> Option<(ArrayRef, ArrayRef)> {
+    let groups = meta.metadata().row_groups();
+    let schema = meta.schema();
+    let field = schema.field_with_name(column).ok()?;
+    if !usable(field.data_type()) {
+        return None;
+    }
+    let conv = StatisticsConverter::try_new(column, schema, meta.parquet_schema()).ok()?;
+    Some((conv.row_group_mins(groups.iter()).ok()?, conv.row_group_maxes(groups.iter()).ok()?))
+}
+
 /// The time range of each row group's timestamp column, from the footer statistics:
 /// `None` when a row group has no usable statistics (it must then be read).
 pub fn time_ranges(meta: &ArrowReaderMetadata, column: &str) -> Vec<Option<(EventTime, EventTime)>> {
-    let groups = meta.metadata().row_groups();
-    let unknown = || vec![None; groups.len()];
-    let schema = meta.schema();
-    let Ok(field) = schema.field_with_name(column) else {
-        return unknown();
-    };
-    if !matches!(field.data_type(), DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64) {
-        return unknown();
-    }
-    let Ok(conv) = StatisticsConverter::try_new(column, schema, meta.parquet_schema()) else {
-        return unknown();
-    };
-    let (Ok(mins), Ok(maxes)) = (conv.row_group_mins(groups.iter()), conv.row_group_maxes(groups.iter())) else {
+    let unknown = || vec![None; meta.metadata().num_row_groups()];
+    let time = |t: &DataType| matches!(t, DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64);
+    let Some((mins, maxes)) = statistics(meta, column, time) else {
         return unknown();
     };
     let (Ok(mins), Ok(maxes)) = (encode::event_times(mins.as_ref()), encode::event_times(maxes.as_ref())) else {
@@ -163,24 +170,11 @@ pub fn time_ranges(meta: &ArrowReaderMetadata, column: &str) -> Vec<Option<(Even
 /// statistics: `None` when a row group has none, or when the column is not an integer column
 /// (statistics of text or floats would order keys differently from their values).
 pub fn int_ranges(meta: &ArrowReaderMetadata, column: &str) -> Vec<Option<(i64, i64)>> {
-    let groups = meta.metadata().row_groups();
-    let unknown = || vec![None; groups.len()];
-    let schema = meta.schema();
-    let Ok(field) = schema.field_with_name(column) else {
-        return unknown();
-    };
     use DataType as D;
-    if !matches!(field.data_type(), D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32) {
-        return unknown();
-    }
-    let Ok(conv) = StatisticsConverter::try_new(column, schema, meta.parquet_schema()) else {
-        return unknown();
-    };
-    let (Ok(mins), Ok(maxes)) = (conv.row_group_mins(groups.iter()), conv.row_group_maxes(groups.iter())) else {
-        return unknown();
-    };
-    let (Some(mins), Some(maxes)) = (integers(&mins), integers(&maxes)) else {
-        return unknown();
+    let int = |t: &DataType| matches!(t, D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32);
+    let Some((Some(mins), Some(maxes))) = statistics(meta, column, int).map(|(lo, hi)| (integers(&lo), integers(&hi)))
+    else {
+        return vec![None; meta.metadata().num_row_groups()];
     };
     // A minimum above the maximum (statistics a legacy writer ordered as signed for an unsigned
     // column) would cover no key at all, the unsafe direction: treat it as unknown.

@@ -21,9 +21,9 @@
 -- view of its set was written, clear when the stored event is as new or newer; at most 50
 -- views per hash, so the number stays exact (Lua numbers are doubles). The rule is Feast's:
 -- write only if the event time is strictly later than the stored one; a stored time of 0 (the
--- epoch), a missing one or one that does not parse counts as nothing stored. Seconds and nanoseconds are
--- compared as a pair: Lua numbers are doubles, and seconds * 1e9 + nanos would lose precision
--- for any time after 1970-04.
+-- epoch), a missing one or one that does not parse counts as nothing stored. Seconds and
+-- nanoseconds are compared as a pair: Lua numbers are doubles, and seconds * 1e9 + nanos would
+-- lose precision for any time after 1970-04.
 
 -- Defined on first use: a closure is allocated each time its definition runs, and a first
 -- write to a key (the common case when materializing) never needs them.

@@ -150,3 +150,58 @@ async fn a_server_that_never_answers_times_out() {
     assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
     drop(listener);
 }
+
+/// Calls of each command the server has run so far, scripts' own calls included.
+fn calls(c: &mut redis::Connection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(c).unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+#[tokio::test]
+async fn new_hashes_of_two_views_cost_one_lookup_and_stored_ones_one_per_view() {
+    // The script asks EXISTS once for a hash of several views while the hashes it meets are
+    // new, and reads each view's time once it meets a stored hash: a first load pays one
+    // lookup per hash, a load of updates one EXISTS per call. Outcomes are the conformance
+    // suite's; this pins what each path costs the server.
+    let server = RedisServer::start();
+    let store = RedisStore::open(&server.connection_string(), RedisType::Redis, RedisOptions::default()).unwrap();
+    let mut c = server.client();
+    let fields = [[larder::keys::feature_field("a", "x")], [larder::keys::feature_field("b", "x")]];
+    let keys: Vec<Vec<u8>> = (0..100).map(|i| format!("key{i}").into_bytes()).collect();
+    let write = |secs: i64| {
+        let views: Vec<ViewWrite<'_>> = [b"_ts:a".as_slice(), b"_ts:b"]
+            .into_iter()
+            .zip(&fields)
+            .map(|(ts_field, fields)| ViewWrite {
+                ts_field,
+                fields,
+                rows: keys
+                    .iter()
+                    .map(|k| WriteRow {
+                        key: k.clone(),
+                        event_time: EventTime::new(secs, 0),
+                        values: vec![vec![0x20, 1]],
+                    })
+                    .collect(),
+                mode: WriteMode::NewestWins,
+                key_ttl_seconds: None,
+            })
+            .collect();
+        let store = &store;
+        async move { store.write_views(&views).await.unwrap() }
+    };
+    let stats = write(10).await;
+    assert!(stats.iter().all(|s| s.written == 100), "{stats:?}");
+    assert_eq!((calls(&mut c, "exists"), calls(&mut c, "hget")), (100, 0));
+
+    let (scripts, exists) = (calls(&mut c, "evalsha"), calls(&mut c, "exists"));
+    let stats = write(20).await;
+    assert!(stats.iter().all(|s| s.written == 100), "{stats:?}");
+    let script_calls = calls(&mut c, "evalsha") - scripts;
+    assert!(script_calls >= 2, "{script_calls} calls: the keys were meant to span several");
+    assert_eq!(calls(&mut c, "exists") - exists, script_calls);
+    assert_eq!(calls(&mut c, "hget"), 200);
+}

@@ -184,6 +184,15 @@ end
 -- The HSET arguments of a hash that wins in some of its views only (rare).
 local partial
 
+-- Whether to ask EXISTS before the HGETs of a hash of two or more views. A hash that does not
+-- exist stores no time, so one EXISTS answers for all its views: for a first load (the hashes
+-- are new) that is one call per hash instead of one per view, about 5% of Redis's instructions
+-- per new hash of two views (callgrind). For a hash that exists it is one call more, so probing
+-- stops at the first hash found and resumes only after a hash that stored none of the times
+-- asked for: a call of updates pays one EXISTS, not one per hash. A call of one hash (a
+-- cluster's) does not probe: there updates would pay an EXISTS per hash.
+local probe = #KEYS > 1
+
 -- The decision inline rather than in helper functions, for the same reason.
 local written = {}
 for k = 1, #KEYS do
@@ -191,11 +200,14 @@ for k = 1, #KEYS do
   local set = argv[i]
   local views = #set
   local mask, bit, at = 0, 1, i + 1
+  local absent = probe and views > 1 and call('EXISTS', key) == 0
+  local found = false
   for j = 1, views do
     local v = byte(set, j)
     local ts = argv[at]
     local write = true
-    local stored = call('HGET', key, ts_field[v])
+    local stored = not absent and call('HGET', key, ts_field[v])
+    found = found or stored
     if stored == ts then
       -- A replay: the same time is not later, no parse needed. The one exception is the epoch
       -- (its bytes are empty), which counts as nothing stored (Feast's rule).
@@ -217,6 +229,7 @@ for k = 1, #KEYS do
     bit = bit * 2
     at = at + 1 + width[v]
   end
+  probe = not found
   if mask == bit - 1 then
     -- Every view wins (the common case): the set's table with this hash's values, one HSET.
     local t = layouts[set] or layout(set)

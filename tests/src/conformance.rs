@@ -141,6 +141,43 @@ macro_rules! conformance_tests {
     };
 }
 
+/// Calls of each command the server has run so far, scripts' own calls included.
+pub fn command_calls(c: &mut redis::Connection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(c).unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+/// One feature each of views `a` and `b`.
+pub fn two_fields() -> [[[u8; 4]; 1]; 2] {
+    [[larder::keys::feature_field("a", "x")], [larder::keys::feature_field("b", "x")]]
+}
+
+/// A write of views `a` and `b` (the fields of [`two_fields`]): a row per key in each, all at
+/// `secs`.
+pub fn two_views<'a>(fields: &'a [[[u8; 4]; 1]; 2], keys: &[&str], secs: i64, ttl: Option<u64>) -> Vec<ViewWrite<'a>> {
+    [b"_ts:a".as_slice(), b"_ts:b"]
+        .into_iter()
+        .zip(fields)
+        .map(|(ts_field, fields)| ViewWrite {
+            ts_field,
+            fields,
+            rows: keys
+                .iter()
+                .map(|k| WriteRow {
+                    key: k.as_bytes().to_vec(),
+                    event_time: EventTime::new(secs, 0),
+                    values: vec![vec![0x20, 7]],
+                })
+                .collect(),
+            mode: WriteMode::NewestWins,
+            key_ttl_seconds: ttl,
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Building views, keys and rows.
 // ---------------------------------------------------------------------------------------------

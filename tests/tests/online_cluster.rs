@@ -91,3 +91,23 @@ async fn keys_of_one_request_span_every_node() {
         assert!(!info.contains("errorstat_MOVED"), "node {} answered MOVED:\n{info}", n.port);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_reads_stored_times_without_asking_whether_hashes_exist() {
+    // A cluster's script calls carry one hash each: probing with EXISTS there would cost
+    // every update one call more, so the script reads the times straight away.
+    let cluster = RedisCluster::start();
+    let store =
+        RedisStore::open(&cluster.connection_string(), RedisType::RedisCluster, RedisOptions::default()).unwrap();
+    let fields = conformance::two_fields();
+    let keys: Vec<String> = (0..10).map(|i| format!("key{i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    for secs in [1, 2] {
+        let stats = store.write_views(&conformance::two_views(&fields, &keys, secs, None)).await.unwrap();
+        assert!(stats.iter().all(|s| s.written == 10), "{stats:?}");
+    }
+    let total = |command: &str| -> u64 {
+        cluster.nodes.iter().map(|n| conformance::command_calls(&mut n.client(), command)).sum()
+    };
+    assert_eq!((total("evalsha"), total("exists"), total("hget")), (20, 0, 40));
+}

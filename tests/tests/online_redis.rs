@@ -151,57 +151,79 @@ async fn a_server_that_never_answers_times_out() {
     drop(listener);
 }
 
-/// Calls of each command the server has run so far, scripts' own calls included.
-fn calls(c: &mut redis::Connection, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO").arg("commandstats").query(c).unwrap();
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
-}
-
 #[tokio::test]
 async fn new_hashes_of_two_views_cost_one_lookup_and_stored_ones_one_per_view() {
     // The script asks EXISTS once for a hash of several views while the hashes it meets are
-    // new, and reads each view's time once it meets a stored hash: a first load pays one
-    // lookup per hash, a load of updates one EXISTS per call. Outcomes are the conformance
-    // suite's; this pins what each path costs the server.
+    // new, and reads each view's time once it meets a stored hash, until a hash stores none of
+    // them: a first load pays one lookup per hash, a load of updates one EXISTS per call.
+    // Outcomes are the conformance suite's; this pins what each path costs the server.
     let server = RedisServer::start();
     let store = RedisStore::open(&server.connection_string(), RedisType::Redis, RedisOptions::default()).unwrap();
     let mut c = server.client();
-    let fields = [[larder::keys::feature_field("a", "x")], [larder::keys::feature_field("b", "x")]];
-    let keys: Vec<Vec<u8>> = (0..100).map(|i| format!("key{i}").into_bytes()).collect();
-    let write = |secs: i64| {
-        let views: Vec<ViewWrite<'_>> = [b"_ts:a".as_slice(), b"_ts:b"]
-            .into_iter()
-            .zip(&fields)
-            .map(|(ts_field, fields)| ViewWrite {
-                ts_field,
-                fields,
-                rows: keys
-                    .iter()
-                    .map(|k| WriteRow {
-                        key: k.clone(),
-                        event_time: EventTime::new(secs, 0),
-                        values: vec![vec![0x20, 1]],
-                    })
-                    .collect(),
-                mode: WriteMode::NewestWins,
-                key_ttl_seconds: None,
-            })
-            .collect();
-        let store = &store;
-        async move { store.write_views(&views).await.unwrap() }
+    let mut counts = || {
+        (
+            conformance::command_calls(&mut c, "evalsha"),
+            conformance::command_calls(&mut c, "exists"),
+            conformance::command_calls(&mut c, "hget"),
+        )
     };
-    let stats = write(10).await;
-    assert!(stats.iter().all(|s| s.written == 100), "{stats:?}");
-    assert_eq!((calls(&mut c, "exists"), calls(&mut c, "hget")), (100, 0));
+    let fields = conformance::two_fields();
+    let write = |keys: Vec<String>, secs: i64| {
+        let store = &store;
+        let fields = &fields;
+        async move {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let stats = store.write_views(&conformance::two_views(fields, &keys, secs, None)).await.unwrap();
+            assert!(stats.iter().all(|s| s.written == keys.len()), "{stats:?}");
+        }
+    };
+    let keys: Vec<String> = (0..100).map(|i| format!("key{i}")).collect();
 
-    let (scripts, exists) = (calls(&mut c, "evalsha"), calls(&mut c, "exists"));
-    let stats = write(20).await;
-    assert!(stats.iter().all(|s| s.written == 100), "{stats:?}");
-    let script_calls = calls(&mut c, "evalsha") - scripts;
-    assert!(script_calls >= 2, "{script_calls} calls: the keys were meant to span several");
-    assert_eq!(calls(&mut c, "exists") - exists, script_calls);
-    assert_eq!(calls(&mut c, "hget"), 200);
+    // 100 new hashes (calls of 32, 32, 32 and 4 keys): an EXISTS each, no HGET.
+    write(keys.clone(), 10).await;
+    assert_eq!(counts(), (4, 100, 0));
+
+    // Their updates: each call probes its first hash, finds it and reads times from then on.
+    write(keys, 20).await;
+    assert_eq!(counts(), (8, 104, 200));
+
+    // One call of a stored hash, then 31 new ones: the stored one and the first new one are
+    // read (no time found there), then probing resumes for the other 30.
+    let mixed = std::iter::once("key0".to_string()).chain((0..31).map(|i| format!("new{i}"))).collect();
+    write(mixed, 30).await;
+    assert_eq!(counts(), (9, 104 + 1 + 30, 200 + 4));
+}
+
+#[tokio::test]
+async fn an_acl_user_with_the_commands_the_readme_lists_reads_and_writes() {
+    // README (Configure) lists what a restricted Redis user needs; this holds it to that list.
+    let listed = ["+hmget", "+evalsha", "+script|load", "+hget", "+hset", "+exists", "+expire", "+ping"];
+    let user = |name: &str, without: &str| {
+        let mut rules: Vec<String> = ["--user", name, "on", ">pw", "~*", "-@all"].map(String::from).into();
+        rules.extend(listed.iter().filter(|c| **c != without).map(|c| c.to_string()));
+        rules
+    };
+    let args: Vec<String> = user("app", "").into_iter().chain(user("noexists", "+exists")).collect();
+    let server = RedisServer::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let open = |name: &str| {
+        let s = format!("{},username={name},password=pw", server.addr());
+        RedisStore::open(&s, RedisType::Redis, RedisOptions::default()).unwrap()
+    };
+    let fields = conformance::two_fields();
+
+    let app = open("app");
+    app.ping().await.unwrap();
+    // New hashes of two views (EXISTS, HSET, EXPIRE), then an update (HGET), then a read.
+    app.write_views(&conformance::two_views(&fields, &["k1", "k2"], 1, Some(3600))).await.unwrap();
+    app.write_views(&conformance::two_views(&fields, &["k1"], 2, Some(3600))).await.unwrap();
+    let got = app.read(&[KeyRead { key: b"k1", fields: vec![b"_ts:a", &fields[1][0]] }]).await.unwrap();
+    assert_eq!(got[0][0].as_deref(), Some(EventTime::new(2, 0).to_proto_bytes().as_slice()));
+    assert_eq!(got[0][1].as_deref(), Some([0x20, 7].as_slice()));
+
+    // One command fewer: the write fails with Redis's reason (a script's own commands are
+    // refused with this text rather than NOPERM), and nothing is written.
+    let err = open("noexists").write_views(&conformance::two_views(&fields, &["k3", "k4"], 1, None)).await.unwrap_err();
+    assert!(err.to_string().contains("can't run this command"), "{err}");
+    let got = app.read(&[KeyRead { key: b"k3", fields: vec![b"_ts:a"] }]).await.unwrap();
+    assert_eq!(got[0][0], None);
 }

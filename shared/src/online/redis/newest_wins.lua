@@ -186,14 +186,16 @@ local partial
 
 -- Whether to ask EXISTS before the HGETs of a hash of two or more views. A hash that does not
 -- exist stores no time, so one EXISTS answers for all its views: for a first load (the hashes
--- are new) that is one call per hash instead of one per view, about 5% of Redis's instructions
--- per new hash of two views (callgrind). For a hash that exists it is one call more, so probing
--- stops at the first hash found and resumes only after a hash that stored none of the times
--- asked for: a call of updates pays one EXISTS, not one per hash. A call of one hash (a
--- cluster's) does not probe: there updates would pay an EXISTS per hash.
+-- are new) that is one call per hash instead of one per view, 3% of Redis's instructions per
+-- new hash of two views (bench/script_cost.py). For a hash that exists it is one call more, so
+-- probing stops at the first hash found and resumes only after a hash that stored none of the
+-- times asked for: a call of updates pays one EXISTS, not one per hash. A call of one hash (a
+-- cluster's always, a standalone server's rarely) does not probe: on a cluster updates would
+-- pay an EXISTS per hash.
 local probe = #KEYS > 1
 
--- The decision inline rather than in helper functions, for the same reason.
+-- The decision inline rather than in helper functions: closures and tables per hash cost more
+-- than the calls they would save (as for the layouts above).
 local written = {}
 for k = 1, #KEYS do
   local key = KEYS[k]

@@ -249,7 +249,9 @@ pub async fn open_file(group: &Group, file: ParquetFile) -> Result<OpenFile> {
         .map(|sel| match sel.spec.keys.as_slice() {
             [(c, _, ValueType::Int64 | ValueType::Int32)] => match &cols.from[*c] {
                 ColumnFrom::File(name) => columns::int_ranges(&meta, name),
-                ColumnFrom::Partition(_) => vec![None; groups.len()],
+                // Every row of the file holds the path's value (one that does not parse fails
+                // the decode anyway).
+                ColumnFrom::Partition(text) => vec![text.parse::<i64>().ok().map(|v| (v, v)); groups.len()],
             },
             _ => vec![None; groups.len()],
         })

@@ -52,6 +52,11 @@ fn t(s: &str) -> EventTime {
 type Row = (Option<i64>, &'static str, &'static str, Option<f64>, Option<&'static str>);
 
 fn write_parquet(path: &Path, rows: &[Row], row_group: usize) {
+    write_parquet_without(path, rows, row_group, None);
+}
+
+/// [`write_parquet`], leaving out the column `without` (one a hive partition supplies).
+fn write_parquet_without(path: &Path, rows: &[Row], row_group: usize, without: Option<&str>) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let us = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     // The created column is zone-less nanoseconds: any unit, with or without zone, works.
@@ -76,6 +81,9 @@ fn write_parquet(path: &Path, rows: &[Row], row_group: usize) {
         Arc::new(Float64Array::from(rows.iter().map(|r| r.3).collect::<Vec<_>>())),
         Arc::new(StringArray::from(rows.iter().map(|r| r.4).collect::<Vec<_>>())),
     ];
+    let (fields, cols): (Vec<_>, Vec<_>) =
+        schema.fields().iter().cloned().zip(cols).filter(|(f, _)| Some(f.name().as_str()) != without).unzip();
+    let schema = Arc::new(Schema::new(fields));
     let props = WriterProperties::builder().set_max_row_group_row_count(Some(row_group)).build();
     let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema.clone(), Some(props)).unwrap();
     w.write(&RecordBatch::try_new(schema, cols).unwrap()).unwrap();
@@ -471,6 +479,30 @@ async fn entities_sorted_by_key_are_written_as_their_row_groups_are_merged() {
         })
         .collect();
     write_parquet(&dir.path().join("data/events/a.parquet"), &rows, 10);
+    let (store, report) = materialize_with_first_write_held(&cfg).await;
+    for u in 0..20 {
+        assert_eq!(stored(&store.inner, "scores", u).unwrap().1, double((u * 10 + 9) as f64), "user {u}");
+    }
+    assert_eq!(report.views[0].written, 20);
+}
+
+#[tokio::test]
+async fn entities_partitioned_by_key_are_written_as_their_files_are_merged() {
+    let (dir, cfg) = repo().await;
+    // 20 users, each in its own folder user_id=U with ten hourly rows over the same hours, the
+    // files without a user_id column: the path gives every row's key, so each user settles
+    // once its file is merged.
+    for u in 0..20i64 {
+        let rows: Vec<Row> = (0..10)
+            .map(|h| {
+                let ts: &'static str =
+                    Box::leak(EventTime::new(1_704_067_200 + h * 3600, 0).to_rfc3339().into_boxed_str());
+                (None, ts, ts, Some((u * 10 + h) as f64), Some("x"))
+            })
+            .collect();
+        let path = dir.path().join(format!("data/events/user_id={u}/a.parquet"));
+        write_parquet_without(&path, &rows, 10, Some("user_id"));
+    }
     let (store, report) = materialize_with_first_write_held(&cfg).await;
     for u in 0..20 {
         assert_eq!(stored(&store.inner, "scores", u).unwrap().1, double((u * 10 + 9) as f64), "user {u}");

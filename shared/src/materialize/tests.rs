@@ -511,6 +511,28 @@ async fn entities_partitioned_by_key_are_written_as_their_files_are_merged() {
 }
 
 #[tokio::test]
+async fn an_entity_in_two_partition_folders_waits_for_both() {
+    let (dir, cfg) = repo().await;
+    // User 3 has a folder under each of two dates, with the same latest event time; the second
+    // date's row was created later and wins. Its folder key covers both files, so user 3 waits
+    // for both and is written once; user 5, in one folder, is written once too.
+    let files: [(&str, Vec<Row>); 3] = [
+        ("date=1/user_id=3", vec![(None, "2024-01-01T09:00:00Z", "2024-01-01T09:00:00Z", Some(1.0), Some("loser"))]),
+        ("date=2/user_id=3", vec![(None, "2024-01-01T09:00:00Z", "2024-01-01T12:00:00Z", Some(2.0), Some("winner"))]),
+        ("date=1/user_id=5", vec![(None, "2024-01-01T09:00:00Z", "2024-01-01T09:00:00Z", Some(5.0), Some("five"))]),
+    ];
+    for (folder, rows) in &files {
+        write_parquet_without(&dir.path().join(format!("data/events/{folder}/a.parquet")), rows, 10, Some("user_id"));
+    }
+    for parallelism in [1, 2] {
+        let (store, report) = materialize_scores_one_by_one(&cfg, parallelism).await;
+        assert_eq!(stored(&store, "scores", 3).unwrap().2, string("winner"), "parallelism {parallelism}");
+        assert_eq!(stored(&store, "scores", 5).unwrap().2, string("five"), "parallelism {parallelism}");
+        assert_eq!(report.views[0].written, 2, "parallelism {parallelism}: each user written once");
+    }
+}
+
+#[tokio::test]
 async fn overlapping_key_ranges_wait_for_each_other() {
     let (dir, cfg) = repo().await;
     // Two row groups over the same hours whose user ranges overlap at user 4: its winner (the

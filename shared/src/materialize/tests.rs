@@ -465,25 +465,35 @@ async fn a_tie_at_a_row_group_boundary_waits_for_the_older_group() {
     }
 }
 
+/// User `u`'s rows at ten hours from 2024-01-01T00:00Z, scored `10u + hour`, with
+/// `user_id` given as `user` (None: a partition folder gives it).
+fn ten_hours(u: i64, user: Option<i64>) -> Vec<Row> {
+    (0..10)
+        .map(|h| {
+            let ts: &'static str = Box::leak(EventTime::new(1_704_067_200 + h * 3600, 0).to_rfc3339().into_boxed_str());
+            (user, ts, ts, Some((u * 10 + h) as f64), Some("x"))
+        })
+        .collect()
+}
+
+/// Users 0 to 19 of [`ten_hours`], each written once with its last hour.
+fn assert_twenty_users_have_their_last_hour(store: &MemoryStore, report: &Report) {
+    for u in 0..20 {
+        assert_eq!(stored(store, "scores", u).unwrap().1, double((u * 10 + 9) as f64), "user {u}");
+    }
+    assert_eq!(report.views[0].written, 20);
+}
+
 #[tokio::test]
 async fn entities_sorted_by_key_are_written_as_their_row_groups_are_merged() {
     let (dir, cfg) = repo().await;
     // 20 users, ten hourly rows each, sorted by user: every row group (one user) spans the
     // same hours, so time cannot settle anyone before the last row group; the users' key
     // ranges can.
-    let rows: Vec<Row> = (0..200)
-        .map(|i| {
-            let ts: &'static str =
-                Box::leak(EventTime::new(1_704_067_200 + (i % 10) * 3600, 0).to_rfc3339().into_boxed_str());
-            (Some(i / 10), ts, ts, Some(i as f64), Some("x"))
-        })
-        .collect();
+    let rows: Vec<Row> = (0..20).flat_map(|u| ten_hours(u, Some(u))).collect();
     write_parquet(&dir.path().join("data/events/a.parquet"), &rows, 10);
     let (store, report) = materialize_with_first_write_held(&cfg).await;
-    for u in 0..20 {
-        assert_eq!(stored(&store.inner, "scores", u).unwrap().1, double((u * 10 + 9) as f64), "user {u}");
-    }
-    assert_eq!(report.views[0].written, 20);
+    assert_twenty_users_have_their_last_hour(&store.inner, &report);
 }
 
 #[tokio::test]
@@ -492,22 +502,12 @@ async fn entities_partitioned_by_key_are_written_as_their_files_are_merged() {
     // 20 users, each in its own folder user_id=U with ten hourly rows over the same hours, the
     // files without a user_id column: the path gives every row's key, so each user settles
     // once its file is merged.
-    for u in 0..20i64 {
-        let rows: Vec<Row> = (0..10)
-            .map(|h| {
-                let ts: &'static str =
-                    Box::leak(EventTime::new(1_704_067_200 + h * 3600, 0).to_rfc3339().into_boxed_str());
-                (None, ts, ts, Some((u * 10 + h) as f64), Some("x"))
-            })
-            .collect();
+    for u in 0..20 {
         let path = dir.path().join(format!("data/events/user_id={u}/a.parquet"));
-        write_parquet_without(&path, &rows, 10, Some("user_id"));
+        write_parquet_without(&path, &ten_hours(u, None), 10, Some("user_id"));
     }
     let (store, report) = materialize_with_first_write_held(&cfg).await;
-    for u in 0..20 {
-        assert_eq!(stored(&store.inner, "scores", u).unwrap().1, double((u * 10 + 9) as f64), "user {u}");
-    }
-    assert_eq!(report.views[0].written, 20);
+    assert_twenty_users_have_their_last_hour(&store.inner, &report);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use larder::api::{self, ApiRequest, Services};
+use larder::api::{ApiRequest, Health, Retrieval, Router, Services};
 use larder::config::RepoConfig;
 use larder::online::memory::MemoryStore;
 use larder::online::{OnlineStore, ViewWrite, WriteMode, WriteRow};
@@ -16,7 +16,7 @@ use serde_json::json;
 
 const FEATURES_YAML: &str = include_str!("../../examples/driver/features.yaml");
 
-fn services(rt: &tokio::runtime::Runtime) -> Services {
+fn services(rt: &tokio::runtime::Runtime) -> Router {
     let config = RepoConfig::parse("project: driver_demo\n", std::path::Path::new("/tmp"), "bench", &|_| None).unwrap();
     let registry = yaml::parse(FEATURES_YAML, "features.yaml", "driver_demo", 3).unwrap();
     let store = MemoryStore::new();
@@ -28,7 +28,7 @@ fn services(rt: &tokio::runtime::Runtime) -> Services {
         })
         .collect();
     rt.block_on(store.write(&ViewWrite::for_view(view, rows, WriteMode::NewestWins, None))).unwrap();
-    Services::new(config, RegistryCache::fixed(registry), Arc::new(store))
+    Router::new(Services::new(config, RegistryCache::fixed(registry), Arc::new(store))).with(Health).with(Retrieval)
 }
 
 fn body(n: i64) -> Vec<u8> {
@@ -49,7 +49,7 @@ fn bench(c: &mut Criterion) {
         c.bench_function(&format!("handler {n}x7 (in-memory store)"), |b| {
             b.iter(|| {
                 let req = ApiRequest { method: "POST", path: "/get-online-features", query: "", body: &body };
-                let resp = rt.block_on(api::handle(&services, req));
+                let resp = rt.block_on(services.handle(req));
                 assert_eq!(resp.status, 200);
                 resp
             })

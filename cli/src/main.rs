@@ -25,9 +25,12 @@ fn init_logging() {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
-    match commands::run(cli.command).await {
+    // The composition root: one AWS configuration for the process, loaded on first use.
+    let aws = larder::aws::Aws::new();
+    match commands::run(cli.command, &aws).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            tracing::debug!(error = %e.report(), "failed");
             eprintln!("error: {e}");
             std::process::ExitCode::FAILURE
         }

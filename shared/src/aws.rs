@@ -1,83 +1,113 @@
-//! AWS SDK clients, built once per process.
+//! AWS SDK clients: one SDK configuration per process, and one client per service, each built
+//! on first use and shared by every clone of its handle.
 //!
-//! Endpoints can be overridden (`LARDER_S3_ENDPOINT`, `LARDER_KINESIS_ENDPOINT`, or the SDK's
-//! own `AWS_ENDPOINT_URL*`), which is how tests point the real SDK at `moto_server` on
-//! loopback. An overridden S3 endpoint uses path-style addressing, since `bucket.127.0.0.1`
-//! does not resolve.
+//! A binary's `main` creates [`Aws`] once and hands the clients it needs ([`Aws::s3`],
+//! [`Aws::kinesis`], [`Aws::sqs`]) down to the code that uses them; nothing below `main` builds
+//! a client or reaches for a global. Building is lazy because a process that never touches a
+//! service (a CLI run against local files, a function whose registry is on disk in a test)
+//! should not pay for loading the SDK configuration, which may probe instance metadata for a
+//! region. A handle only refers to its service's SDK crate where it is created, so a binary
+//! links only the services its `main` asks for.
+//!
+//! Endpoints can be overridden (`LARDER_S3_ENDPOINT`, `LARDER_KINESIS_ENDPOINT`,
+//! `LARDER_SQS_ENDPOINT`, or the SDK's own `AWS_ENDPOINT_URL*`), which is how tests point the
+//! real SDK at `moto_server` on loopback. An overridden S3 endpoint uses path-style addressing,
+//! since `bucket.127.0.0.1` does not resolve.
+
+use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use tokio::sync::OnceCell;
 
-static SDK_CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
-static S3: OnceCell<aws_sdk_s3::Client> = OnceCell::const_new();
-static KINESIS: OnceCell<aws_sdk_kinesis::Client> = OnceCell::const_new();
-static SQS: OnceCell<aws_sdk_sqs::Client> = OnceCell::const_new();
-
-async fn sdk_config() -> &'static SdkConfig {
-    SDK_CONFIG.get_or_init(|| aws_config::defaults(BehaviorVersion::latest()).load()).await
+/// The process's AWS configuration, loaded (from the environment, profile or instance
+/// metadata) the first time a client needs it. Clones share it.
+#[derive(Clone, Default)]
+pub struct Aws {
+    config: Arc<OnceCell<SdkConfig>>,
 }
+
+impl Aws {
+    pub fn new() -> Aws {
+        Aws::default()
+    }
+
+    async fn sdk_config(&self) -> &SdkConfig {
+        self.config.get_or_init(|| aws_config::defaults(BehaviorVersion::latest()).load()).await
+    }
+
+    /// The S3 client (registries, parquet sources, S3 dead letters).
+    pub fn s3(&self) -> S3 {
+        Client::new(self, build_s3)
+    }
+
+    /// The Kinesis client (`?mode=async` pushes).
+    pub fn kinesis(&self) -> Kinesis {
+        Client::new(self, build_kinesis)
+    }
+
+    /// The SQS client (SQS dead letters).
+    pub fn sqs(&self) -> Sqs {
+        Client::new(self, build_sqs)
+    }
+}
+
+/// A handle on one service's client, built on first use from the shared configuration.
+/// Clones share the client (and its connection pool).
+pub struct Client<C> {
+    aws: Aws,
+    client: Arc<OnceCell<C>>,
+    build: fn(&SdkConfig) -> C,
+}
+
+impl<C> Clone for Client<C> {
+    fn clone(&self) -> Self {
+        Client { aws: self.aws.clone(), client: Arc::clone(&self.client), build: self.build }
+    }
+}
+
+impl<C> Client<C> {
+    fn new(aws: &Aws, build: fn(&SdkConfig) -> C) -> Self {
+        Client { aws: aws.clone(), client: Arc::new(OnceCell::new()), build }
+    }
+
+    /// The client, built now if this is its first use.
+    pub async fn get(&self) -> &C {
+        self.client.get_or_init(|| async { (self.build)(self.aws.sdk_config().await) }).await
+    }
+}
+
+pub type S3 = Client<aws_sdk_s3::Client>;
+pub type Kinesis = Client<aws_sdk_kinesis::Client>;
+pub type Sqs = Client<aws_sdk_sqs::Client>;
 
 fn endpoint(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.is_empty())
 }
 
-pub async fn s3() -> &'static aws_sdk_s3::Client {
-    S3.get_or_init(|| async {
-        let mut b = aws_sdk_s3::config::Builder::from(sdk_config().await);
-        if let Some(url) = endpoint("LARDER_S3_ENDPOINT") {
-            b = b.endpoint_url(url).force_path_style(true);
-        } else if endpoint("AWS_ENDPOINT_URL_S3").or_else(|| endpoint("AWS_ENDPOINT_URL")).is_some() {
-            b = b.force_path_style(true);
-        }
-        aws_sdk_s3::Client::from_conf(b.build())
-    })
-    .await
-}
-
-pub async fn kinesis() -> &'static aws_sdk_kinesis::Client {
-    KINESIS
-        .get_or_init(|| async {
-            let mut b = aws_sdk_kinesis::config::Builder::from(sdk_config().await);
-            if let Some(url) = endpoint("LARDER_KINESIS_ENDPOINT") {
-                b = b.endpoint_url(url);
-            }
-            aws_sdk_kinesis::Client::from_conf(b.build())
-        })
-        .await
-}
-
-pub async fn sqs() -> &'static aws_sdk_sqs::Client {
-    SQS.get_or_init(|| async {
-        let mut b = aws_sdk_sqs::config::Builder::from(sdk_config().await);
-        if let Some(url) = endpoint("LARDER_SQS_ENDPOINT") {
-            b = b.endpoint_url(url);
-        }
-        aws_sdk_sqs::Client::from_conf(b.build())
-    })
-    .await
-}
-
-/// A local path or an S3 object (or prefix): where a registry or a parquet source lives.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Location {
-    Local(std::path::PathBuf),
-    S3 { bucket: String, key: String },
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Local(p) => write!(f, "{}", p.display()),
-            Location::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
-        }
+fn build_s3(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let mut b = aws_sdk_s3::config::Builder::from(config);
+    if let Some(url) = endpoint("LARDER_S3_ENDPOINT") {
+        b = b.endpoint_url(url).force_path_style(true);
+    } else if endpoint("AWS_ENDPOINT_URL_S3").or_else(|| endpoint("AWS_ENDPOINT_URL")).is_some() {
+        b = b.force_path_style(true);
     }
+    aws_sdk_s3::Client::from_conf(b.build())
 }
 
-/// Splits `s3://bucket/key` into its parts.
-pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("s3://")?;
-    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-    (!bucket.is_empty()).then(|| (bucket.to_string(), key.to_string()))
+fn build_kinesis(config: &SdkConfig) -> aws_sdk_kinesis::Client {
+    let mut b = aws_sdk_kinesis::config::Builder::from(config);
+    if let Some(url) = endpoint("LARDER_KINESIS_ENDPOINT") {
+        b = b.endpoint_url(url);
+    }
+    aws_sdk_kinesis::Client::from_conf(b.build())
+}
+
+fn build_sqs(config: &SdkConfig) -> aws_sdk_sqs::Client {
+    let mut b = aws_sdk_sqs::config::Builder::from(config);
+    if let Some(url) = endpoint("LARDER_SQS_ENDPOINT") {
+        b = b.endpoint_url(url);
+    }
+    aws_sdk_sqs::Client::from_conf(b.build())
 }
 
 /// A readable description of an SDK error: the service's code and message when there is one.
@@ -101,16 +131,5 @@ where
             format!("cannot reach the endpoint: {:?}", d.as_connector_error().map(|c| c.to_string()))
         }
         other => other.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn s3_urls() {
-        assert_eq!(super::parse_s3_url("s3://b/k/x.db"), Some(("b".into(), "k/x.db".into())));
-        assert_eq!(super::parse_s3_url("s3://b"), Some(("b".into(), String::new())));
-        assert_eq!(super::parse_s3_url("s3:///k"), None);
-        assert_eq!(super::parse_s3_url("/local"), None);
     }
 }

@@ -184,11 +184,13 @@ impl RepoConfig {
         if let Some(r) = env("LARDER_REGISTRY") {
             self.registry.path = resolve_path(&r, &self.repo_dir);
         }
-        if let Some(v) = env("LARDER_REGISTRY_CACHE_TTL_SECONDS") {
-            self.registry.cache_ttl_seconds = parse_env("LARDER_REGISTRY_CACHE_TTL_SECONDS", &v)?;
+        if let Some(ttl) = number_from_env(env, "LARDER_REGISTRY_CACHE_TTL_SECONDS", 0..=u64::MAX, SECONDS)? {
+            self.registry.cache_ttl_seconds = ttl;
         }
-        if let Some(v) = env("LARDER_ENTITY_KEY_SERIALIZATION_VERSION") {
-            self.entity_key_serialization_version = parse_env("LARDER_ENTITY_KEY_SERIALIZATION_VERSION", &v)?;
+        if let Some(v) =
+            number_from_env(env, "LARDER_ENTITY_KEY_SERIALIZATION_VERSION", 0..=u32::MAX, "a version number")?
+        {
+            self.entity_key_serialization_version = v;
             check_key_version(self.entity_key_serialization_version, "LARDER_ENTITY_KEY_SERIALIZATION_VERSION")?;
         }
         let redis_overrides = [
@@ -214,12 +216,14 @@ impl RepoConfig {
             if let Some(v) = env("LARDER_REDIS_CONNECTION_STRING") {
                 store.connection_string = v;
             }
-            if let Some(v) = env("LARDER_REDIS_KEY_TTL_SECONDS") {
-                let ttl: u64 = parse_env("LARDER_REDIS_KEY_TTL_SECONDS", &v)?;
+            if let Some(ttl) = number_from_env(env, "LARDER_REDIS_KEY_TTL_SECONDS", 0..=u64::MAX, SECONDS)? {
                 store.key_ttl_seconds = (ttl > 0).then_some(ttl);
             }
             if let Some(v) = env("LARDER_REDIS_SKIP_DEDUP") {
-                store.skip_dedup = parse_env("LARDER_REDIS_SKIP_DEDUP", &v)?;
+                store.skip_dedup = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| Error::Config(format!("LARDER_REDIS_SKIP_DEDUP: '{v}' is not true or false")))?;
             }
         }
         Ok(())
@@ -236,8 +240,33 @@ impl RepoConfig {
     }
 }
 
-fn parse_env<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
-    value.trim().parse().map_err(|_| Error::Config(format!("{name}: '{value}' is not a valid value")))
+const SECONDS: &str = "a number of seconds";
+
+/// Parses a numeric setting (an environment variable): the one parser every numeric setting
+/// goes through, so each fails alike, naming the variable, the value and what it takes.
+pub fn parse_number<T>(name: &str, value: &str, valid: std::ops::RangeInclusive<T>, what: &str) -> Result<T>
+where
+    T: std::str::FromStr + PartialOrd,
+{
+    value
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| valid.contains(n))
+        .ok_or_else(|| Error::Config(format!("{name}: '{value}' is not {what}")))
+}
+
+/// [`parse_number`] of the variable `name`, if it is set.
+pub fn number_from_env<T>(
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    valid: std::ops::RangeInclusive<T>,
+    what: &str,
+) -> Result<Option<T>>
+where
+    T: std::str::FromStr + PartialOrd,
+{
+    env(name).map(|v| parse_number(name, &v, valid, what)).transpose()
 }
 
 fn parse_redis_type(v: &str) -> std::result::Result<RedisType, String> {

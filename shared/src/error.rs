@@ -17,7 +17,6 @@ pub enum ObjectKind {
     DataSource,
     PushSource,
     Project,
-    Route,
 }
 
 impl fmt::Display for ObjectKind {
@@ -30,7 +29,6 @@ impl fmt::Display for ObjectKind {
             ObjectKind::DataSource => "data source",
             ObjectKind::PushSource => "push source",
             ObjectKind::Project => "project",
-            ObjectKind::Route => "route",
         })
     }
 }
@@ -45,9 +43,13 @@ pub enum Error {
     #[error("{0}")]
     BadRequest(String),
 
-    /// A named registry object (or an HTTP route) does not exist.
-    #[error("{}", not_found_message(*kind, name, project))]
+    /// A named registry object does not exist.
+    #[error("{kind} '{name}' does not exist in project '{project}'")]
     NotFound { kind: ObjectKind, name: String, project: String },
+
+    /// No route answers this method and path here; `served` lists the ones that do.
+    #[error("no route {route}: Larder serves {served} here")]
+    NoRoute { route: String, served: String },
 
     /// The route exists but not for this HTTP method.
     #[error("{0}")]
@@ -66,32 +68,39 @@ pub enum Error {
     TooLarge(String),
 
     /// A dependency (Redis, S3, Kinesis) cannot be reached or timed out. Retrying may succeed.
-    #[error("{0}")]
-    Unavailable(String),
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
 
     /// A conditional write lost to a concurrent writer more times than the retry budget allows.
     #[error("{0}")]
     Conflict(String),
 
     /// A stored object (registry.db, parquet file) could not be read or is corrupt.
-    #[error("{0}")]
-    Storage(String),
+    #[error("{message}")]
+    Storage {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
 
     /// A bug or an invariant broken; never a client's fault.
-    #[error("{0}")]
-    Internal(String),
+    #[error("{message}")]
+    Internal {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
 }
+
+/// The underlying error of an [`Error::Unavailable`], [`Error::Storage`] or [`Error::Internal`]:
+/// kept for logs ([`Error::report`]), never part of an answer to a client.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-fn not_found_message(kind: ObjectKind, name: &str, project: &str) -> String {
-    match kind {
-        ObjectKind::Route => format!(
-            "no route {name}: Larder serves GET /health, POST /get-online-features, /push, /write-to-online-store, /materialize, /materialize-incremental"
-        ),
-        _ => format!("{kind} '{name}' does not exist in project '{project}'"),
-    }
-}
 
 impl Error {
     /// The stable code clients can match on. Never change an existing code.
@@ -107,16 +116,16 @@ impl Error {
                 ObjectKind::DataSource => "data_source_not_found",
                 ObjectKind::PushSource => "push_source_not_found",
                 ObjectKind::Project => "project_not_found",
-                ObjectKind::Route => "route_not_found",
             },
+            Error::NoRoute { .. } => "route_not_found",
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::InvalidValue(_) => "invalid_value",
             Error::Unsupported(_) => "unsupported",
             Error::TooLarge(_) => "too_large",
-            Error::Unavailable(_) => "unavailable",
+            Error::Unavailable { .. } => "unavailable",
             Error::Conflict(_) => "conflict",
-            Error::Storage(_) => "storage_error",
-            Error::Internal(_) => "internal",
+            Error::Storage { .. } => "storage_error",
+            Error::Internal { .. } => "internal",
         }
     }
 
@@ -126,20 +135,65 @@ impl Error {
             Error::BadRequest(_) => 400,
             // Feast answers 422 for an unknown push source; everything else missing is a 404.
             Error::NotFound { kind: ObjectKind::PushSource, .. } => 422,
-            Error::NotFound { .. } => 404,
+            Error::NotFound { .. } | Error::NoRoute { .. } => 404,
             Error::MethodNotAllowed(_) => 405,
             Error::Conflict(_) => 409,
             Error::TooLarge(_) => 413,
             Error::InvalidValue(_) | Error::Unsupported(_) => 422,
-            Error::Unavailable(_) => 503,
-            Error::Config(_) | Error::Storage(_) | Error::Internal(_) => 500,
+            Error::Unavailable { .. } => 503,
+            Error::Config(_) | Error::Storage { .. } | Error::Internal { .. } => 500,
         }
     }
 
     /// True when retrying the same operation later may succeed (a dependency was down).
     /// Stream handlers use it to tell a poison record from a transient failure.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Unavailable(_) | Error::Conflict(_))
+        matches!(self, Error::Unavailable { .. } | Error::Conflict(_))
+    }
+
+    /// A dependency cannot be reached ([`Error::Unavailable`]); add the cause with [`Error::because`].
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Error::Unavailable { message: message.into(), cause: None }
+    }
+
+    /// A stored object cannot be read or is corrupt ([`Error::Storage`]).
+    pub fn storage(message: impl Into<String>) -> Self {
+        Error::Storage { message: message.into(), cause: None }
+    }
+
+    /// A bug or a broken invariant ([`Error::Internal`]).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::Internal { message: message.into(), cause: None }
+    }
+
+    /// Keeps `cause` as this error's source, for logs. The message, which is what a client
+    /// sees, does not change. Only the variants that wrap another component's failure keep a
+    /// cause; on the others (a client's mistake, described in full by its message) it is
+    /// dropped.
+    pub fn because(mut self, cause: impl Into<Cause>) -> Self {
+        if let Error::Unavailable { cause: c, .. }
+        | Error::Storage { cause: c, .. }
+        | Error::Internal { cause: c, .. } = &mut self
+        {
+            *c = Some(cause.into());
+        }
+        self
+    }
+
+    /// The message followed by every cause in the chain (`a: b: c`), for logs only.
+    pub fn report(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(e) = source {
+            let text = e.to_string();
+            // An SDK or I/O error is often quoted in the message already; say it once.
+            if !out.contains(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
+            source = e.source();
+        }
+        out
     }
 
     pub fn not_found(kind: ObjectKind, name: impl Into<String>, project: impl Into<String>) -> Self {
@@ -155,15 +209,6 @@ impl Error {
     }
 }
 
-#[allow(unused_macros)]
-macro_rules! bail {
-    ($variant:ident, $($arg:tt)*) => {
-        return Err($crate::error::Error::$variant(format!($($arg)*)))
-    };
-}
-#[allow(unused_imports)]
-pub(crate) use bail;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,12 +220,28 @@ mod tests {
         assert_eq!(e.to_string(), "feature view 'fv' does not exist in project 'p'");
         let e = Error::not_found(ObjectKind::PushSource, "src", "p");
         assert_eq!(e.status(), 422);
-        assert_eq!(Error::Unavailable("x".into()).status(), 503);
-        assert!(Error::Unavailable("x".into()).is_transient());
+        assert_eq!(Error::unavailable("x").status(), 503);
+        assert!(Error::unavailable("x").is_transient());
         assert!(!Error::InvalidValue("x".into()).is_transient());
         let body: serde_json::Value =
             serde_json::from_slice(&Error::TooLarge("too many rows".into()).to_json_body()).unwrap();
         assert_eq!(body["error"]["code"], "too_large");
         assert_eq!(body["error"]["message"], "too many rows");
+    }
+
+    #[test]
+    fn causes_are_kept_for_logs_and_never_answered() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
+        let e = Error::unavailable("Redis 127.0.0.1:1 cannot be reached").because(io);
+        assert_eq!(e.to_string(), "Redis 127.0.0.1:1 cannot be reached");
+        assert_eq!(e.report(), "Redis 127.0.0.1:1 cannot be reached: connection reset by peer");
+        let body = String::from_utf8(e.to_json_body()).unwrap();
+        assert!(!body.contains("reset by peer"), "{body}");
+        // A cause already quoted in the message is not repeated.
+        let e = Error::storage("cannot read x: denied").because(std::io::Error::other("denied"));
+        assert_eq!(e.report(), "cannot read x: denied");
+        // A client's mistake has no cause to keep.
+        let e = Error::BadRequest("bad".into()).because(std::io::Error::other("hidden"));
+        assert!(std::error::Error::source(&e).is_none());
     }
 }

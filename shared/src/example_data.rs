@@ -58,7 +58,7 @@ pub fn schema() -> Arc<Schema> {
 /// Writes `drivers` x `hours` rows to `path`; driver ids start at 1000 and the last hour of
 /// each driver is `end - 1h`. Memory stays at one row group whatever the size.
 pub fn write_driver_stats(path: &Path, drivers: u64, hours: u64, end: EventTime, seed: u64) -> Result<u64> {
-    let io = |e: &dyn std::fmt::Display| Error::Storage(format!("writing {}: {e}", path.display()));
+    let io = |e: &dyn std::fmt::Display| Error::storage(format!("writing {}: {e}", path.display()));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
     }

@@ -1,4 +1,4 @@
-//! Redis key bytes and hash field names, byte-identical to Feast (feast-compat.md §1-§2).
+//! Redis key bytes and hash field names, byte-identical to Feast (docs/compatibility.md §1-§2).
 //!
 //! - key = `serialize_entity_key(join keys sorted by name, version)` + project bytes;
 //! - feature field = murmur3_x86_32(seed 0) of `"<view>:<feature>"`, 4 bytes little-endian;
@@ -144,7 +144,7 @@ impl KeyEncoder {
     /// Appends the serialized entity key for `values`, given in the caller's join-key order.
     pub fn encode(&self, values: &[&Value], out: &mut Vec<u8>) -> Result<()> {
         if values.len() != self.order.len() {
-            return Err(Error::Internal(format!(
+            return Err(Error::internal(format!(
                 "entity key has {} join keys but {} values",
                 self.order.len(),
                 values.len()
@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn field_names_match_reference_vectors() {
-        // feast-compat.md §1.2.
+        // docs/compatibility.md §1.2.
         assert_eq!(hex(&feature_field("feature_view_1", "feature_10")), "266d5f39");
         assert_eq!(&feature_field("feature_view_1", "feature_10"), b"&m_9");
         assert_eq!(hex(&feature_field("feature_view_1", "feature_11")), "c3379abf");
@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn entity_keys_match_reference_vectors() {
-        // feast-compat.md §2.4.
+        // docs/compatibility.md §2.4.
         let k = serialize_entity_key(&["driver_id"], &[&int64(1001)], 3).unwrap();
         assert_eq!(hex(&k), "0100000002000000090000006472697665725f69640400000008000000e903000000000000");
         assert_eq!(k.len(), 37);

@@ -22,10 +22,13 @@ pub mod keys;
 pub mod materialize;
 pub mod offline;
 pub mod online;
+pub mod percent;
 pub mod proto;
 pub mod push;
 pub mod registry;
 pub mod retrieval;
+pub mod retry;
+pub mod storage;
 pub mod time;
 pub mod value;
 

@@ -953,7 +953,7 @@ mod tests {
 
     #[test]
     fn value_bytes_match_reference_table() {
-        // feast-compat.md §3.1.
+        // docs/compatibility.md §3.1.
         let cases: Vec<(Value, &str)> = vec![
             (v(Val::Int64Val(1001)), "20e907"),
             (v(Val::Int64Val(0)), "2000"),

@@ -1056,7 +1056,7 @@ pub async fn restart_recovers(s: &Subject, peer: &mut dyn Restartable) {
         let err = read_views(&*s.store, &[ViewRead { view: v, features: &[0], keys: std::slice::from_ref(&k) }])
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Unavailable(_)), "attempt {attempt}: {err:?}");
+        assert!(matches!(err, Error::Unavailable { .. }), "attempt {attempt}: {err:?}");
         assert_eq!(err.status(), 503);
         assert!(err.is_transient());
         assert!(
@@ -1069,7 +1069,7 @@ pub async fn restart_recovers(s: &Subject, peer: &mut dyn Restartable) {
             .write(&ViewWrite::for_view(v, vec![row(&k, t(2, 0), 2.0, 1)], WriteMode::NewestWins, None))
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
     }
 
     peer.start();
@@ -1079,7 +1079,7 @@ pub async fn restart_recovers(s: &Subject, peer: &mut dyn Restartable) {
         {
             Ok(stats) => break stats,
             Err(e) => {
-                assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
+                assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
                 assert!(std::time::Instant::now() < deadline, "the store did not recover: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

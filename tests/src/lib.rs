@@ -4,6 +4,7 @@
 //! machine (`redis-server` from Debian) and from the virtualenv `scripts/test.sh` prepares
 //! (`moto_server`, `feast`, `cargo-lambda`); [`venv`] finds it.
 
+pub mod aws;
 pub mod conformance;
 pub mod feast;
 pub mod http;

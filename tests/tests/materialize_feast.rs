@@ -148,7 +148,10 @@ async fn larder_writes_the_same_redis_bytes_as_feast_materialize() {
     let store = larder::online::connect(&cfg).await.unwrap();
     let req =
         Request::Range { start: EventTime::parse(start).unwrap(), end: EventTime::parse(end).unwrap(), views: None };
-    let report = materialize::materialize(&cfg, store.as_ref(), &req, &Options::default()).await.unwrap();
+    let report =
+        materialize::materialize(&cfg, &larder::storage::Storage::default(), store.as_ref(), &req, &Options::default())
+            .await
+            .unwrap();
     assert!(report.complete && report.recorded, "{report:?}");
     let larder = dump(&redis);
 

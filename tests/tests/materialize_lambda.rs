@@ -31,7 +31,7 @@ fn materialize_runs_under_cargo_lambda() {
     let repo = tempfile::tempdir().unwrap();
     let registry = format!("s3://{BUCKET}/registry.db");
     rt.block_on(async {
-        let s3 = larder::aws::s3().await;
+        let s3 = larder_tests::aws::s3().await;
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
         // 300 drivers x 48 hours ending 2026-11-20, in two files under a prefix.
         let end = EventTime::parse("2026-11-20T00:00:00Z").unwrap();
@@ -54,7 +54,7 @@ fn materialize_runs_under_cargo_lambda() {
         std::fs::write(repo.path().join("feature_store.yaml"), format!("project: driver_demo\nregistry: {registry}\n"))
             .unwrap();
         let cfg = RepoConfig::load_with(Some(repo.path()), &|_| None).unwrap();
-        larder::registry::apply(&cfg, false).await.unwrap();
+        larder::registry::apply(&cfg, &larder::storage::Storage::default(), false).await.unwrap();
     });
 
     let redis = RedisServer::start();
@@ -100,7 +100,7 @@ fn materialize_runs_under_cargo_lambda() {
 
     let reg = rt.block_on(async {
         let cfg = RepoConfig::load_with(Some(repo.path()), &|_| None).unwrap();
-        larder::registry::load(&cfg).await.unwrap()
+        larder::registry::load(&cfg, &larder::storage::Storage::default()).await.unwrap()
     });
     // The direct run, the commit and the scheduled run.
     assert_eq!(reg.view("driver_hourly_stats").unwrap().materialization_intervals.len(), 3);

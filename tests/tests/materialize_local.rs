@@ -30,7 +30,7 @@ fn example_repo(drivers: u64, hours: u64) -> (tempfile::TempDir, RepoConfig) {
 #[tokio::test]
 async fn an_apply_during_a_run_is_not_lost() {
     let (dir, cfg) = example_repo(2000, 200);
-    registry::apply(&cfg, false).await.unwrap();
+    registry::apply(&cfg, &larder::storage::Storage::default(), false).await.unwrap();
     let store = std::sync::Arc::new(MemoryStore::new());
     let opts = Options { parallelism: 1, ..Options::default() };
     let progress = opts.progress.clone();
@@ -42,7 +42,7 @@ async fn an_apply_during_a_run_is_not_lost() {
                 end: EventTime::parse("2026-11-20T00:00:00Z").unwrap(),
                 views: Some(vec!["driver_hourly_stats".into()]),
             };
-            materialize::materialize(&cfg, store.as_ref(), &req, &opts).await
+            materialize::materialize(&cfg, &larder::storage::Storage::default(), store.as_ref(), &req, &opts).await
         })
     };
     // Once the run has loaded the registry and is reading rows, change the registry under it.
@@ -56,14 +56,14 @@ async fn an_apply_during_a_run_is_not_lost() {
         "  driver_trips_only:\n    entities: [driver]\n    ttl: 1d\n    source: driver_stats_source\n    features: {avg_daily_trips: Int64}\n\nfeature_services:",
     );
     std::fs::write(dir.path().join("features.yaml"), added).unwrap();
-    let plan = registry::apply(&cfg, false).await.unwrap();
+    let plan = registry::apply(&cfg, &larder::storage::Storage::default(), false).await.unwrap();
     assert!(plan.has_changes());
     assert!(!run.is_finished(), "the apply must land while the run is still going for this test to mean anything");
 
     let report = run.await.unwrap().unwrap();
     assert!(report.complete && report.recorded);
     assert_eq!(report.views[0].entities, 2000);
-    let reg = registry::load(&cfg).await.unwrap();
+    let reg = registry::load(&cfg, &larder::storage::Storage::default()).await.unwrap();
     assert!(reg.view("driver_trips_only").is_ok(), "the concurrent apply was lost");
     assert_eq!(
         reg.view("driver_hourly_stats").unwrap().materialization_intervals.len(),

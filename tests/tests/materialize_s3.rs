@@ -83,7 +83,7 @@ fn day_file(day: i64, riders: i64, hours: std::ops::Range<i64>) -> Vec<u8> {
 }
 
 async fn put(key: &str, body: Vec<u8>) {
-    larder::aws::s3().await.put_object().bucket(BUCKET).key(key).body(body.into()).send().await.unwrap();
+    larder_tests::aws::s3().await.put_object().bucket(BUCKET).key(key).body(body.into()).send().await.unwrap();
 }
 
 /// Uploads the data to S3 and writes the same files under `local`.
@@ -112,7 +112,7 @@ async fn repo(source: &str, registry_path: &str) -> (tempfile::TempDir, RepoConf
     .unwrap();
     std::fs::write(dir.path().join("features.yaml"), features_yaml(source)).unwrap();
     let cfg = RepoConfig::load_with(Some(dir.path()), &|_| None).unwrap();
-    registry::apply(&cfg, false).await.unwrap();
+    registry::apply(&cfg, &larder::storage::Storage::default(), false).await.unwrap();
     (dir, cfg)
 }
 
@@ -147,7 +147,7 @@ fn int64(i: i64) -> Vec<u8> {
 #[tokio::test]
 async fn an_s3_prefix_materializes_like_the_same_local_folder() {
     moto();
-    larder::aws::s3().await.create_bucket().bucket(BUCKET).send().await.unwrap();
+    larder_tests::aws::s3().await.create_bucket().bucket(BUCKET).send().await.unwrap();
     let local = tempfile::tempdir().unwrap();
     upload("trips", local.path()).await;
 
@@ -159,7 +159,10 @@ async fn an_s3_prefix_materializes_like_the_same_local_folder() {
         views: None,
     };
     let s3_store = MemoryStore::new();
-    let report = materialize::materialize(&cfg, &s3_store, &req, &Options::default()).await.unwrap();
+    let report =
+        materialize::materialize(&cfg, &larder::storage::Storage::default(), &s3_store, &req, &Options::default())
+            .await
+            .unwrap();
     assert!(report.complete && report.recorded, "{report:?}");
     assert_eq!(report.files, 3, "_SUCCESS files are not data");
     // 480 rows in 24 row groups of 20; rows before 06:00 on day 1 and after 05:00 on day 2
@@ -169,32 +172,47 @@ async fn an_s3_prefix_materializes_like_the_same_local_folder() {
     // The last hour in the window is day 2, 05:00: fare 205 + r/100, day 2 from the path.
     assert_eq!(field(&s3_store, 3, "fare"), float(205.0f32 + 3.0f32 / 100.0));
     assert_eq!(field(&s3_store, 3, "day"), int64(2));
-    let reg = registry::load(&cfg).await.unwrap();
+    let reg = registry::load(&cfg, &larder::storage::Storage::default()).await.unwrap();
     assert_eq!(reg.view("rider_stats").unwrap().materialization_intervals.len(), 1);
 
     // The same files from a local folder give the same hashes.
     let (l, local_cfg) = repo(&local.path().display().to_string(), "data/registry.db").await;
     assert!(!l.path().starts_with(local.path()), "the registry must not sit among the data files");
     let local_store = MemoryStore::new();
-    materialize::materialize(&local_cfg, &local_store, &req, &Options::default()).await.unwrap();
+    materialize::materialize(&local_cfg, &larder::storage::Storage::default(), &local_store, &req, &Options::default())
+        .await
+        .unwrap();
     assert_eq!(dump(&s3_store), dump(&local_store));
     assert!(dump(&s3_store).iter().all(|h| h.len() == 4));
 
     // Split into items on S3, run in reverse, commit: the same result again.
     let split = MemoryStore::new();
     let opts = Options { rows_per_item: 60, ..Options::default() };
-    let plan = materialize::plan(&cfg, &req, &opts).await.unwrap();
+    let plan = materialize::plan(&cfg, &larder::storage::Storage::default(), &req, &opts).await.unwrap();
     assert!(plan.items.len() >= 3 && plan.items.iter().all(|i| i.file.starts_with("s3://")), "{plan:?}");
     for item in plan.items.iter().rev() {
-        assert!(materialize::run_item(&cfg, &split, item, &opts).await.unwrap().complete);
+        assert!(
+            materialize::run_item(&cfg, &larder::storage::Storage::default(), &split, item, &opts)
+                .await
+                .unwrap()
+                .complete
+        );
     }
-    materialize::commit(&cfg, &plan.views).await.unwrap();
+    materialize::commit(&cfg, &larder::storage::Storage::default(), &plan.views).await.unwrap();
     assert_eq!(dump(&split), dump(&s3_store));
-    let reg = registry::load(&cfg).await.unwrap();
+    let reg = registry::load(&cfg, &larder::storage::Storage::default()).await.unwrap();
     assert_eq!(reg.view("rider_stats").unwrap().materialization_intervals.len(), 2);
 
     // A prefix with nothing under it is named in the error.
     let (_m, missing) = repo(&format!("s3://{BUCKET}/nothing-here"), &format!("s3://{BUCKET}/other/registry.db")).await;
-    let err = materialize::materialize(&missing, &MemoryStore::new(), &req, &Options::default()).await.unwrap_err();
+    let err = materialize::materialize(
+        &missing,
+        &larder::storage::Storage::default(),
+        &MemoryStore::new(),
+        &req,
+        &Options::default(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("s3://larder-mat/nothing-here"), "{err}");
 }

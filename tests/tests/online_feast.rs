@@ -281,7 +281,7 @@ async fn feast_and_larder_read_each_others_writes_byte_for_byte() {
             );
         }
         // Feast's Python server reports a missing entity as PRESENT with no value (a Feast
-        // quirk, see feast-compat §1.5); what matters here is that it found nothing.
+        // quirk, see docs/compatibility.md §1.5); what matters here is that it found nothing.
         let missing = value::decode(&hex(col["values"][ids.len() - 1].as_str().unwrap())).unwrap();
         assert!(value::is_null(&missing), "{}: {missing:?}", f.name);
     }

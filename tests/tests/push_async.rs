@@ -8,7 +8,7 @@ mod push_support;
 use std::sync::Arc;
 
 use aws_sdk_kinesis::types::ShardIteratorType;
-use larder::api::{self, ApiRequest};
+use larder::api::ApiRequest;
 use larder::online::OnlineStore;
 use larder::push::PushSettings;
 use larder::push::dead_letter::MemorySink;
@@ -19,7 +19,7 @@ use serde_json::{Value as Json, json};
 
 /// Every record on the stream, per shard in order: (sequence number, partition key, data).
 async fn read_stream(stream: &str) -> Vec<Vec<(String, String, Vec<u8>)>> {
-    let k = larder::aws::kinesis().await;
+    let k = larder_tests::aws::kinesis().await;
     let shards = k.list_shards().stream_name(stream).send().await.unwrap();
     let mut out = Vec::new();
     for shard in shards.shards() {
@@ -50,8 +50,7 @@ async fn read_stream(stream: &str) -> Vec<Vec<(String, String, Vec<u8>)>> {
 }
 
 async fn post(app: &App, path: &str, query: &str, body: &Json) -> (u16, Json) {
-    let r =
-        api::handle(&app.services, ApiRequest { method: "POST", path, query, body: body.to_string().as_bytes() }).await;
+    let r = app.router.handle(ApiRequest { method: "POST", path, query, body: body.to_string().as_bytes() }).await;
     (r.status, serde_json::from_slice(&r.body).unwrap_or(Json::Null))
 }
 
@@ -73,13 +72,13 @@ async fn async_push_enqueues_one_record_per_entity_and_the_stream_applies_them()
     moto.export_env();
     let redis = RedisServer::start();
     let stream = "driver-events";
-    let k = larder::aws::kinesis().await;
+    let k = larder_tests::aws::kinesis().await;
     k.create_stream().stream_name(stream).shard_count(2).send().await.unwrap();
 
     let cfg = config(Some(&redis.addr()));
     let store = larder::online::connect(&cfg).await.unwrap();
     let settings = PushSettings { async_stream: Some(stream.into()), ..default_source() };
-    let app = App::new(services(cfg, store.clone(), settings), Arc::new(MemorySink::new()));
+    let app = app(cfg, store.clone(), settings, Arc::new(MemorySink::new()));
 
     // Three rows, two entities: driver 1 twice (its rows stay together, in order).
     let body = json!({"push_source_name": PUSH_SOURCE, "df": {
@@ -136,12 +135,16 @@ async fn async_push_enqueues_one_record_per_entity_and_the_stream_applies_them()
 
     // A stream that does not exist is the server's misconfiguration, said plainly.
     let wrong_settings = PushSettings { async_stream: Some("no-such-stream".into()), ..default_source() };
-    let wrong = services(app.services.config.clone(), app.services.store.clone(), wrong_settings);
-    let r = api::handle(
-        &wrong,
-        ApiRequest { method: "POST", path: "/push", query: "mode=async", body: body.to_string().as_bytes() },
-    )
-    .await;
+    let wrong = push_support::app(
+        app.services().config.clone(),
+        app.services().store.clone(),
+        wrong_settings,
+        Arc::new(MemorySink::new()),
+    );
+    let r = wrong
+        .router
+        .handle(ApiRequest { method: "POST", path: "/push", query: "mode=async", body: body.to_string().as_bytes() })
+        .await;
     let err: Json = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(r.status, 500, "{err}");
     assert!(err["error"]["message"].as_str().unwrap().contains("no-such-stream"), "{err}");

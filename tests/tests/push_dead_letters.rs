@@ -34,7 +34,7 @@ const KINESIS_POISON: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/
 const MSK: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/msk.json"));
 
 fn app_with(store: Arc<dyn OnlineStore>, sink: Arc<dyn DeadLetterSink>) -> App {
-    App::new(services(config(None), store, default_source()), sink)
+    app(config(None), store, default_source(), sink)
 }
 
 async fn invoke(app: &App, event: &str) -> Json {
@@ -42,7 +42,7 @@ async fn invoke(app: &App, event: &str) -> Json {
 }
 
 async fn queue_messages(url: &str) -> Vec<Json> {
-    let sqs = larder::aws::sqs().await;
+    let sqs = larder_tests::aws::sqs().await;
     let mut out = Vec::new();
     loop {
         let got = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
@@ -64,7 +64,7 @@ async fn poison_records_reach_sqs_and_s3_dead_letter_destinations() {
     let store: Arc<dyn OnlineStore> = Arc::new(larder::online::memory::MemoryStore::new());
 
     // SQS: one message per poison record, with where it came from and why.
-    let sqs = larder::aws::sqs().await;
+    let sqs = larder_tests::aws::sqs().await;
     let url =
         sqs.create_queue().queue_name("larder-dead-letters").send().await.unwrap().queue_url().unwrap().to_string();
     let app = app_with(store.clone(), Arc::new(SqsSink::new(sqs.clone(), &url)));
@@ -86,7 +86,7 @@ async fn poison_records_reach_sqs_and_s3_dead_letter_destinations() {
     assert!(messages[2]["error"]["message"].as_str().unwrap().contains("column 'conv_rate', row 0"));
 
     // S3: one JSON-lines object per batch under the prefix.
-    let s3 = larder::aws::s3().await;
+    let s3 = larder_tests::aws::s3().await;
     s3.create_bucket().bucket("larder-dlq").send().await.unwrap();
     let app = app_with(store.clone(), Arc::new(S3Sink::new(s3.clone(), "larder-dlq", "push/")));
     assert_eq!(invoke(&app, MSK).await, json!({"batchItemFailures": []}));

@@ -29,11 +29,11 @@ async fn feast_repo_and_app(redis: &RedisServer) -> (FeastRepo, App) {
     larder::example_data::write_driver_stats(&repo.path().join("data/driver_stats.parquet"), 10, 1, end, 1).unwrap();
     run(&mut repo.feast(&["apply"]));
     let cfg = RepoConfig::load_with(Some(repo.path()), &|k| (k == "REDIS_ADDR").then(|| redis.addr())).unwrap();
-    let registry = RegistryCache::load(&cfg).await.unwrap();
+    let registry = RegistryCache::load(&cfg, &larder::storage::Storage::default()).await.unwrap();
     let store = larder::online::connect(&cfg).await.unwrap();
-    let mut services = Services::new(cfg, registry, store);
-    services.push = PushSettings { default_source: Some(PUSH_SOURCE.into()), ..Default::default() };
-    (repo, App::new(services, Arc::new(MemorySink::new())))
+    let services = Services::new(cfg, registry, store);
+    let settings = PushSettings { default_source: Some(PUSH_SOURCE.into()), ..Default::default() };
+    (repo, App::new(services, settings, &larder::aws::Aws::new(), Arc::new(MemorySink::new())))
 }
 
 const READ_WITH_FEAST: &str = r#"

@@ -24,13 +24,13 @@ async fn the_push_function_handles_every_sample_event_under_cargo_lambda() {
     let redis = RedisServer::start();
     let moto = MotoServer::start();
     moto.export_env();
-    let queue = larder::aws::sqs().await.create_queue().queue_name("push-dlq").send().await.unwrap();
+    let queue = larder_tests::aws::sqs().await.create_queue().queue_name("push-dlq").send().await.unwrap();
     let queue_url = queue.queue_url().unwrap().to_string();
 
     let repo = tempfile::tempdir().unwrap();
     copy_dir(&repo_root().join("examples/driver"), repo.path());
     let cfg = RepoConfig::load_with(Some(repo.path()), &|k| (k == "REDIS_ADDR").then(|| redis.addr())).unwrap();
-    larder::registry::apply(&cfg, false).await.unwrap();
+    larder::registry::apply(&cfg, &larder::storage::Storage::default(), false).await.unwrap();
 
     let mut env: Vec<(String, String)> = moto.env();
     env.extend([
@@ -61,7 +61,7 @@ async fn the_push_function_handles_every_sample_event_under_cargo_lambda() {
     assert_eq!(err["error"]["code"], "invalid_value");
 
     // Everything valid is in Redis, under Feast's keys.
-    let reg = larder::registry::load(&cfg).await.unwrap();
+    let reg = larder::registry::load(&cfg, &larder::storage::Storage::default()).await.unwrap();
     let view = reg.view("driver_fresh").unwrap();
     let mut c = redis.client();
     for id in [1001, 1002, 1003, 1004, 1006, 2001, 2003, 3001, 3002, 4001, 4002, 4003, 4004, 4005, 4006, 4007, 4008] {
@@ -75,7 +75,7 @@ async fn the_push_function_handles_every_sample_event_under_cargo_lambda() {
     assert!(!exists);
 
     // The poison records are in the dead-letter queue: 4 from Kinesis, 1 from MSK.
-    let sqs = larder::aws::sqs().await;
+    let sqs = larder_tests::aws::sqs().await;
     let mut letters = Vec::new();
     loop {
         let got = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).send().await.unwrap();

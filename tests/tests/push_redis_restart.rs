@@ -20,7 +20,7 @@ use larder::proto::types::value::Val;
 use larder::push::dead_letter::SqsSink;
 use larder::value::Value;
 use larder_tests::{MotoServer, RedisServer};
-use push_function::{App, event};
+use push_function::event;
 use push_support::*;
 use redis::Commands;
 use serde_json::{Value as Json, json};
@@ -107,7 +107,7 @@ fn key(view: &larder::registry::FeatureView, d: i64) -> Vec<u8> {
 async fn redis_killed_mid_batch_then_restarted_loses_nothing() {
     let moto = MotoServer::start();
     moto.export_env();
-    let sqs = larder::aws::sqs().await;
+    let sqs = larder_tests::aws::sqs().await;
     let url = sqs.create_queue().queue_name("dlq").send().await.unwrap().queue_url().unwrap().to_string();
 
     let redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
@@ -121,7 +121,7 @@ async fn redis_killed_mid_batch_then_restarted_loses_nothing() {
         writes_before_kill: Mutex::new(Some(1)),
         one_at_a_time: tokio::sync::Mutex::new(()),
     });
-    let app = App::new(services(cfg, store, default_source()), Arc::new(SqsSink::new(sqs.clone(), &url)));
+    let app = app(cfg, store, default_source(), Arc::new(SqsSink::new(sqs.clone(), &url)));
 
     let records = batch();
     let poison = records.iter().filter(|r| r.2.ends_with(b"broken")).count();

@@ -34,7 +34,7 @@ async fn larder_reads_what_feast_apply_wrote() {
     run(&mut repo.feast(&["apply"]));
 
     let cfg = RepoConfig::load_with(Some(repo.path()), &|k| (k == "REDIS_ADDR").then(|| redis.addr())).unwrap();
-    let reg = registry::load(&cfg).await.unwrap();
+    let reg = registry::load(&cfg, &larder::storage::Storage::default()).await.unwrap();
     assert_eq!(reg.feature_views.keys().collect::<Vec<_>>(), ["driver_fresh", "driver_hourly_stats"]);
     for name in ["driver_fresh", "driver_hourly_stats"] {
         let v = &reg.feature_views[name];
@@ -72,7 +72,7 @@ async fn feast_reads_what_larder_apply_wrote() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&repo_root().join("examples/driver"), dir.path());
     let cfg = RepoConfig::load_with(Some(dir.path()), &|k| (k == "REDIS_ADDR").then(|| redis.addr())).unwrap();
-    let plan = registry::apply(&cfg, false).await.unwrap();
+    let plan = registry::apply(&cfg, &larder::storage::Storage::default(), false).await.unwrap();
     assert!(plan.has_changes());
 
     let repo = FeastRepo { dir, redis_addr: redis.addr() };

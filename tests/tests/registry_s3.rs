@@ -25,15 +25,15 @@ async fn registry_on_s3_is_updated_conditionally() {
     let cfg = RepoConfig::load_with(Some(repo.path()), &env).unwrap();
     assert_eq!(cfg.registry.path, "s3://reg/prod/registry.db");
 
-    let plan = registry::apply(&cfg, false).await.unwrap();
+    let plan = registry::apply(&cfg, &larder::storage::Storage::default(), false).await.unwrap();
     assert!(plan.has_changes());
-    assert!(!registry::apply(&cfg, false).await.unwrap().has_changes());
-    let cache = RegistryCache::load(&cfg).await.unwrap();
+    assert!(!registry::apply(&cfg, &larder::storage::Storage::default(), false).await.unwrap().has_changes());
+    let cache = RegistryCache::load(&cfg, &larder::storage::Storage::default()).await.unwrap();
     assert_eq!(cache.get().feature_views.len(), 2);
     assert!(!cache.refresh().await.unwrap(), "unchanged registry: a 304, no reload");
 
     // Creating over an existing object with If-None-Match: * must conflict.
-    let store = RegistryStore::new(&cfg.registry.path).unwrap();
+    let store = RegistryStore::new(&cfg.registry.path, &larder::storage::Storage::default()).unwrap();
     assert_eq!(store.write_if(b"x".to_vec(), None).await.unwrap(), registry::store::WriteOutcome::Conflict);
     // Another writer changes the object (S3's ETag is the content's MD5, so it must write
     // other bytes); a write against the ETag read before that conflicts, and a write against
@@ -63,6 +63,7 @@ async fn registry_on_s3_is_updated_conditionally() {
             let view = if i % 2 == 0 { "driver_hourly_stats" } else { "driver_fresh" };
             registry::record_materialization(
                 &cfg,
+                &larder::storage::Storage::default(),
                 &[Interval {
                     view: view.into(),
                     start: EventTime::new(i * 100, 0),

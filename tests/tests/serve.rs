@@ -24,7 +24,7 @@ async fn serve_limits_outages_refresh_and_shutdown() {
     ];
     let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let cfg = RepoConfig::load_with(Some(repo.path()), &lookup).unwrap();
-    registry::apply(&cfg, false).await.unwrap();
+    registry::apply(&cfg, &larder::storage::Storage::default(), false).await.unwrap();
     let mut serve = LarderServe::start(repo.path(), &env, &[]);
 
     let (status, body) = request(serve.port, "GET", "/health", b"").unwrap();
@@ -66,7 +66,7 @@ async fn serve_limits_outages_refresh_and_shutdown() {
         "  late_view:\n    entities: [driver]\n    source: driver_stats_source\n    features: {x: Int64}\n\nfeature_services:",
     );
     std::fs::write(repo.path().join("features.yaml"), defs).unwrap();
-    registry::apply(&cfg, false).await.unwrap();
+    registry::apply(&cfg, &larder::storage::Storage::default(), false).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (status, body) = post_json(

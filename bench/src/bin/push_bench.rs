@@ -5,7 +5,7 @@
 //!   conversion, chunking; what the CPU costs before Redis.
 //! - `end-to-end`: the same path writing to the repo's Redis (newest wins, one script call
 //!   per key, pipelined).
-//! - `http`: `POST /push` with 100 rows through `api::handle` (no HTTP server: `push.sh`
+//! - `http`: `POST /push` with 100 rows through the push function's router (no HTTP server: `push.sh`
 //!   measures that through `larder serve` with wrk).
 //!
 //! Every run uses a new event time, so every row is really written. Prints one line per
@@ -15,13 +15,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::Parser;
-use larder::api::{self, ApiRequest, Services};
+use larder::api::{ApiRequest, Health, PushRoutes, Router, Services};
+use larder::aws::Aws;
 use larder::config::RepoConfig;
-use larder::online::{KeyRead, OnlineStore, ViewWrite, WriteStats};
+use larder::online::testing::NullStore;
 use larder::push::PushSettings;
 use larder::push::dead_letter::LogSink;
 use larder::registry::RegistryCache;
@@ -50,25 +50,6 @@ struct Args {
     /// Tokio scheduler: `current` (one thread, as the push function runs) or `multi`.
     #[arg(long, default_value = "current")]
     runtime: String,
-}
-
-/// A store that accepts every write and keeps nothing.
-struct NullStore;
-
-#[async_trait]
-impl OnlineStore for NullStore {
-    async fn read(&self, reads: &[KeyRead<'_>]) -> larder::Result<Vec<Vec<Option<bytes::Bytes>>>> {
-        Ok(reads.iter().map(|r| vec![None; r.fields.len()]).collect())
-    }
-    async fn write(&self, batch: &ViewWrite<'_>) -> larder::Result<WriteStats> {
-        Ok(WriteStats { written: batch.rows.len(), skipped: 0 })
-    }
-    async fn ping(&self) -> larder::Result<()> {
-        Ok(())
-    }
-    fn describe(&self) -> String {
-        "null store".into()
-    }
 }
 
 fn row(driver: usize, ts: &str) -> serde_json::Value {
@@ -146,14 +127,14 @@ fn main() -> larder::Result<()> {
 
 async fn run(args: Args) -> larder::Result<()> {
     let cfg = RepoConfig::load(Some(&args.repo))?;
-    let registry = RegistryCache::load(&cfg).await?;
+    let aws = Aws::new();
+    let registry = RegistryCache::load(&cfg, &larder::storage::Storage::new(&aws)).await?;
     let settings = PushSettings { default_source: Some(args.source.clone()), ..Default::default() };
     let only: Vec<&str> = args.only.split(',').map(str::trim).collect();
 
     if only.contains(&"decode") {
-        let mut services = Services::new(cfg.clone(), registry.clone(), Arc::new(NullStore));
-        services.push = settings.clone();
-        let app = App::new(services, Arc::new(LogSink));
+        let services = Services::new(cfg.clone(), registry.clone(), Arc::new(NullStore));
+        let app = App::new(services, settings.clone(), &aws, Arc::new(LogSink));
         let mut times = Vec::new();
         for run in 0..=args.runs {
             let bytes = kinesis_event(args.records, &ts(run));
@@ -171,9 +152,8 @@ async fn run(args: Args) -> larder::Result<()> {
         None
     };
     if let (true, Some(store)) = (only.contains(&"end-to-end"), &store) {
-        let mut services = Services::new(cfg.clone(), registry.clone(), store.clone());
-        services.push = settings.clone();
-        let app = App::new(services, Arc::new(LogSink));
+        let services = Services::new(cfg.clone(), registry.clone(), store.clone());
+        let app = App::new(services, settings.clone(), &aws, Arc::new(LogSink));
         let mut times = Vec::new();
         for run in 0..=args.runs {
             let bytes = kinesis_event(args.records, &ts(1000 + run));
@@ -186,12 +166,13 @@ async fn run(args: Args) -> larder::Result<()> {
     }
     if let (true, Some(store)) = (only.contains(&"http"), &store) {
         let services = Services::new(cfg.clone(), registry.clone(), store.clone());
+        let router = Router::new(services).with(Health).with(PushRoutes::sync_only());
         let mut times = Vec::new();
         let runs = args.runs * 20;
         for run in 0..=runs {
             let body = push_100(&ts(100_000 + run));
             let start = Instant::now();
-            let r = api::handle(&services, ApiRequest { method: "POST", path: "/push", query: "", body: &body }).await;
+            let r = router.handle(ApiRequest { method: "POST", path: "/push", query: "", body: &body }).await;
             let t = start.elapsed();
             assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
             if run > 0 {

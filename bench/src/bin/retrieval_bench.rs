@@ -46,7 +46,8 @@ struct Hmget {
 fn plan(args: &Args) -> Vec<Hmget> {
     let config = RepoConfig::load(Some(&args.repo)).expect("feature_store.yaml");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let registry = rt.block_on(larder::registry::load(&config)).expect("registry");
+    let registry =
+        rt.block_on(larder::registry::load(&config, &larder::storage::Storage::default())).expect("registry");
     let body: serde_json::Value = serde_json::from_slice(&std::fs::read(&args.body).expect("body file")).unwrap();
     let entities = body["entities"].as_object().expect("entities");
     let rows = entities.values().next().and_then(|v| v.as_array()).map_or(0, Vec::len);

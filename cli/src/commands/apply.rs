@@ -1,9 +1,12 @@
-use super::RepoArgs;
 use larder::Result;
+use larder::aws::Aws;
+use larder::storage::Storage;
 
-pub async fn run(args: RepoArgs, dry_run: bool) -> Result<()> {
+use super::RepoArgs;
+
+pub async fn run(args: RepoArgs, aws: &Aws, dry_run: bool) -> Result<()> {
     let cfg = args.config()?;
-    let plan = larder::registry::apply(&cfg, dry_run).await?;
+    let plan = larder::registry::apply(&cfg, &Storage::new(aws), dry_run).await?;
     print!("{plan}");
     if !dry_run && plan.has_changes() {
         println!("Registry {} updated for project '{}'.", cfg.registry.path, cfg.project);

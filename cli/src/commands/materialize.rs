@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use larder::aws::Aws;
 use larder::materialize::{self, Options, Progress, Report, Request};
+use larder::storage::Storage;
 use larder::time::EventTime;
 use larder::{Error, Result};
 
@@ -58,18 +60,18 @@ fn time(field: &str, text: &str) -> Result<EventTime> {
     EventTime::parse(text).map_err(|e| Error::BadRequest(format!("{field}: {e}")))
 }
 
-pub async fn run(a: MaterializeArgs) -> Result<()> {
+pub async fn run(a: MaterializeArgs, aws: &Aws) -> Result<()> {
     let req =
         Request::Range { start: time("START", &a.start)?, end: time("END", &a.end)?, views: a.common.views.clone() };
-    execute(&a.common, req).await
+    execute(&a.common, aws, req).await
 }
 
-pub async fn run_incremental(a: IncrementalArgs) -> Result<()> {
+pub async fn run_incremental(a: IncrementalArgs, aws: &Aws) -> Result<()> {
     let req = Request::Incremental { end: time("END", &a.end)?, views: a.common.views.clone() };
-    execute(&a.common, req).await
+    execute(&a.common, aws, req).await
 }
 
-async fn execute(common: &CommonArgs, req: Request) -> Result<()> {
+async fn execute(common: &CommonArgs, aws: &Aws, req: Request) -> Result<()> {
     let cfg = common.repo.config()?;
     let store = larder::online::connect(&cfg).await?;
     let mut opts = Options::default();
@@ -77,7 +79,7 @@ async fn execute(common: &CommonArgs, req: Request) -> Result<()> {
         opts.parallelism = p.max(1);
     }
     let reporter = tokio::spawn(watch(opts.progress.clone()));
-    let result = materialize::materialize(&cfg, store.as_ref(), &req, &opts).await;
+    let result = materialize::materialize(&cfg, &Storage::new(aws), store.as_ref(), &req, &opts).await;
     reporter.abort();
     let _ = reporter.await;
     let report = result?;
@@ -87,7 +89,7 @@ async fn execute(common: &CommonArgs, req: Request) -> Result<()> {
         print!("{}", summary(&report));
     }
     if !report.complete {
-        return Err(Error::Unavailable("materialization stopped early; nothing was recorded".into()));
+        return Err(Error::unavailable("materialization stopped early; nothing was recorded"));
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use larder::Result;
+use larder::aws::Aws;
 use larder::config::RepoConfig;
 
 #[derive(Subcommand)]
@@ -47,15 +48,17 @@ impl RepoArgs {
     }
 }
 
-pub async fn run(command: Command) -> Result<()> {
+/// Runs one command. `aws` is the process's AWS configuration, loaded only if a command
+/// reaches S3 or Kinesis.
+pub async fn run(command: Command, aws: &Aws) -> Result<()> {
     match command {
         Command::Init(a) => init::run(a),
-        Command::Plan(a) => apply::run(a, true).await,
-        Command::Apply(a) => apply::run(a, false).await,
+        Command::Plan(a) => apply::run(a, aws, true).await,
+        Command::Apply(a) => apply::run(a, aws, false).await,
         Command::ExampleData(a) => example_data::run(a),
-        Command::Serve(a) => serve::run(a).await,
-        Command::Materialize(a) => materialize::run(a).await,
-        Command::MaterializeIncremental(a) => materialize::run_incremental(a).await,
-        Command::Push(a) => push::run(a).await,
+        Command::Serve(a) => serve::run(a, aws).await,
+        Command::Materialize(a) => materialize::run(a, aws).await,
+        Command::MaterializeIncremental(a) => materialize::run_incremental(a, aws).await,
+        Command::Push(a) => push::run(a, aws).await,
     }
 }

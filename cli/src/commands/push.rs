@@ -10,12 +10,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
+use larder::aws::Aws;
 use larder::online::OnlineStore;
 use larder::online::memory::MemoryStore;
 use larder::push::dead_letter::{DeadLetter, MemorySink, Position};
 use larder::push::stream::{Lane, OnFailure, Processor, StreamRecord};
 use larder::push::{PushSettings, WriteOptions, enqueue, prepare, request};
 use larder::registry::RegistryCache;
+use larder::storage::Storage;
 use larder::{Error, Result};
 use serde_json::value::RawValue;
 
@@ -124,7 +126,7 @@ fn report(letters: &[DeadLetter], file: Option<&PathBuf>) -> Result<()> {
     Ok(())
 }
 
-pub async fn run(a: PushArgs) -> Result<()> {
+pub async fn run(a: PushArgs, aws: &Aws) -> Result<()> {
     let cfg = a.repo.config()?;
     let mut settings = PushSettings::from_env()?;
     if a.source.is_some() {
@@ -134,10 +136,10 @@ pub async fn run(a: PushArgs) -> Result<()> {
     if let Some(view) = &a.view {
         with_view(&mut records, view);
     }
-    let registry = RegistryCache::load(&cfg).await?;
+    let registry = RegistryCache::load(&cfg, &Storage::new(aws)).await?;
     let total = records.len();
     if a.enqueue {
-        return enqueue_all(&a, &settings, &registry, records).await;
+        return enqueue_all(&a, &settings, &registry, aws, records).await;
     }
     let store: Arc<dyn OnlineStore> =
         if a.dry_run { Arc::new(MemoryStore::new()) } else { larder::online::connect(&cfg).await? };
@@ -154,7 +156,7 @@ pub async fn run(a: PushArgs) -> Result<()> {
     let letters = sink.letters();
     report(&letters, a.dead_letters.as_ref())?;
     if let (Some(from), Some(e)) = (outcome.lanes[0].failed_from, &outcome.error) {
-        return Err(Error::Unavailable(format!(
+        return Err(Error::unavailable(format!(
             "records from {} on were not written ({e}); the {} before were. Pushing everything again is harmless",
             lane.records[from].position, from
         )));
@@ -178,6 +180,7 @@ async fn enqueue_all(
     a: &PushArgs,
     settings: &PushSettings,
     registry: &Arc<RegistryCache>,
+    aws: &Aws,
     records: Vec<StreamRecord>,
 ) -> Result<()> {
     let stream =
@@ -196,7 +199,7 @@ async fn enqueue_all(
         }
     }
     report(&letters, a.dead_letters.as_ref())?;
-    enqueue::put_records(larder::aws::kinesis().await, &stream, &queued).await?;
+    enqueue::put_records(aws.kinesis().get().await, &stream, &queued).await?;
     println!(
         "enqueued: {} records ({} rows) on Kinesis stream {stream}",
         queued.len(),

@@ -8,9 +8,12 @@ use axum::body::{Body, to_bytes};
 use axum::extract::State;
 use axum::http::{Request, Response, StatusCode, header};
 use clap::Args;
-use larder::api::{self, ApiRequest, Limits, Services};
+use larder::api::{self, ApiRequest, Health, Limits, Materialize, PushRoutes, Retrieval, Router, Services};
+use larder::aws::Aws;
 use larder::online::memory::MemoryStore;
+use larder::push::PushSettings;
 use larder::registry::RegistryCache;
+use larder::storage::Storage;
 use larder::{Error, Result};
 
 use super::RepoArgs;
@@ -30,45 +33,50 @@ pub struct ServeArgs {
     pub memory: bool,
 }
 
-pub async fn run(a: ServeArgs) -> Result<()> {
+pub async fn run(a: ServeArgs, aws: &Aws) -> Result<()> {
     let config = a.repo.config()?;
+    let push = PushSettings::from_env()?;
     let services = if a.memory {
+        let storage = Storage::new(aws);
         Services {
-            registry: RegistryCache::load(&config).await?,
+            registry: RegistryCache::load(&config, &storage).await?,
             store: Arc::new(MemoryStore::new()),
+            storage,
             limits: Limits::from_env()?,
-            push: larder::push::PushSettings::from_env()?,
             config,
         }
     } else {
-        Services::connect(config).await?
+        Services::connect(config, aws).await?
     };
+    // Every route Larder has: a laptop answers what the three functions answer between them.
+    let router = Router::new(services).with(Health).with(Retrieval).with(PushRoutes::new(&push, aws)).with(Materialize);
     let addr: SocketAddr = format!("{}:{}", a.host, a.port)
         .parse()
         .map_err(|e| Error::Config(format!("--host {} --port {}: {e}", a.host, a.port)))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
-    let app = axum::Router::new().fallback(route).with_state(Arc::new(services));
+    let app = axum::Router::new().fallback(route).with_state(Arc::new(router));
     eprintln!("larder serve: listening on http://{addr} ({})", if a.memory { "in-memory store" } else { "Redis" });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .map_err(|e| Error::Internal(format!("server error: {e}")))?;
+        .map_err(|e| Error::internal(format!("server error: {e}")))?;
     eprintln!("larder serve: stopped");
     Ok(())
 }
 
-async fn route(State(services): State<Arc<Services>>, req: Request<Body>) -> Response<Body> {
+async fn route(State(router): State<Arc<Router>>, req: Request<Body>) -> Response<Body> {
     let (parts, body) = req.into_parts();
+    let limits = router.services().limits;
     // Read one byte past the limit so an oversized body is answered by the router's 413.
-    let limit = services.limits.max_body_bytes.saturating_add(1);
+    let limit = limits.max_body_bytes.saturating_add(1);
     let bytes = match to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
             let e = Error::TooLarge(format!(
                 "request body is over the limit of {} bytes (LARDER_MAX_BODY_BYTES)",
-                services.limits.max_body_bytes
+                limits.max_body_bytes
             ));
             return to_http(api::ApiResponse::error(&e));
         }
@@ -79,7 +87,7 @@ async fn route(State(services): State<Arc<Services>>, req: Request<Body>) -> Res
         query: parts.uri.query().unwrap_or(""),
         body: &bytes,
     };
-    to_http(api::handle(&services, req).await)
+    to_http(router.handle(req).await)
 }
 
 fn to_http(resp: api::ApiResponse) -> Response<Body> {

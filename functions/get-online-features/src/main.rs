@@ -1,27 +1,27 @@
 //! The `get-online-features` Lambda: API Gateway (HTTP API payload 2.0, REST API 1.0) events
-//! answered by Larder's HTTP router from the registry and Redis.
+//! answered by Larder's router from the registry and Redis.
 //!
-//! `main` is the composition root: logging, configuration, registry and Redis client are set
-//! up once per process, outside the handler, and every invocation borrows them.
+//! `main` is the composition root: logging, configuration, the AWS clients, registry and
+//! Redis client are set up once per process, outside the handler, and every invocation
+//! borrows them. The router serves `GET /health` and `POST /get-online-features` only, so
+//! no push or materialization code is linked into this binary.
 
 mod handler;
 
-use std::sync::Arc;
-
-use lambda_http::{Error, run, service_fn};
+use lambda_runtime::{Error, run, service_fn, tracing};
+use larder::api::{Health, Retrieval, Router, Services};
+use larder::aws::Aws;
 
 // One invocation at a time per process: a current-thread runtime avoids a cross-thread hop
 // on every Redis round trip (measured in docs/benchmarks/online-store.md).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
-    let services = Arc::new(larder::api::Services::from_env().await.inspect_err(|e| {
+    tracing::init_default_subscriber();
+    let aws = Aws::new();
+    let services = Services::from_env(&aws).await.inspect_err(|e| {
         // Fail fast at init with a message CloudWatch shows, instead of failing every request.
-        lambda_http::tracing::error!(error = %e, "cannot start get-online-features");
-    })?);
-    run(service_fn(move |event| {
-        let services = Arc::clone(&services);
-        async move { handler::handle(&services, event).await }
-    }))
-    .await
+        tracing::error!(error = %e.report(), "cannot start get-online-features");
+    })?;
+    let router = Router::new(services).with(Health).with(Retrieval);
+    run(service_fn(|event| handler::handle(&router, event))).await
 }

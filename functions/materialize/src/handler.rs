@@ -22,6 +22,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use larder::config::RepoConfig;
 use larder::materialize::{self, Options, Request, ViewWindow, WorkItem};
 use larder::online::OnlineStore;
+use larder::storage::Storage;
 use larder::time::EventTime;
 use larder::{Error, Result};
 use serde::Deserialize;
@@ -31,6 +32,8 @@ use serde_json::{Value, json};
 pub struct Services {
     pub config: RepoConfig,
     pub store: Arc<dyn OnlineStore>,
+    /// Parquet sources and the registry, local or on S3.
+    pub storage: Storage,
     /// Default rows per work item for `plan` (`LARDER_MATERIALIZE_ROWS_PER_ITEM`).
     pub rows_per_item: u64,
 }
@@ -178,19 +181,23 @@ pub async fn handle(services: &Services, event: Value, deadline: Option<Instant>
     let opts = Options { deadline, rows_per_item: services.rows_per_item, ..Options::default() };
     match invocation {
         Invocation::Run(request) => {
-            let report = materialize::materialize(&services.config, services.store.as_ref(), &request, &opts).await?;
+            let report =
+                materialize::materialize(&services.config, &services.storage, services.store.as_ref(), &request, &opts)
+                    .await?;
             Ok(report_json(&report))
         }
         Invocation::Plan { request, rows_per_item } => {
             let opts = Options { rows_per_item: rows_per_item.unwrap_or(services.rows_per_item).max(1), ..opts };
-            let plan = materialize::plan(&services.config, &request, &opts).await?;
+            let plan = materialize::plan(&services.config, &services.storage, &request, &opts).await?;
             let mut v = serde_json::to_value(&plan).unwrap_or_default();
             v["items"] = Value::Array(plan.items.iter().map(invocable).collect());
             v["commit"] = json!({"action": "commit", "views": plan.views});
             Ok(v)
         }
         Invocation::Item(item) => {
-            let report = materialize::run_item(&services.config, services.store.as_ref(), &item, &opts).await?;
+            let report =
+                materialize::run_item(&services.config, &services.storage, services.store.as_ref(), &item, &opts)
+                    .await?;
             Ok(report_json(&report))
         }
         Invocation::Commit { views, results } => {
@@ -203,7 +210,7 @@ pub async fn handle(services: &Services, event: Value, deadline: Option<Instant>
                     )));
                 }
             }
-            materialize::commit(&services.config, &views).await?;
+            materialize::commit(&services.config, &services.storage, &views).await?;
             Ok(json!({"recorded": true, "views": views}))
         }
     }

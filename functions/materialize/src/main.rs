@@ -3,8 +3,8 @@
 //! event shapes, and `larder::materialize::plan` for the plan / item / commit contract a Step
 //! Functions Distributed Map drives).
 //!
-//! `main` is the composition root: logging, configuration and the Redis client are set up
-//! once per process; every invocation borrows them.
+//! `main` is the composition root: logging, configuration, the AWS clients and the Redis
+//! client are set up once per process; every invocation borrows them.
 
 mod handler;
 
@@ -17,14 +17,14 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let services = Arc::new(services().await.inspect_err(|e| {
-        lambda_runtime::tracing::error!(error = %e, "cannot start materialize");
+        lambda_runtime::tracing::error!(error = %e.report(), "cannot start materialize");
     })?);
     run(service_fn(move |event: LambdaEvent<Value>| {
         let services = Arc::clone(&services);
         async move {
             let deadline = handler::deadline(event.context.deadline);
             handler::handle(&services, event.payload, deadline).await.map_err(|e| {
-                lambda_runtime::tracing::error!(code = e.code(), error = %e, "materialize failed");
+                lambda_runtime::tracing::error!(code = e.code(), error = %e.report(), "materialize failed");
                 Error::from(format!("{}: {e}", e.code()))
             })
         }
@@ -35,11 +35,10 @@ async fn main() -> Result<(), Error> {
 async fn services() -> larder::Result<handler::Services> {
     let config = larder::config::RepoConfig::load(None)?;
     let store = larder::online::connect(&config).await?;
-    let rows_per_item = match std::env::var("LARDER_MATERIALIZE_ROWS_PER_ITEM") {
-        Ok(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-            larder::Error::Config(format!("LARDER_MATERIALIZE_ROWS_PER_ITEM: '{v}' is not a positive number"))
-        })?,
-        Err(_) => larder::materialize::Options::default().rows_per_item,
-    };
-    Ok(handler::Services { config, store, rows_per_item })
+    let storage = larder::storage::Storage::new(&larder::aws::Aws::new());
+    let env = |name: &str| std::env::var(name).ok();
+    let rows_per_item =
+        larder::config::number_from_env(&env, "LARDER_MATERIALIZE_ROWS_PER_ITEM", 1..=u64::MAX, "a positive number")?
+            .unwrap_or(larder::materialize::Options::default().rows_per_item);
+    Ok(handler::Services { config, store, storage, rows_per_item })
 }

@@ -3,11 +3,12 @@
 
 use std::borrow::Cow;
 
-use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
 use aws_lambda_events::kafka::KafkaEvent;
 use aws_lambda_events::kinesis::KinesisEvent;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+
+use larder_apigw::HttpEvent;
 
 /// An invocation of the push function.
 #[derive(Debug)]
@@ -16,10 +17,8 @@ pub enum Event {
     Kinesis(KinesisEvent),
     /// An MSK (`aws:kafka`) or self-managed Kafka (`SelfManagedKafka`) event source mapping.
     Kafka(KafkaEvent),
-    /// API Gateway HTTP API (payload format 2.0) or a function URL.
-    HttpV2(Box<ApiGatewayV2httpRequest>),
-    /// API Gateway REST API, or HTTP API payload format 1.0.
-    HttpV1(Box<ApiGatewayProxyRequest>),
+    /// API Gateway (HTTP API, REST API) or a function URL.
+    Http(HttpEvent),
     /// A direct invocation with a Feast push or write request as the payload.
     Direct { write: bool, body: String },
 }
@@ -32,8 +31,6 @@ struct Probe<'a> {
     event_source: Option<Cow<'a, str>>,
     #[serde(rename = "requestContext")]
     request_context: Option<IgnoredAny>,
-    #[serde(borrow)]
-    version: Option<Cow<'a, str>>,
     push_source_name: Option<IgnoredAny>,
     feature_view_name: Option<IgnoredAny>,
 }
@@ -52,15 +49,7 @@ pub fn parse(payload: &str) -> Result<Event, String> {
         return serde_json::from_str(payload).map(Event::Kafka).map_err(|e| format!("not a valid {source} event: {e}"));
     }
     if probe.request_context.is_some() {
-        return if probe.version.as_deref() == Some("2.0") {
-            serde_json::from_str(payload)
-                .map(|r| Event::HttpV2(Box::new(r)))
-                .map_err(|e| format!("not a valid HTTP API event: {e}"))
-        } else {
-            serde_json::from_str(payload)
-                .map(|r| Event::HttpV1(Box::new(r)))
-                .map_err(|e| format!("not a valid API Gateway event: {e}"))
-        };
+        return HttpEvent::parse(payload).map(Event::Http);
     }
     if probe.push_source_name.is_some() || probe.feature_view_name.is_some() {
         return Ok(Event::Direct { write: probe.push_source_name.is_none(), body: payload.to_string() });

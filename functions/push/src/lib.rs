@@ -10,8 +10,9 @@
 //!   `LARDER_KAFKA_PARTIAL_BATCH=true` (a provisioned-mode mapping with
 //!   `ReportBatchItemFailures`), the answer names, per failed topic-partition, the offset to
 //!   resume from.
-//! - API Gateway (HTTP API 2.0, REST/1.0) and direct invocations: `api::handle`, so the answer
-//!   is byte for byte what `larder serve` gives.
+//! - API Gateway (HTTP API 2.0, REST/1.0) and direct invocations: the push routes of Larder's
+//!   router (`larder_apigw` adapts the events), so the answer is byte for byte what
+//!   `larder serve` gives.
 
 pub mod event;
 pub mod http;
@@ -20,13 +21,15 @@ use std::sync::Arc;
 
 use aws_lambda_events::kafka::KafkaEvent;
 use aws_lambda_events::kinesis::KinesisEvent;
+use aws_lambda_events::streams::KinesisEventResponse;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use lambda_runtime::{Error, LambdaEvent};
-use larder::api::Services;
-use larder::push::WriteOptions;
+use larder::api::{Health, PushRoutes, Router, Services};
+use larder::aws::Aws;
 use larder::push::dead_letter::{DeadLetterSink, Position};
 use larder::push::stream::{Lane, OnFailure, Processor, StreamRecord};
+use larder::push::{PushSettings, WriteOptions};
 use serde_json::value::RawValue;
 use serde_json::{Value as Json, json};
 
@@ -34,13 +37,21 @@ pub use event::Event;
 
 /// What every invocation uses, built once per process.
 pub struct App {
-    pub services: Services,
+    /// `GET /health`, `POST /push` and `POST /write-to-online-store`, over the services.
+    pub router: Router,
+    pub settings: PushSettings,
     pub dead_letters: Arc<dyn DeadLetterSink>,
 }
 
 impl App {
-    pub fn new(services: Services, dead_letters: Arc<dyn DeadLetterSink>) -> App {
-        App { services, dead_letters }
+    /// The push function over `services`; `aws` gives `?mode=async` its Kinesis client.
+    pub fn new(services: Services, settings: PushSettings, aws: &Aws, dead_letters: Arc<dyn DeadLetterSink>) -> App {
+        let router = Router::new(services).with(Health).with(PushRoutes::new(&settings, aws));
+        App { router, settings, dead_letters }
+    }
+
+    pub fn services(&self) -> &Services {
+        self.router.services()
     }
 
     /// The Lambda handler.
@@ -56,18 +67,18 @@ impl App {
         match event {
             Event::Kinesis(e) => Ok(self.kinesis(e).await),
             Event::Kafka(e) => self.kafka(e).await,
-            Event::HttpV2(r) => Ok(http::v2(&self.services, *r).await),
-            Event::HttpV1(r) => Ok(http::v1(&self.services, *r).await),
-            Event::Direct { write, body } => Ok(http::direct(&self.services, write, body.as_bytes()).await),
+            Event::Http(e) => Ok(serde_json::to_value(larder_apigw::answer(&self.router, e).await)?),
+            Event::Direct { write, body } => Ok(http::direct(&self.router, write, body.as_bytes()).await),
         }
     }
 
     fn processor(&self) -> Processor<'_> {
+        let services = self.services();
         Processor {
-            registry: &self.services.registry,
-            store: self.services.store.as_ref(),
-            settings: &self.services.push,
-            options: WriteOptions::from_config(&self.services.config),
+            registry: &services.registry,
+            store: services.store.as_ref(),
+            settings: &self.settings,
+            options: WriteOptions::from_config(&services.config),
             dead_letters: self.dead_letters.as_ref(),
         }
     }
@@ -96,11 +107,11 @@ impl App {
             .collect();
         let lane = Lane { stream, records };
         let outcome = self.processor().process(std::slice::from_ref(&lane), OnFailure::RetryFromFirstFailure).await;
-        let failures: Vec<Json> = match outcome.lanes.first().and_then(|l| l.failed_from) {
-            Some(from) => sequence_numbers[from..].iter().map(|s| json!({ "itemIdentifier": s })).collect(),
-            None => Vec::new(),
-        };
-        json!({ "batchItemFailures": failures })
+        let mut answer = KinesisEventResponse::default();
+        if let Some(from) = outcome.lanes.first().and_then(|l| l.failed_from) {
+            answer.set_failures(sequence_numbers.drain(from..));
+        }
+        serde_json::to_value(answer).unwrap_or_else(|_| json!({ "batchItemFailures": [] }))
     }
 
     /// A Kafka batch: one lane per topic-partition.
@@ -135,7 +146,7 @@ impl App {
             keys.push(key);
             lanes.push(Lane { stream: topic, records });
         }
-        let partial = self.services.push.kafka_partial_batch;
+        let partial = self.settings.kafka_partial_batch;
         let on_failure = if partial { OnFailure::RetryFromFirstFailure } else { OnFailure::RetryWholeBatch };
         let outcome = self.processor().process(&lanes, on_failure).await;
         let failed: Vec<(usize, usize)> =

@@ -1,12 +1,16 @@
 //! The `push` Lambda: Kinesis, MSK / self-managed Kafka and API Gateway events written to the
 //! online store by `larder::push` (see the library for how each trigger is answered).
 //!
-//! `main` is the composition root: logging, configuration, registry, Redis and the
-//! dead-letter destination are set up once per process, and every invocation borrows them.
+//! `main` is the composition root: logging, configuration, the AWS clients, registry, Redis
+//! and the dead-letter destination are set up once per process, and every invocation borrows
+//! them.
 
 use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use larder::api::Services;
+use larder::aws::Aws;
+use larder::push::PushSettings;
 use push_function::App;
 use serde_json::value::RawValue;
 
@@ -16,19 +20,25 @@ use serde_json::value::RawValue;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let services = larder::api::Services::from_env().await.inspect_err(|e| {
+    let aws = Aws::new();
+    let started = async {
+        let settings = PushSettings::from_env()?;
+        let services = Services::from_env(&aws).await?;
+        Ok::<_, larder::Error>((settings, services))
+    };
+    let (settings, services) = started.await.inspect_err(|e| {
         // Fail fast at init with a message CloudWatch shows, instead of failing every batch.
-        tracing::error!(error = %e, "cannot start push");
+        tracing::error!(error = %e.report(), "cannot start push");
     })?;
-    let dead_letters = larder::push::dead_letter::from_target(services.push.dead_letter.as_ref()).await;
+    let dead_letters = larder::push::dead_letter::from_target(settings.dead_letter.as_ref(), &aws).await;
     tracing::info!(
         project = %services.config.project,
         store = %services.store.describe(),
         dead_letters = %dead_letters.describe(),
-        async_stream = services.push.async_stream.as_deref().unwrap_or("-"),
+        async_stream = settings.async_stream.as_deref().unwrap_or("-"),
         "push ready"
     );
-    let app = Arc::new(App::new(services, dead_letters));
+    let app = Arc::new(App::new(services, settings, &aws, dead_letters));
     run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let app = Arc::clone(&app);
         async move { app.handle(event).await }

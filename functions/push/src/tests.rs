@@ -1,18 +1,16 @@
 //! Handler tests on the sample events in `events/`, against the in-memory store and the
 //! example driver repository's definitions.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
 use aws_lambda_events::kafka::KafkaEvent;
 use aws_lambda_events::kinesis::KinesisEvent;
-use bytes::Bytes;
 use lambda_runtime::{Context, LambdaEvent};
 use larder::api::Services;
+use larder::aws::Aws;
 use larder::config::RepoConfig;
-use larder::online::memory::MemoryStore;
-use larder::online::{KeyRead, OnlineStore, ViewWrite, WriteStats};
+use larder::online::testing::FaultyStore;
 use larder::proto::types::value::Val;
 use larder::push::PushSettings;
 use larder::push::dead_letter::{MemorySink, Position};
@@ -22,6 +20,8 @@ use larder::value::{self, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value as Json, json};
+
+use larder_apigw::HttpEvent;
 
 use super::*;
 
@@ -48,35 +48,9 @@ fn registry() -> Registry {
     yaml::parse(text, "features.yaml", PROJECT, 3).unwrap()
 }
 
-/// A memory store that can be told to fail every write, like a Redis that is down.
-#[derive(Default)]
-struct Store {
-    inner: MemoryStore,
-    down: Mutex<bool>,
-}
-
-#[async_trait]
-impl OnlineStore for Store {
-    async fn read(&self, reads: &[KeyRead<'_>]) -> larder::Result<Vec<Vec<Option<Bytes>>>> {
-        self.inner.read(reads).await
-    }
-    async fn write(&self, batch: &ViewWrite<'_>) -> larder::Result<WriteStats> {
-        if *self.down.lock().unwrap() {
-            return Err(larder::Error::Unavailable("redis: connection refused (test)".into()));
-        }
-        self.inner.write(batch).await
-    }
-    async fn ping(&self) -> larder::Result<()> {
-        Ok(())
-    }
-    fn describe(&self) -> String {
-        "test store".into()
-    }
-}
-
 struct Rig {
     app: App,
-    store: Arc<Store>,
+    store: Arc<FaultyStore>,
     sink: Arc<MemorySink>,
 }
 
@@ -87,11 +61,10 @@ fn rig_with(settings: PushSettings) -> Rig {
         _ => None,
     })
     .unwrap();
-    let store = Arc::new(Store::default());
+    let store = Arc::new(FaultyStore::default());
     let sink = Arc::new(MemorySink::new());
-    let mut services = Services::new(config, RegistryCache::fixed(registry()), store.clone());
-    services.push = settings;
-    Rig { app: App::new(services, sink.clone()), store, sink }
+    let services = Services::new(config, RegistryCache::fixed(registry()), store.clone());
+    Rig { app: App::new(services, settings, &Aws::new(), sink.clone()), store, sink }
 }
 
 fn rig() -> Rig {
@@ -154,8 +127,8 @@ fn events_are_recognized_by_their_shape() {
     assert!(
         matches!(event::parse(KAFKA), Ok(Event::Kafka(e)) if e.event_source.as_deref() == Some("SelfManagedKafka"))
     );
-    assert!(matches!(event::parse(HTTP_PUSH), Ok(Event::HttpV2(_))));
-    assert!(matches!(event::parse(REST_PUSH), Ok(Event::HttpV1(_))));
+    assert!(matches!(event::parse(HTTP_PUSH), Ok(Event::Http(HttpEvent::V2(_)))));
+    assert!(matches!(event::parse(REST_PUSH), Ok(Event::Http(HttpEvent::V1(_)))));
     assert!(matches!(event::parse(DIRECT), Ok(Event::Direct { write: false, .. })));
     let e = event::parse(r#"{"Records": [{"messageId": "1", "body": "{}", "eventSource": "aws:sqs"}]}"#).unwrap_err();
     assert!(e.contains("not a Kinesis event"), "{e}");
@@ -225,13 +198,13 @@ async fn kinesis_poison_records_are_dead_lettered_with_position_and_reason() {
 #[tokio::test]
 async fn kinesis_transient_failure_reports_every_record_from_the_first_affected() {
     let rig = rig();
-    *rig.store.down.lock().unwrap() = true;
+    rig.store.go_down();
     let out = rig.invoke(KINESIS_POISON).await.unwrap();
     let event: KinesisEvent = serde_json::from_str(KINESIS_POISON).unwrap();
     let all: Vec<Json> = event.records.iter().map(|r| json!({"itemIdentifier": r.kinesis.sequence_number})).collect();
     assert_eq!(out, json!({"batchItemFailures": all}), "the whole batch is one chunk, which failed");
     assert!(rig.sink.letters().is_empty(), "poison records after the failure point wait for the retry");
-    *rig.store.down.lock().unwrap() = false;
+    rig.store.heal();
     assert_eq!(rig.invoke(KINESIS_POISON).await.unwrap(), json!({"batchItemFailures": []}));
     assert_eq!(rig.sink.letters().len(), 4);
 }
@@ -261,11 +234,11 @@ async fn msk_batch_is_applied_per_partition_and_poison_dead_lettered() {
 #[tokio::test]
 async fn kafka_transient_failure_fails_the_invocation_by_default() {
     let rig = rig();
-    *rig.store.down.lock().unwrap() = true;
+    rig.store.go_down();
     let err = rig.invoke(MSK).await.unwrap_err().to_string();
     assert!(err.contains("driver-events-0 offset 40") && err.contains("retries the batch"), "{err}");
     assert!(rig.sink.letters().is_empty(), "dead letters wait until the batch succeeds");
-    *rig.store.down.lock().unwrap() = false;
+    rig.store.heal();
     rig.invoke(MSK).await.unwrap();
     assert_eq!(rig.sink.letters().len(), 1);
 }
@@ -277,7 +250,7 @@ async fn kafka_partial_batch_names_each_partition_and_offset_to_resume_from() {
         kafka_partial_batch: true,
         ..Default::default()
     });
-    *rig.store.down.lock().unwrap() = true;
+    rig.store.go_down();
     let out = rig.invoke(MSK).await.unwrap();
     assert_eq!(
         out,
@@ -353,7 +326,7 @@ async fn http_client_mistakes_are_4xx_answers_never_function_errors() {
     bad["isBase64Encoded"] = json!(true);
     assert_eq!(rig.invoke(&bad.to_string()).await.unwrap()["statusCode"], 400);
 
-    *rig.store.down.lock().unwrap() = true;
+    rig.store.go_down();
     let out = rig.invoke(HTTP_PUSH).await.unwrap();
     assert_eq!(out["statusCode"], 503, "the store being down is not the client's fault, and not a 502");
 }

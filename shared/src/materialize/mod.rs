@@ -1,5 +1,5 @@
 //! Materialization: the latest row per entity in a window, from parquet into the online store,
-//! with Feast's semantics (feast-compat.md §5.5):
+//! with Feast's semantics (docs/compatibility.md §5.5):
 //!
 //! - rows with `start <= event time <= end`, both ends inclusive;
 //! - per entity key, the row with the latest event time, then the latest created time (a
@@ -22,7 +22,6 @@
 //! Three entry points: [`materialize`] does everything in this process; [`plan`],
 //! [`run_item`] and [`commit`] split a run across invocations (see [`plan`](mod@plan)).
 
-pub mod http;
 pub mod plan;
 mod scan;
 mod select;
@@ -42,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::offline::{Location, ParquetFile};
 use crate::online::{OnlineStore, WriteStats};
 use crate::registry::{self, FeatureView, Interval, Registry};
+use crate::storage::Storage;
 use crate::time::EventTime;
 use scan::{Group, OpenFile, Task};
 
@@ -196,11 +196,17 @@ pub struct Report {
 }
 
 /// Materializes in this process: every file of every view, then records the windows.
-pub async fn materialize(cfg: &RepoConfig, store: &dyn OnlineStore, req: &Request, opts: &Options) -> Result<Report> {
+pub async fn materialize(
+    cfg: &RepoConfig,
+    storage: &Storage,
+    store: &dyn OnlineStore,
+    req: &Request,
+    opts: &Options,
+) -> Result<Report> {
     let started = Instant::now();
-    let registry = registry::load(cfg).await?;
+    let registry = registry::load(cfg, storage).await?;
     let (windows, up_to_date) = windows(&registry, req, EventTime::now())?;
-    let groups = scan::build_groups(cfg, &registry, &windows)?;
+    let groups = scan::build_groups(cfg, storage, &registry, &windows)?;
     let mut prepared = Vec::with_capacity(groups.len());
     for g in groups {
         let files = scan::open_group(&g).await?;
@@ -210,7 +216,7 @@ pub async fn materialize(cfg: &RepoConfig, store: &dyn OnlineStore, req: &Reques
     let mut report = execute(cfg, store, prepared, opts, started).await?;
     report.up_to_date = up_to_date;
     if report.complete && !windows.is_empty() {
-        record(cfg, &windows).await?;
+        record(cfg, storage, &windows).await?;
         report.recorded = true;
     }
     log_report(&report);
@@ -218,10 +224,10 @@ pub async fn materialize(cfg: &RepoConfig, store: &dyn OnlineStore, req: &Reques
 }
 
 /// Plans a run as work items (see [`plan`](mod@plan)); nothing is written.
-pub async fn plan(cfg: &RepoConfig, req: &Request, opts: &Options) -> Result<Plan> {
-    let registry = registry::load(cfg).await?;
+pub async fn plan(cfg: &RepoConfig, storage: &Storage, req: &Request, opts: &Options) -> Result<Plan> {
+    let registry = registry::load(cfg, storage).await?;
     let (windows, up_to_date) = windows(&registry, req, EventTime::now())?;
-    let groups = scan::build_groups(cfg, &registry, &windows)?;
+    let groups = scan::build_groups(cfg, storage, &registry, &windows)?;
     let mut plan =
         Plan { views: windows, items: Vec::new(), files: 0, row_groups: 0, row_groups_skipped: 0, rows: 0, up_to_date };
     for g in &groups {
@@ -264,10 +270,16 @@ pub async fn plan(cfg: &RepoConfig, req: &Request, opts: &Options) -> Result<Pla
 }
 
 /// Materializes one work item. Records nothing: [`commit`] does, once every item is done.
-pub async fn run_item(cfg: &RepoConfig, store: &dyn OnlineStore, item: &WorkItem, opts: &Options) -> Result<Report> {
+pub async fn run_item(
+    cfg: &RepoConfig,
+    storage: &Storage,
+    store: &dyn OnlineStore,
+    item: &WorkItem,
+    opts: &Options,
+) -> Result<Report> {
     let started = Instant::now();
-    let registry = registry::load(cfg).await?;
-    let mut groups = scan::build_groups(cfg, &registry, &item.views)?;
+    let registry = registry::load(cfg, storage).await?;
+    let mut groups = scan::build_groups(cfg, storage, &registry, &item.views)?;
     if groups.len() != 1 {
         return Err(Error::BadRequest(format!(
             "the views of a work item must read one source; {} read {} different ones",
@@ -277,14 +289,7 @@ pub async fn run_item(cfg: &RepoConfig, store: &dyn OnlineStore, item: &WorkItem
     }
     let group = groups.remove(0);
     let location = Location::parse(&item.file, &cfg.repo_dir)?;
-    let inside = match (&group.root, &location) {
-        (Location::Local(r), Location::Local(f)) => f.starts_with(r),
-        (Location::S3 { bucket: rb, key: rk }, Location::S3 { bucket: fb, key: fk }) => {
-            rb == fb && fk.starts_with(rk.as_str())
-        }
-        _ => false,
-    };
-    if !inside {
+    if !location.is_under(&group.root) {
         return Err(Error::BadRequest(format!(
             "work item file {} is not under the views' source {}",
             item.file, group.root
@@ -306,17 +311,17 @@ pub async fn run_item(cfg: &RepoConfig, store: &dyn OnlineStore, item: &WorkItem
 }
 
 /// Records the windows of a completed run in the registry (conditional, retried).
-pub async fn commit(cfg: &RepoConfig, windows: &[ViewWindow]) -> Result<()> {
+pub async fn commit(cfg: &RepoConfig, storage: &Storage, windows: &[ViewWindow]) -> Result<()> {
     if windows.is_empty() {
         return Err(Error::BadRequest("commit lists no views".into()));
     }
-    record(cfg, windows).await
+    record(cfg, storage, windows).await
 }
 
-async fn record(cfg: &RepoConfig, windows: &[ViewWindow]) -> Result<()> {
+async fn record(cfg: &RepoConfig, storage: &Storage, windows: &[ViewWindow]) -> Result<()> {
     let intervals: Vec<Interval> =
         windows.iter().map(|w| Interval { view: w.view.clone(), start: w.start, end: w.end }).collect();
-    registry::record_materialization(cfg, &intervals).await?;
+    registry::record_materialization(cfg, storage, &intervals).await?;
     tracing::info!(views = windows.len(), "materialization recorded in the registry");
     Ok(())
 }

@@ -30,6 +30,7 @@ use crate::offline::reader::ObjectReader;
 use crate::offline::{self, Location, ParquetFile};
 use crate::online::WriteRow;
 use crate::registry::{FeatureView, Registry, SourceKind};
+use crate::storage::{FileTree, Storage};
 use crate::time::EventTime;
 use crate::value::ValueType;
 
@@ -48,6 +49,8 @@ pub struct ViewScan {
 /// Views that read the same source path: its files are read once for all of them.
 pub struct Group {
     pub root: Location,
+    /// The files at `root`, wherever they are stored.
+    pub tree: Arc<dyn FileTree>,
     pub views: Vec<ViewScan>,
     pub needed: Vec<Needed>,
     pub selections: Vec<Selection>,
@@ -118,7 +121,12 @@ impl Group {
 }
 
 /// Groups views by their offline source and works out what each reads.
-pub fn build_groups(cfg: &RepoConfig, registry: &Registry, windows: &[ViewWindow]) -> Result<Vec<Group>> {
+pub fn build_groups(
+    cfg: &RepoConfig,
+    storage: &Storage,
+    registry: &Registry,
+    windows: &[ViewWindow],
+) -> Result<Vec<Group>> {
     let mut groups: Vec<Group> = Vec::new();
     for w in windows {
         let view = registry.view(&w.view)?.clone();
@@ -143,7 +151,8 @@ pub fn build_groups(cfg: &RepoConfig, registry: &Registry, windows: &[ViewWindow
         let gi = match groups.iter().position(|g| g.root == root) {
             Some(i) => i,
             None => {
-                groups.push(Group { root, views: Vec::new(), needed: Vec::new(), selections: Vec::new() });
+                let tree = storage.files(&root);
+                groups.push(Group { root, tree, views: Vec::new(), needed: Vec::new(), selections: Vec::new() });
                 groups.len() - 1
             }
         };
@@ -223,7 +232,7 @@ pub fn build_groups(cfg: &RepoConfig, registry: &Registry, windows: &[ViewWindow
 
 /// Opens a file's footer, checks its columns and prunes its row groups.
 pub async fn open_file(group: &Group, file: ParquetFile) -> Result<OpenFile> {
-    let (reader, meta) = offline::open_metadata(&file).await?;
+    let (reader, meta) = offline::open_metadata(group.tree.as_ref(), &file).await?;
     let partitions = offline::partition_values(&group.root, &file.location);
     let cols = columns::resolve(&meta, &group.needed, &partitions, &file.location)?;
     let groups = meta.metadata().row_groups();
@@ -261,7 +270,7 @@ pub async fn open_file(group: &Group, file: ParquetFile) -> Result<OpenFile> {
 
 /// Lists a group's files and opens them (footers read concurrently).
 pub async fn open_group(group: &Group) -> Result<Vec<OpenFile>> {
-    let files = offline::list_files(&group.root).await?;
+    let files = offline::list_files(group.tree.as_ref(), &group.root).await?;
     futures::stream::iter(files.into_iter().map(|f| open_file(group, f)))
         .buffered(OPEN_CONCURRENCY)
         .collect::<Vec<_>>()
@@ -417,7 +426,7 @@ pub async fn scan(
             all
         })
         .await
-        .map_err(|e| Error::Internal(format!("merge task failed: {e}")))?;
+        .map_err(|e| Error::internal(format!("merge task failed: {e}")))?;
         outcome.winners = all;
         for (total, st) in outcome.stats.iter_mut().zip(out.stats) {
             *total += st;
@@ -453,7 +462,7 @@ pub async fn scan(
                 first_error.get_or_insert(e);
             }
             Err(e) => {
-                first_error.get_or_insert(Error::Internal(format!("scan worker failed: {e}")));
+                first_error.get_or_insert(Error::internal(format!("scan worker failed: {e}")));
             }
         }
     }
@@ -576,7 +585,7 @@ impl Emitter<'_> {
         settled
             .send(Settled { selection, rows })
             .await
-            .map_err(|_| Error::Internal("the materialization writer stopped before the scan".into()))?;
+            .map_err(|_| Error::internal("the materialization writer stopped before the scan"))?;
         // Building rows is CPU work too: let the writer send what it has between batches.
         tokio::task::yield_now().await;
         Ok(())
@@ -620,7 +629,7 @@ async fn worker(
             Ok::<_, Error>(TaskOut { index, winners, stats, rows })
         });
         let (decoded, fetched) = tokio::join!(decode, next());
-        let out = decoded.map_err(|e| Error::Internal(format!("decode task failed: {e}")))??;
+        let out = decoded.map_err(|e| Error::internal(format!("decode task failed: {e}")))??;
         {
             let mut slowest = timing.slowest_task.lock().unwrap_or_else(|p| p.into_inner());
             *slowest = (*slowest).max(started.elapsed());
@@ -636,7 +645,7 @@ async fn worker(
 
 async fn fetch(file: &OpenFile, rg: usize) -> Result<ParquetRecordBatchReader> {
     let storage = |e: parquet::errors::ParquetError| {
-        Error::Storage(format!("reading row group {rg} of {}: {e}", file.file.location))
+        Error::storage(format!("reading row group {rg} of {}: {e}", file.file.location))
     };
     let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(file.reader.clone(), file.meta.clone())
         .with_projection(file.cols.mask.clone())
@@ -648,7 +657,7 @@ async fn fetch(file: &OpenFile, rg: usize) -> Result<ParquetRecordBatchReader> {
         .next_row_group()
         .await
         .map_err(storage)?
-        .ok_or_else(|| Error::Internal(format!("row group {rg} of {} yielded nothing", file.file.location)))
+        .ok_or_else(|| Error::internal(format!("row group {rg} of {} yielded nothing", file.file.location)))
 }
 
 fn decode(
@@ -665,7 +674,7 @@ fn decode(
     let mut rows = 0u64;
     for batch in reader {
         let batch =
-            batch.map_err(|e| Error::Storage(format!("decoding row group {} of {location}: {e}", task.row_group)))?;
+            batch.map_err(|e| Error::storage(format!("decoding row group {} of {location}: {e}", task.row_group)))?;
         let n = batch.num_rows();
         let cols = file.cols.columns(&batch, &group.needed, location)?;
         for (i, sel) in group.selections.iter().enumerate() {

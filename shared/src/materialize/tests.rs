@@ -13,7 +13,9 @@ use parquet::file::properties::WriterProperties;
 
 use super::*;
 use crate::online::memory::MemoryStore;
+use crate::online::testing::FaultyStore;
 use crate::proto::types::value::Val;
+use crate::storage::Storage;
 use crate::value::Value;
 
 const FEATURES_YAML: &str = r#"
@@ -99,7 +101,7 @@ async fn repo() -> (tempfile::TempDir, RepoConfig) {
     .unwrap();
     std::fs::write(dir.path().join("features.yaml"), FEATURES_YAML).unwrap();
     let cfg = RepoConfig::load_with(Some(dir.path()), &|_| None).unwrap();
-    registry::apply(&cfg, false).await.unwrap();
+    registry::apply(&cfg, &Storage::default(), false).await.unwrap();
     (dir, cfg)
 }
 
@@ -159,8 +161,15 @@ async fn window_edges_ties_nulls_and_mapping() {
     );
     std::fs::write(d.join("_SUCCESS"), b"").unwrap();
     let store = MemoryStore::new();
-    let report =
-        materialize(&cfg, &store, &range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", None), &opts()).await.unwrap();
+    let report = materialize(
+        &cfg,
+        &Storage::default(),
+        &store,
+        &range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", None),
+        &opts(),
+    )
+    .await
+    .unwrap();
     assert!(report.complete && report.recorded, "{report:?}");
     assert_eq!(report.files, 2);
 
@@ -182,7 +191,7 @@ async fn window_edges_ties_nulls_and_mapping() {
     let v = report.views.iter().find(|v| v.view == "scores").unwrap();
     assert_eq!((v.rows_in_window, v.entities, v.written, v.rows_null_key), (7, 4, 4, 1));
 
-    let reg = registry::load(&cfg).await.unwrap();
+    let reg = registry::load(&cfg, &Storage::default()).await.unwrap();
     for name in ["scores", "scores_copy", "labels_only"] {
         let view = reg.view(name).unwrap();
         assert_eq!(
@@ -207,7 +216,7 @@ async fn incremental_twice_reads_only_new_rows() {
     let store = MemoryStore::new();
     let first_end = now.add_secs(-3600);
     let req = |end| Request::Incremental { end, views: Some(vec!["scores".into(), "labels_only".into()]) };
-    let r1 = materialize(&cfg, &store, &req(first_end), &opts()).await.unwrap();
+    let r1 = materialize(&cfg, &Storage::default(), &store, &req(first_end), &opts()).await.unwrap();
     let by = |r: &Report, v: &str| r.views.iter().find(|x| x.view == v).cloned().unwrap();
     // No TTL: 52 weeks back, both rows. A 1-day TTL: only the row from 5 hours ago.
     assert_eq!(by(&r1, "scores").rows_in_window, 2);
@@ -217,17 +226,17 @@ async fn incremental_twice_reads_only_new_rows() {
     // New rows arrive; the next run starts where the last one ended.
     write_parquet(&d.join("b.parquet"), &[(Some(1), ago(0), ago(0), Some(1.1), Some("new"))], 10);
     let second_end = EventTime::now().add_secs(60);
-    let r2 = materialize(&cfg, &store, &req(second_end), &opts()).await.unwrap();
+    let r2 = materialize(&cfg, &Storage::default(), &store, &req(second_end), &opts()).await.unwrap();
     assert_eq!(by(&r2, "scores").start, first_end);
     assert_eq!(by(&r2, "scores").rows_in_window, 1, "only the new row");
     assert_eq!(stored(&store, "scores", 1).unwrap().2, string("new"));
     assert_eq!(stored(&store, "scores", 2).unwrap().2, string("old"));
 
     // Nothing new up to the same end: the views are left alone.
-    let r3 = materialize(&cfg, &store, &req(second_end), &opts()).await.unwrap();
+    let r3 = materialize(&cfg, &Storage::default(), &store, &req(second_end), &opts()).await.unwrap();
     assert!(r3.views.is_empty());
     assert_eq!(r3.up_to_date, vec!["scores".to_string(), "labels_only".to_string()]);
-    let reg = registry::load(&cfg).await.unwrap();
+    let reg = registry::load(&cfg, &Storage::default()).await.unwrap();
     assert_eq!(reg.view("scores").unwrap().materialization_intervals.len(), 2);
     assert_eq!(reg.view("scores_copy").unwrap().materialization_intervals.len(), 0);
 }
@@ -251,10 +260,15 @@ async fn statistics_skip_row_groups_outside_the_window() {
     write_parquet(&dir.path().join("data/events/a.parquet"), &many_rows(100), 10);
     let store = MemoryStore::new();
     // Rows are a minute apart from 2024-01-01T00:00Z: minutes 25..=44 touch row groups 2, 3 and 4.
-    let report =
-        materialize(&cfg, &store, &range("2024-01-01T00:25:00Z", "2024-01-01T00:44:00Z", Some(&["scores"])), &opts())
-            .await
-            .unwrap();
+    let report = materialize(
+        &cfg,
+        &Storage::default(),
+        &store,
+        &range("2024-01-01T00:25:00Z", "2024-01-01T00:44:00Z", Some(&["scores"])),
+        &opts(),
+    )
+    .await
+    .unwrap();
     assert_eq!((report.row_groups, report.row_groups_skipped, report.rows_read), (3, 7, 30));
     assert_eq!(report.views[0].rows_in_window, 20);
     assert_eq!(stored(&store, "scores", 44 % 7).unwrap().1, double(44.0));
@@ -271,26 +285,47 @@ async fn plan_items_in_any_order_then_commit_equal_one_run() {
     let req = range("2024-01-01T00:00:00Z", "2024-01-01T01:30:00Z", None);
 
     let whole = MemoryStore::new();
-    materialize(&cfg, &whole, &req, &opts()).await.unwrap();
+    materialize(&cfg, &Storage::default(), &whole, &req, &opts()).await.unwrap();
 
     let o = Options { rows_per_item: 20, ..opts() };
-    let plan = plan(&cfg, &req, &o).await.unwrap();
+    let plan = plan(&cfg, &Storage::default(), &req, &o).await.unwrap();
     assert!(plan.items.len() >= 4, "{plan:?}");
     assert_eq!(plan.rows, 92, "rows up to 01:30, in the kept row groups");
     assert_eq!(plan.views.len(), 3);
     assert!(plan.items.iter().all(|i| i.rows >= 20 || i.row_groups.end == 9 || i.row_groups.end == 7));
     let split = MemoryStore::new();
-    let reg_before = registry::load(&cfg).await.unwrap().view("scores").unwrap().materialization_intervals.len();
+    let reg_before = registry::load(&cfg, &Storage::default())
+        .await
+        .unwrap()
+        .view("scores")
+        .unwrap()
+        .materialization_intervals
+        .len();
     for item in plan.items.iter().rev() {
         let text = serde_json::to_string(item).unwrap();
         let item: WorkItem = serde_json::from_str(&text).unwrap();
-        let r = run_item(&cfg, &split, &item, &o).await.unwrap();
+        let r = run_item(&cfg, &Storage::default(), &split, &item, &o).await.unwrap();
         assert!(r.complete && !r.recorded);
     }
-    assert_eq!(registry::load(&cfg).await.unwrap().view("scores").unwrap().materialization_intervals.len(), reg_before);
-    commit(&cfg, &plan.views).await.unwrap();
     assert_eq!(
-        registry::load(&cfg).await.unwrap().view("scores").unwrap().materialization_intervals.len(),
+        registry::load(&cfg, &Storage::default())
+            .await
+            .unwrap()
+            .view("scores")
+            .unwrap()
+            .materialization_intervals
+            .len(),
+        reg_before
+    );
+    commit(&cfg, &Storage::default(), &plan.views).await.unwrap();
+    assert_eq!(
+        registry::load(&cfg, &Storage::default())
+            .await
+            .unwrap()
+            .view("scores")
+            .unwrap()
+            .materialization_intervals
+            .len(),
         reg_before + 1
     );
     let views = ["scores", "scores_copy", "labels_only"];
@@ -306,17 +341,34 @@ async fn a_deadline_stops_at_a_row_group_and_returns_the_rest() {
     let store = MemoryStore::new();
     // Less time than the reserve for writing: nothing may start.
     let o = Options { deadline: Some(Instant::now() + Duration::from_millis(500)), ..opts() };
-    let report = materialize(&cfg, &store, &req, &o).await.unwrap();
+    let report = materialize(&cfg, &Storage::default(), &store, &req, &o).await.unwrap();
     assert!(!report.complete && !report.recorded);
     assert_eq!(report.remaining.len(), 1);
     assert_eq!(report.remaining[0].row_groups, RowGroups { start: 0, end: 10 });
-    assert!(registry::load(&cfg).await.unwrap().view("scores").unwrap().materialization_intervals.is_empty());
+    assert!(
+        registry::load(&cfg, &Storage::default())
+            .await
+            .unwrap()
+            .view("scores")
+            .unwrap()
+            .materialization_intervals
+            .is_empty()
+    );
     // The rest, run as an item, then committed, gives the full result.
-    let r = run_item(&cfg, &store, &report.remaining[0], &opts()).await.unwrap();
+    let r = run_item(&cfg, &Storage::default(), &store, &report.remaining[0], &opts()).await.unwrap();
     assert!(r.complete);
-    commit(&cfg, &report.remaining[0].views).await.unwrap();
+    commit(&cfg, &Storage::default(), &report.remaining[0].views).await.unwrap();
     assert_eq!(stored(&store, "scores", 49 % 7).unwrap().1, double(49.0));
-    assert_eq!(registry::load(&cfg).await.unwrap().view("scores").unwrap().materialization_intervals.len(), 1);
+    assert_eq!(
+        registry::load(&cfg, &Storage::default())
+            .await
+            .unwrap()
+            .view("scores")
+            .unwrap()
+            .materialization_intervals
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -324,7 +376,7 @@ async fn bad_input_is_named() {
     let (dir, cfg) = repo().await;
     let store = MemoryStore::new();
     let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["scores"]));
-    let err = materialize(&cfg, &store, &req, &opts()).await.unwrap_err();
+    let err = materialize(&cfg, &Storage::default(), &store, &req, &opts()).await.unwrap_err();
     assert!(err.to_string().contains("data/events") && err.to_string().contains("does not exist"), "{err}");
 
     // A file without the mapped column.
@@ -334,7 +386,7 @@ async fn bad_input_is_named() {
     let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema.clone(), None).unwrap();
     w.write(&RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1]))]).unwrap()).unwrap();
     w.close().unwrap();
-    let err = materialize(&cfg, &store, &req, &opts()).await.unwrap_err().to_string();
+    let err = materialize(&cfg, &Storage::default(), &store, &req, &opts()).await.unwrap_err().to_string();
     assert!(
         err.contains("'ts'") && err.contains("a.parquet") && err.contains("timestamp field of feature view 'scores'"),
         "{err}"
@@ -358,63 +410,54 @@ async fn bad_input_is_named() {
     let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema.clone(), None).unwrap();
     w.write(&RecordBatch::try_new(schema, cols).unwrap()).unwrap();
     w.close().unwrap();
-    let err = materialize(&cfg, &store, &req, &opts()).await.unwrap_err().to_string();
+    let err = materialize(&cfg, &Storage::default(), &store, &req, &opts()).await.unwrap_err().to_string();
     assert!(err.contains("'user_id'") && err.contains("Int64") && err.contains("a.parquet"), "{err}");
 
-    let err = materialize(&cfg, &store, &range("2024-01-02T00:00:00Z", "2024-01-01T00:00:00Z", None), &opts())
-        .await
-        .unwrap_err();
+    let err = materialize(
+        &cfg,
+        &Storage::default(),
+        &store,
+        &range("2024-01-02T00:00:00Z", "2024-01-01T00:00:00Z", None),
+        &opts(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.status(), 400);
-    let err =
-        materialize(&cfg, &store, &range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["nope"])), &opts())
-            .await
-            .unwrap_err();
+    let err = materialize(
+        &cfg,
+        &Storage::default(),
+        &store,
+        &range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["nope"])),
+        &opts(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.status(), 404);
     assert!(store.is_empty());
-}
-
-/// The in-memory store, holding its first write back for a while: meanwhile the scan can only
-/// go as far as its bounded hand-over lets it.
-struct SlowFirstWrite {
-    inner: MemoryStore,
-    progress: Arc<scan::Progress>,
-    /// Rows decoded when the first write was let through.
-    rows_read_then: std::sync::Mutex<Option<u64>>,
-}
-
-#[async_trait::async_trait]
-impl OnlineStore for SlowFirstWrite {
-    async fn read(&self, reads: &[crate::online::KeyRead<'_>]) -> Result<Vec<Vec<Option<bytes::Bytes>>>> {
-        self.inner.read(reads).await
-    }
-    async fn write(&self, batch: &crate::online::ViewWrite<'_>) -> Result<WriteStats> {
-        let first = self.rows_read_then.lock().unwrap().is_none();
-        if first {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            *self.rows_read_then.lock().unwrap() = Some(self.progress.rows_read.load(Ordering::Relaxed));
-        }
-        self.inner.write(batch).await
-    }
-    async fn ping(&self) -> Result<()> {
-        Ok(())
-    }
-    fn describe(&self) -> String {
-        "memory, first write slow".into()
-    }
 }
 
 /// Materializes the 200 rows of `data/events` into `scores` with one worker and the store's
 /// first write held back, and checks that the scan was stopped by the writer's backlog a few
 /// row groups in: the writer had settled rows long before the last row group was read.
-async fn materialize_with_first_write_held(cfg: &RepoConfig) -> (SlowFirstWrite, Report) {
+async fn materialize_with_first_write_held(cfg: &RepoConfig) -> (FaultyStore, Report) {
     let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["scores"]));
     let progress = Arc::new(scan::Progress::default());
-    let store =
-        SlowFirstWrite { inner: MemoryStore::new(), progress: progress.clone(), rows_read_then: Default::default() };
+    // Rows decoded when the first write was let through.
+    let rows_read_then = Arc::new(std::sync::Mutex::new(None));
+    let (seen, read) = (rows_read_then.clone(), progress.clone());
+    let store = FaultyStore::default().before_each_write(move |n| {
+        let (seen, read) = (seen.clone(), read.clone());
+        Box::pin(async move {
+            if n == 0 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                *seen.lock().unwrap() = Some(read.rows_read.load(Ordering::Relaxed));
+            }
+        })
+    });
     let o = Options { parallelism: 1, write_batch: 1, write_concurrency: 1, progress, ..Options::default() };
-    let report = materialize(cfg, &store, &req, &o).await.unwrap();
+    let report = materialize(cfg, &Storage::default(), &store, &req, &o).await.unwrap();
     assert!(report.complete && report.rows_read == 200);
-    let then = store.rows_read_then.lock().unwrap().unwrap();
+    let then = rows_read_then.lock().unwrap().unwrap();
     assert!(then <= 60, "{then} of 200 rows read while the first write was held");
     (store, report)
 }
@@ -438,7 +481,7 @@ async fn materialize_scores_one_by_one(cfg: &RepoConfig, parallelism: usize) -> 
     let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["scores"]));
     let store = MemoryStore::new();
     let o = Options { parallelism, write_batch: 1, write_concurrency: 1, ..Options::default() };
-    let report = materialize(cfg, &store, &req, &o).await.unwrap();
+    let report = materialize(cfg, &Storage::default(), &store, &req, &o).await.unwrap();
     (store, report)
 }
 

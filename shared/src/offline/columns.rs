@@ -116,7 +116,7 @@ impl FileColumns {
             .zip(needed)
             .map(|(f, n)| match f {
                 ColumnFrom::File(name) => batch.column_by_name(name).cloned().ok_or_else(|| {
-                    Error::Internal(format!("projected column '{name}' missing from a batch of {file}"))
+                    Error::internal(format!("projected column '{name}' missing from a batch of {file}"))
                 }),
                 ColumnFrom::Partition(text) => {
                     let ty = match n.usage {

@@ -3,8 +3,8 @@
 //! [`ObjectReader`] implements [`AsyncFileReader`]: the footer is read with one ranged read at
 //! the end of the file (its size is known from the listing), and the column chunks of a row
 //! group with a few ranged reads, nearby ranges merged into one request and the requests sent
-//! concurrently. On S3 that is `GetObject` with `Range: bytes=a-b`; locally, positioned reads
-//! on a blocking thread. Nothing reads a whole file.
+//! concurrently (on S3, `GetObject` with `Range: bytes=a-b`; locally, positioned reads).
+//! Nothing reads a whole file.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -17,16 +17,9 @@ use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
-use super::Location;
-use crate::aws;
+use super::ParquetFile;
 use crate::error::{Error, Result};
-
-/// One data file of a source, with its size from the listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParquetFile {
-    pub location: Location,
-    pub size: u64,
-}
+use crate::storage::{FileTree, RangeRead};
 
 /// Ranges closer than this are fetched in one request: a request costs more than the gap.
 const MERGE_GAP: u64 = 1 << 20;
@@ -35,28 +28,17 @@ const MAX_REQUEST: u64 = 32 << 20;
 /// Bytes read from the end of the file for the footer in one go (most footers fit).
 const FOOTER_HINT: usize = 64 << 10;
 
-/// Reads byte ranges of one parquet file, local or on S3.
+/// Reads byte ranges of one parquet file.
 #[derive(Clone)]
 pub struct ObjectReader {
     file: ParquetFile,
-    local: Option<Arc<std::fs::File>>,
+    ranges: Arc<dyn RangeRead>,
 }
 
 impl ObjectReader {
-    /// Opens the file (a local file is opened once and shared; S3 needs no connection).
-    pub async fn open(file: &ParquetFile) -> Result<ObjectReader> {
-        let local = match &file.location {
-            Location::Local(path) => {
-                let path = path.clone();
-                let f = tokio::task::spawn_blocking(move || std::fs::File::open(&path).map_err(|e| (path, e)))
-                    .await
-                    .map_err(|e| Error::Internal(format!("open task failed: {e}")))?
-                    .map_err(|(p, e)| Error::Storage(format!("cannot open {}: {e}", p.display())))?;
-                Some(Arc::new(f))
-            }
-            Location::S3 { .. } => None,
-        };
-        Ok(ObjectReader { file: file.clone(), local })
+    /// Opens the file in `tree` (a local file is opened once and shared by the clones).
+    pub async fn open(tree: &dyn FileTree, file: &ParquetFile) -> Result<ObjectReader> {
+        Ok(ObjectReader { file: file.clone(), ranges: tree.open(file).await? })
     }
 
     async fn fetch(&self, ranges: Vec<Range<u64>>) -> parquet::errors::Result<Vec<Bytes>> {
@@ -64,33 +46,7 @@ impl ObjectReader {
             return Ok(Vec::new());
         }
         let merged = merge_ranges(&ranges);
-        let parts: Vec<Bytes> = match (&self.file.location, &self.local) {
-            (Location::Local(path), Some(f)) => {
-                let (f, path, merged) = (f.clone(), path.clone(), merged.clone());
-                tokio::task::spawn_blocking(move || {
-                    use std::os::unix::fs::FileExt;
-                    merged
-                        .iter()
-                        .map(|r| {
-                            let mut buf = vec![0u8; (r.end - r.start) as usize];
-                            f.read_exact_at(&mut buf, r.start).map(|_| Bytes::from(buf)).map_err(|e| {
-                                ParquetError::External(
-                                    format!("reading {} at {}..{}: {e}", path.display(), r.start, r.end).into(),
-                                )
-                            })
-                        })
-                        .collect::<parquet::errors::Result<Vec<Bytes>>>()
-                })
-                .await
-                .map_err(|e| ParquetError::External(format!("read task failed: {e}").into()))??
-            }
-            (Location::S3 { bucket, key }, _) => {
-                futures::future::try_join_all(merged.iter().map(|r| get_range(bucket, key, r.clone()))).await?
-            }
-            (Location::Local(_), None) => {
-                return Err(ParquetError::General("local file not opened".into()));
-            }
-        };
+        let parts = self.ranges.read_ranges(&merged).await.map_err(|e| ParquetError::External(Box::new(e)))?;
         // Cut each requested range out of the merged buffer that holds it.
         Ok(ranges
             .iter()
@@ -122,40 +78,6 @@ fn merge_ranges(ranges: &[Range<u64>]) -> Vec<Range<u64>> {
     out
 }
 
-async fn get_range(bucket: &str, key: &str, r: Range<u64>) -> parquet::errors::Result<Bytes> {
-    let client = aws::s3().await;
-    let want = r.end - r.start;
-    let out = client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .range(format!("bytes={}-{}", r.start, r.end - 1))
-        .send()
-        .await
-        .map_err(|e| {
-            ParquetError::External(
-                format!("GetObject s3://{bucket}/{key} bytes {}..{}: {}", r.start, r.end, aws::describe(&e)).into(),
-            )
-        })?;
-    let body = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| ParquetError::External(format!("reading s3://{bucket}/{key}: {e}").into()))?
-        .into_bytes();
-    if body.len() as u64 != want {
-        return Err(ParquetError::External(
-            format!(
-                "s3://{bucket}/{key}: asked for {want} bytes at {}, got {} (did the object change?)",
-                r.start,
-                body.len()
-            )
-            .into(),
-        ));
-    }
-    Ok(body)
-}
-
 impl AsyncFileReader for ObjectReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
         async move { Ok(self.fetch(vec![range]).await?.remove(0)) }.boxed()
@@ -182,12 +104,12 @@ impl AsyncFileReader for ObjectReader {
     }
 }
 
-/// Opens a file and reads its footer: the schema and every row group's statistics.
-pub async fn open_metadata(file: &ParquetFile) -> Result<(ObjectReader, ArrowReaderMetadata)> {
-    let mut reader = ObjectReader::open(file).await?;
+/// Opens a file of `tree` and reads its footer: the schema and every row group's statistics.
+pub async fn open_metadata(tree: &dyn FileTree, file: &ParquetFile) -> Result<(ObjectReader, ArrowReaderMetadata)> {
+    let mut reader = ObjectReader::open(tree, file).await?;
     let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
         .await
-        .map_err(|e| Error::Storage(format!("{} is not a readable parquet file: {e}", file.location)))?;
+        .map_err(|e| Error::storage(format!("{} is not a readable parquet file: {e}", file.location)).because(e))?;
     Ok((reader, meta))
 }
 

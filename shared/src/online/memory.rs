@@ -77,7 +77,7 @@ impl OnlineStore for MemoryStore {
 
     async fn write(&self, batch: &ViewWrite<'_>) -> Result<WriteStats> {
         if let Some(row) = batch.rows.iter().find(|r| r.values.len() != batch.fields.len()) {
-            return Err(Error::Internal(format!(
+            return Err(Error::internal(format!(
                 "a row to write has {} values for {} fields",
                 row.values.len(),
                 batch.fields.len()

@@ -15,6 +15,8 @@
 
 pub mod memory;
 pub mod redis;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -181,6 +183,26 @@ pub trait OnlineStore: Send + Sync {
     fn describe(&self) -> String;
 }
 
+/// A shared store is a store (a test wraps the `Arc` a connection gives).
+#[async_trait]
+impl<S: OnlineStore + ?Sized> OnlineStore for std::sync::Arc<S> {
+    async fn read(&self, reads: &[KeyRead<'_>]) -> Result<Vec<Vec<Option<Bytes>>>> {
+        (**self).read(reads).await
+    }
+    async fn write(&self, batch: &ViewWrite<'_>) -> Result<WriteStats> {
+        (**self).write(batch).await
+    }
+    async fn write_views(&self, batches: &[ViewWrite<'_>]) -> Result<Vec<WriteStats>> {
+        (**self).write_views(batches).await
+    }
+    async fn ping(&self) -> Result<()> {
+        (**self).ping().await
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
 /// Resolves rows of one batch that share a key: keeps, per key, the row with the greatest event
 /// time, the first one on ties (Feast skips a later row whose time is not strictly greater).
 /// Order of first appearance is kept. Every backend calls this before writing.
@@ -309,7 +331,7 @@ pub async fn read_views(store: &dyn OnlineStore, reads: &[ViewRead<'_>]) -> Resu
     }
     let answers = if hmgets.is_empty() { Vec::new() } else { store.read(&hmgets).await? };
     if answers.len() != hmgets.len() {
-        return Err(Error::Internal(format!(
+        return Err(Error::internal(format!(
             "online store answered {} reads for {} keys",
             answers.len(),
             hmgets.len()
@@ -326,7 +348,7 @@ pub async fn read_views(store: &dyn OnlineStore, reads: &[ViewRead<'_>]) -> Resu
                 continue;
             };
             let event_time = EventTime::from_proto_bytes(ts_bytes)
-                .map_err(|e| Error::Storage(format!("view '{}': {e}", r.view.name)))?;
+                .map_err(|e| Error::storage(format!("view '{}': {e}", r.view.name)))?;
             let mut cells = Vec::with_capacity(n);
             for (j, &fi) in r.features.iter().enumerate() {
                 cells.push(match fields.get(offset + j).and_then(Option::as_ref) {
@@ -334,7 +356,7 @@ pub async fn read_views(store: &dyn OnlineStore, reads: &[ViewRead<'_>]) -> Resu
                     Some(b) if b.is_empty() => Cell::Null,
                     Some(b) => {
                         let v = value::decode(b).map_err(|e| {
-                            Error::Storage(format!(
+                            Error::storage(format!(
                                 "view '{}', feature '{}': {e}",
                                 r.view.name, r.view.features[fi].name
                             ))

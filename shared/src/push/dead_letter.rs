@@ -24,7 +24,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::Serialize;
 
 use super::settings::DeadLetterTarget;
-use crate::aws;
+use crate::aws::{self, Aws};
 use crate::error::Error;
 use crate::time::EventTime;
 
@@ -154,13 +154,13 @@ pub trait DeadLetterSink: Send + Sync {
 }
 
 /// The sink configured by `LARDER_DEAD_LETTER`, or the log.
-pub async fn from_target(target: Option<&DeadLetterTarget>) -> Arc<dyn DeadLetterSink> {
+pub async fn from_target(target: Option<&DeadLetterTarget>, aws: &Aws) -> Arc<dyn DeadLetterSink> {
     match target {
         Some(DeadLetterTarget::Sqs { queue_url }) => {
-            Arc::new(SqsSink { client: aws::sqs().await.clone(), queue_url: queue_url.clone() })
+            Arc::new(SqsSink { client: aws.sqs().get().await.clone(), queue_url: queue_url.clone() })
         }
         Some(DeadLetterTarget::S3 { bucket, prefix }) => {
-            Arc::new(S3Sink { client: aws::s3().await.clone(), bucket: bucket.clone(), prefix: prefix.clone() })
+            Arc::new(S3Sink { client: aws.s3().get().await.clone(), bucket: bucket.clone(), prefix: prefix.clone() })
         }
         None => Arc::new(LogSink),
     }
@@ -213,7 +213,7 @@ impl DeadLetterSink for SqsSink {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| SendFailure {
                     kept: start,
-                    error: Error::Internal(format!("building an SQS message: {e}")),
+                    error: Error::internal(format!("building an SQS message: {e}")),
                 })?;
             let out = self
                 .client
@@ -224,7 +224,7 @@ impl DeadLetterSink for SqsSink {
                 .await
                 .map_err(|e| SendFailure {
                     kept: start,
-                    error: Error::Unavailable(format!("dead-letter queue {}: {}", self.queue_url, aws::describe(&e))),
+                    error: Error::unavailable(format!("dead-letter queue {}: {}", self.queue_url, aws::describe(&e))),
                 })?;
             if let Some(first) =
                 out.failed().iter().filter_map(|f| f.id().parse::<usize>().ok().map(|i| (i, f))).min_by_key(|(i, _)| *i)
@@ -232,7 +232,7 @@ impl DeadLetterSink for SqsSink {
                 let (i, f) = first;
                 return Err(SendFailure {
                     kept: i,
-                    error: Error::Unavailable(format!(
+                    error: Error::unavailable(format!(
                         "dead-letter queue {} refused a message: {} {}",
                         self.queue_url,
                         f.code(),
@@ -288,7 +288,7 @@ impl DeadLetterSink for S3Sink {
             .await
             .map_err(|e| SendFailure {
                 kept: 0,
-                error: Error::Unavailable(format!(
+                error: Error::unavailable(format!(
                     "dead-letter bucket s3://{}/{key}: {}",
                     self.bucket,
                     aws::describe(&e)
@@ -362,7 +362,7 @@ impl DeadLetterSink for MemorySink {
                 if *n == 0 {
                     return Err(SendFailure {
                         kept: i,
-                        error: Error::Unavailable("dead-letter destination is down (test)".into()),
+                        error: Error::unavailable("dead-letter destination is down (test)"),
                     });
                 }
                 *n -= 1;

@@ -19,6 +19,7 @@ use serde_json::{Map, Value as Json};
 use super::{Destination, Prepared, Push};
 use crate::aws;
 use crate::error::{Error, Result};
+use crate::retry::Backoff;
 
 /// Kinesis's limits: one record (data and partition key), one `PutRecords` call.
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
@@ -74,7 +75,7 @@ pub fn records_for(push: &Push, prepared: &Prepared) -> Result<Vec<QueuedRecord>
         return Ok(Vec::new());
     }
     if prepared.views.iter().any(|(_, r)| r.len() != rows) {
-        return Err(Error::Internal("views of one push converted different numbers of rows".into()));
+        return Err(Error::internal("views of one push converted different numbers of rows"));
     }
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -105,7 +106,7 @@ pub fn records_for(push: &Push, prepared: &Prepared) -> Result<Vec<QueuedRecord>
                 }
             }
             body.insert("df".into(), Json::Object(push.frame.select_rows(&rows)));
-            let data = serde_json::to_vec(&body).map_err(|e| Error::Internal(format!("encoding a record: {e}")))?;
+            let data = serde_json::to_vec(&body).map_err(|e| Error::internal(format!("encoding a record: {e}")))?;
             if data.len() + partition_key.len() > MAX_RECORD_BYTES {
                 return Err(Error::TooLarge(format!(
                     "the {} rows of one entity (first row {}) make a {} byte record; Kinesis takes at most {MAX_RECORD_BYTES}: \
@@ -144,9 +145,10 @@ pub async fn put_records(client: &aws_sdk_kinesis::Client, stream: &str, records
 async fn put_call(client: &aws_sdk_kinesis::Client, stream: &str, records: &[QueuedRecord]) -> Result<()> {
     let mut pending: Vec<usize> = (0..records.len()).collect();
     let mut last_error = String::new();
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_millis(1000));
     for attempt in 0..PUT_ATTEMPTS {
         if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(50 << (attempt - 1))).await;
+            backoff.wait().await;
         }
         let entries = pending
             .iter()
@@ -155,7 +157,7 @@ async fn put_call(client: &aws_sdk_kinesis::Client, stream: &str, records: &[Que
                     .data(Blob::new(records[i].data.clone()))
                     .partition_key(&records[i].partition_key)
                     .build()
-                    .map_err(|e| Error::Internal(format!("building a Kinesis record: {e}")))
+                    .map_err(|e| Error::internal(format!("building a Kinesis record: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
         let mut call = client.put_records().set_records(Some(entries));
@@ -196,7 +198,7 @@ async fn put_call(client: &aws_sdk_kinesis::Client, stream: &str, records: &[Que
         }
         tracing::warn!(stream, attempt = attempt + 1, refused = pending.len(), error = %last_error, "PutRecords refused entries; retrying");
     }
-    Err(Error::Unavailable(format!(
+    Err(Error::unavailable(format!(
         "{} of {} records could not be put on Kinesis stream '{stream}' after {PUT_ATTEMPTS} attempts ({last_error}); \
          nothing is lost by sending the whole request again",
         pending.len(),

@@ -1,6 +1,6 @@
 //! Push: rows written to the online store as they happen, newest event wins.
 //!
-//! Feast's semantics (`feast-compat.md` §5.6): a push names a push source and carries a
+//! Feast's semantics (`docs/compatibility.md` §5.6): a push names a push source and carries a
 //! column-oriented `df`; its rows are written to every feature view whose stream source is that
 //! push source, each typed by that view's schema, keyed by its join keys, timed by its batch
 //! source's `timestamp_field`. `write-to-online-store` writes one named view the same way.
@@ -12,7 +12,6 @@
 //!   dead-letter destination, transient failures reported from the first affected record;
 //! - [`dead_letter`]: where records that can never succeed go (SQS, S3, or the log);
 //! - [`enqueue`]: `?mode=async`: a push put on a Kinesis stream, one record per entity;
-//! - [`http`]: `POST /push` and `POST /write-to-online-store` for the API router;
 //! - [`settings`]: the `LARDER_PUSH_*` / `LARDER_DEAD_LETTER` configuration.
 //!
 //! Writes are idempotent: replaying a push or a batch leaves the store as it was (the stored
@@ -22,7 +21,6 @@ pub mod convert;
 pub mod dead_letter;
 pub mod enqueue;
 pub mod frame;
-pub mod http;
 pub mod request;
 pub mod settings;
 pub mod stream;

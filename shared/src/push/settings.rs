@@ -13,8 +13,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::aws;
 use crate::error::{Error, Result};
+use crate::storage::parse_s3_url;
 
 /// Where records that can never succeed are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ impl DeadLetterTarget {
     pub fn parse(text: &str) -> Result<DeadLetterTarget> {
         let t = text.trim();
         if t.starts_with("s3://") {
-            let (bucket, prefix) = aws::parse_s3_url(t)
+            let (bucket, prefix) = parse_s3_url(t)
                 .ok_or_else(|| Error::Config(format!("LARDER_DEAD_LETTER: '{t}' is not an s3://bucket/prefix/ URL")))?;
             let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix } else { format!("{prefix}/") };
             Ok(DeadLetterTarget::S3 { bucket, prefix })

@@ -299,7 +299,7 @@ impl Processor<'_> {
                 );
                 // A store failure is never the record's fault: retry, never dead-letter.
                 let e =
-                    if e.is_transient() { e } else { Error::Unavailable(format!("online store write failed: {e}")) };
+                    if e.is_transient() { e } else { Error::unavailable(format!("online store write failed: {e}")) };
                 run.poison.retain(|(i, _)| *i < first);
                 run.failed_from = Some(first);
                 run.error = Some(e);

@@ -4,11 +4,10 @@ use serde_json::{Value as Json, json};
 
 use super::dead_letter::{MemorySink, Position};
 use super::stream::{Lane, OnFailure, Processor, StreamRecord};
-use super::testing::{self, FlakyStore, PROJECT};
+use super::testing::{self, PROJECT};
 use super::*;
-use crate::api::{self, ApiRequest, Services};
-use crate::config::RepoConfig;
 use crate::online::memory::MemoryStore;
+use crate::online::testing::FaultyStore;
 use crate::proto::types::value::Val;
 use crate::time::EventTime;
 use crate::value::{self, Value};
@@ -259,7 +258,7 @@ fn row(driver: i64, hour: u32, rate: f64) -> Json {
 }
 
 struct Rig {
-    store: FlakyStore,
+    store: FaultyStore,
     registry: Arc<RegistryCache>,
     settings: PushSettings,
     sink: MemorySink,
@@ -268,7 +267,7 @@ struct Rig {
 impl Rig {
     fn new() -> Rig {
         let settings = PushSettings { default_source: Some("driver_push".into()), ..Default::default() };
-        Rig { store: FlakyStore::default(), registry: testing::registry_cache(), settings, sink: MemorySink::new() }
+        Rig { store: FaultyStore::default(), registry: testing::registry_cache(), settings, sink: MemorySink::new() }
     }
 
     async fn run(&self, lanes: &[Lane], on_failure: OnFailure) -> stream::BatchOutcome {
@@ -326,7 +325,7 @@ async fn poison_records_go_to_the_dead_letter_sink_and_the_batch_goes_on() {
     assert_eq!((ts, v[1].clone()), (t("2024-01-01T02:00:00Z"), Some(int(2))), "the later event of driver 1 won");
     assert!(stored(&rig.store.inner, &reg, "driver_rates", int(5)).is_some());
     // Rows of one view in a batch are written together: one write per view per chunk.
-    assert_eq!(*rig.store.writes.lock().unwrap(), 2);
+    assert_eq!(rig.store.writes(), 2);
 }
 
 #[tokio::test]
@@ -474,70 +473,6 @@ async fn records_use_the_streams_default_source_or_name_their_own() {
     let letters = rig.sink.letters();
     assert_eq!(letters.len(), 1);
     assert!(letters[0].reason.contains("no default push source"), "{}", letters[0].reason);
-}
-
-// ---------------------------------------------------------------------------------------------
-// HTTP
-// ---------------------------------------------------------------------------------------------
-
-fn services(store: Arc<dyn OnlineStore>) -> Services {
-    let config = RepoConfig::load_with(None, &|name| match name {
-        "LARDER_PROJECT" => Some(PROJECT.into()),
-        "LARDER_REGISTRY" => Some("/nonexistent/registry.db".into()),
-        _ => None,
-    })
-    .unwrap();
-    Services::new(config, testing::registry_cache(), store)
-}
-
-async fn call(s: &Services, method: &str, path: &str, query: &str, body: &[u8]) -> (u16, Json, Vec<u8>) {
-    let r = api::handle(s, ApiRequest { method, path, query, body }).await;
-    let json = serde_json::from_slice(&r.body).unwrap_or(Json::Null);
-    (r.status, json, r.body)
-}
-
-#[tokio::test]
-async fn http_push_and_write_answer_as_feast_does() {
-    let store = Arc::new(MemoryStore::new());
-    let s = services(store.clone());
-    let body = json!({"push_source_name": "driver_push", "df": {"driver_id": [1], "event_timestamp": ["2024-01-01T00:00:00Z"], "conv_rate": [0.5], "trips": [1], "city": ["x"]}, "to": "online"});
-    let (status, _, raw) = call(&s, "POST", "/push", "", body.to_string().as_bytes()).await;
-    assert_eq!((status, raw.len()), (200, 0));
-    assert!(stored(&store, &testing::registry(), "driver_fresh", int(1)).is_some());
-
-    let w = json!({"feature_view_name": "driver_rates", "df": {"driver_id": [2], "event_timestamp": ["2024-01-01T00:00:00Z"], "conv_rate": [0.5]}});
-    let (status, _, raw) = call(&s, "POST", "/write-to-online-store", "", w.to_string().as_bytes()).await;
-    assert_eq!((status, raw.as_slice()), (200, b"null".as_slice()));
-
-    let mut offline = body.clone();
-    offline["to"] = json!("offline");
-    let (status, err, _) = call(&s, "POST", "/push", "", offline.to_string().as_bytes()).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (422, Some("unsupported")));
-    assert!(err["error"]["message"].as_str().unwrap().contains("offline push"), "{err}");
-
-    let (status, err, _) = call(&s, "POST", "/push", "", b"{").await;
-    assert_eq!((status, err["error"]["code"].as_str()), (400, Some("bad_request")));
-    let (status, _, _) = call(&s, "GET", "/push", "", b"").await;
-    assert_eq!(status, 405);
-    let (status, err, _) = call(&s, "POST", "/push", "mode=async", body.to_string().as_bytes()).await;
-    assert_eq!(status, 422);
-    assert!(err["error"]["message"].as_str().unwrap().contains("LARDER_PUSH_STREAM"), "{err}");
-    let (status, _, _) = call(&s, "POST", "/push", "mode=later", body.to_string().as_bytes()).await;
-    assert_eq!(status, 400);
-    let mut missing = body.clone();
-    missing["df"].as_object_mut().unwrap().remove("city");
-    let (status, err, _) = call(&s, "POST", "/push", "", missing.to_string().as_bytes()).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (422, Some("invalid_value")));
-}
-
-#[tokio::test]
-async fn an_unavailable_store_is_a_503_not_a_client_error() {
-    let store = Arc::new(FlakyStore::default());
-    store.fail_after(0);
-    let s = services(store);
-    let body = json!({"push_source_name": "driver_push", "df": {"driver_id": [1], "event_timestamp": ["2024-01-01T00:00:00Z"], "conv_rate": [0.5], "trips": [1], "city": ["x"]}});
-    let (status, err, _) = call(&s, "POST", "/push", "", body.to_string().as_bytes()).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (503, Some("unavailable")));
 }
 
 #[test]

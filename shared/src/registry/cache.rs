@@ -14,7 +14,8 @@ use super::convert;
 use super::model::Registry;
 use super::store::RegistryStore;
 use crate::config::RepoConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::storage::Storage;
 
 struct State {
     registry: Arc<Registry>,
@@ -41,16 +42,9 @@ pub struct RegistryHealth {
 }
 
 impl RegistryCache {
-    pub async fn load(cfg: &RepoConfig) -> Result<Arc<Self>> {
-        let store = RegistryStore::new(&cfg.registry.path)?;
-        let current = store.read().await?.ok_or_else(|| {
-            Error::Storage(format!(
-                "registry {} does not exist yet: run `larder apply` (or `feast apply`) first",
-                store.location()
-            ))
-        })?;
-        let registry =
-            convert::registry_from_bytes(&current.bytes, &cfg.project, cfg.entity_key_serialization_version)?;
+    pub async fn load(cfg: &RepoConfig, storage: &Storage) -> Result<Arc<Self>> {
+        let store = RegistryStore::new(&cfg.registry.path, storage)?;
+        let (registry, version) = super::load_from(&store, cfg).await?;
         Ok(Arc::new(RegistryCache {
             store,
             project: cfg.project.clone(),
@@ -58,7 +52,7 @@ impl RegistryCache {
             ttl: (cfg.registry.cache_ttl_seconds > 0).then(|| Duration::from_secs(cfg.registry.cache_ttl_seconds)),
             state: RwLock::new(State {
                 registry: Arc::new(registry),
-                version: current.version,
+                version,
                 checked_at: Instant::now(),
                 last_error: None,
             }),
@@ -69,7 +63,7 @@ impl RegistryCache {
     /// A cache over a registry already in memory that never refreshes (tests, `--memory`).
     pub fn fixed(registry: Registry) -> Arc<Self> {
         Arc::new(RegistryCache {
-            store: RegistryStore::new("/dev/null").expect("a local path"),
+            store: RegistryStore::new("/dev/null", &Storage::default()).expect("a local path"),
             project: registry.project.clone(),
             key_version: 3,
             ttl: None,
@@ -124,7 +118,7 @@ impl RegistryCache {
                 Ok(true)
             }
             Err(e) => {
-                tracing::warn!(registry = %self.store.location(), error = %e, "registry refresh failed; serving the last good one");
+                tracing::warn!(registry = %self.store.location(), error = %e.report(), "registry refresh failed; serving the last good one");
                 state.last_error = Some(e.to_string());
                 Err(e)
             }

@@ -36,7 +36,7 @@ fn non_empty(s: &str) -> Option<String> {
 /// Decodes a `registry.db` and keeps the objects of `project`.
 pub fn registry_from_bytes(bytes: &[u8], project: &str, key_version: u32) -> Result<Registry> {
     let proto = pb::Registry::decode(bytes)
-        .map_err(|e| Error::Storage(format!("registry is not a Feast registry protobuf: {e}")))?;
+        .map_err(|e| Error::storage(format!("registry is not a Feast registry protobuf: {e}")))?;
     registry_from_proto(&proto, project, key_version)
 }
 
@@ -200,7 +200,7 @@ fn view_from_parts(
             .iter()
             .map(|e| match entities.get(*e) {
                 Some(ent) => Ok(Field::new(ent.join_key.clone(), ent.value_type)),
-                None => Err(Error::Storage(format!(
+                None => Err(Error::storage(format!(
                     "feature view '{}' uses entity '{e}', which the registry does not define",
                     p.name
                 ))),

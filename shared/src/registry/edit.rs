@@ -136,7 +136,7 @@ pub fn apply(
 ) -> Result<(Option<Vec<u8>>, Plan)> {
     let project = desired.project.as_str();
     let fields = match current {
-        Some(bytes) => wire::split(bytes).map_err(|e| Error::Storage(format!("registry is corrupt: {e}")))?,
+        Some(bytes) => wire::split(bytes).map_err(|e| Error::storage(format!("registry is corrupt: {e}")))?,
         None => Vec::new(),
     };
     let existing_model = match current {
@@ -267,7 +267,7 @@ pub fn record_materialization(
     intervals: &[Interval],
     now: EventTime,
 ) -> Result<Vec<u8>> {
-    let fields = wire::split(current).map_err(|e| Error::Storage(format!("registry is corrupt: {e}")))?;
+    let fields = wire::split(current).map_err(|e| Error::storage(format!("registry is corrupt: {e}")))?;
     let mut pending: Vec<&Interval> = intervals.iter().collect();
     let mut out = Vec::with_capacity(current.len() + 64 * intervals.len());
     for f in &fields {
@@ -309,7 +309,7 @@ fn view_identity(view: &[u8]) -> Option<(String, String)> {
 }
 
 fn edit_view_meta(view: &[u8], intervals: &[&Interval], now: EventTime) -> Result<Vec<u8>> {
-    let corrupt = |e: String| Error::Storage(format!("registry feature view is corrupt: {e}"));
+    let corrupt = |e: String| Error::storage(format!("registry feature view is corrupt: {e}"));
     let fields = wire::split(view).map_err(corrupt)?;
     let meta = wire::first_bytes(&fields, fvf::META).unwrap_or_default();
     let meta_fields = wire::split(meta).map_err(corrupt)?;

@@ -3,7 +3,7 @@
 //! - [`model`]: the types the data plane works with, with each view's Redis layout precomputed;
 //! - [`convert`]: Feast's `registry.db` protobuf to and from the model;
 //! - [`yaml`]: Larder's hand-written `features.yaml`;
-//! - [`store`]: reading and conditionally writing `registry.db` (local file or S3);
+//! - [`store`]: reading and conditionally writing `registry.db` (wherever [`crate::storage`] keeps it);
 //! - [`edit`]: `apply` and materialization bookkeeping on the serialized registry, keeping
 //!   whatever Larder does not own byte for byte;
 //! - [`cache`]: the registry a server holds, refreshed in the background.
@@ -22,18 +22,20 @@ pub use store::RegistryStore;
 
 use crate::config::RepoConfig;
 use crate::error::{Error, Result};
+use crate::storage::Storage;
 use crate::time::EventTime;
 
 /// Loads the project's registry named by the configuration.
-pub async fn load(cfg: &RepoConfig) -> Result<Registry> {
-    let store = RegistryStore::new(&cfg.registry.path)?;
-    let current = store.read().await?.ok_or_else(|| {
-        Error::Storage(format!(
-            "registry {} does not exist yet: run `larder apply` (or `feast apply`) first",
-            store.location()
-        ))
-    })?;
-    convert::registry_from_bytes(&current.bytes, &cfg.project, cfg.entity_key_serialization_version)
+pub async fn load(cfg: &RepoConfig, storage: &Storage) -> Result<Registry> {
+    let store = RegistryStore::new(&cfg.registry.path, storage)?;
+    Ok(load_from(&store, cfg).await?.0)
+}
+
+/// Loads the project's registry from `store`, with the version it was read at.
+pub async fn load_from(store: &RegistryStore, cfg: &RepoConfig) -> Result<(Registry, String)> {
+    let current = store.read_existing().await?;
+    let registry = convert::registry_from_bytes(&current.bytes, &cfg.project, cfg.entity_key_serialization_version)?;
+    Ok((registry, current.version))
 }
 
 /// Reads `features.yaml` from the repo directory.
@@ -51,9 +53,9 @@ pub fn load_definitions(cfg: &RepoConfig) -> Result<Registry> {
 
 /// `larder plan` (`dry_run`) and `larder apply`: makes the registry match `features.yaml`.
 /// The write is conditional and retried, so a concurrent materialization is never lost.
-pub async fn apply(cfg: &RepoConfig, dry_run: bool) -> Result<Plan> {
+pub async fn apply(cfg: &RepoConfig, storage: &Storage, dry_run: bool) -> Result<Plan> {
     let desired = load_definitions(cfg)?;
-    let store = RegistryStore::new(&cfg.registry.path)?;
+    let store = RegistryStore::new(&cfg.registry.path, storage)?;
     let version = cfg.entity_key_serialization_version;
     if dry_run {
         let current = store.read().await?;
@@ -72,12 +74,12 @@ pub async fn apply(cfg: &RepoConfig, dry_run: bool) -> Result<Plan> {
 }
 
 /// Records completed materializations in the registry (conditional, retried on conflict).
-pub async fn record_materialization(cfg: &RepoConfig, intervals: &[Interval]) -> Result<()> {
-    let store = RegistryStore::new(&cfg.registry.path)?;
+pub async fn record_materialization(cfg: &RepoConfig, storage: &Storage, intervals: &[Interval]) -> Result<()> {
+    let store = RegistryStore::new(&cfg.registry.path, storage)?;
     store
         .update(|current| {
             let current =
-                current.ok_or_else(|| Error::Storage(format!("registry {} does not exist", store.location())))?;
+                current.ok_or_else(|| Error::storage(format!("registry {} does not exist", store.location())))?;
             edit::record_materialization(current, &cfg.project, intervals, EventTime::now()).map(Some)
         })
         .await?;

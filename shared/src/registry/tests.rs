@@ -8,6 +8,7 @@ use super::edit::{self, Action, Interval};
 use super::*;
 use crate::proto::core as pb;
 use crate::proto::wire;
+use crate::storage::Storage;
 use crate::time::EventTime;
 use crate::value::ValueType;
 
@@ -235,7 +236,7 @@ async fn cache_serves_stale_and_keeps_last_good_on_errors() {
     std::fs::write(&path, FEAST_REGISTRY).unwrap();
     let text = format!("project: anchor\nregistry:\n  path: {}\n  cache_ttl_seconds: 1\n", path.display());
     let cfg = crate::config::RepoConfig::parse(&text, dir.path(), "f", &|_| None).unwrap();
-    let cache = RegistryCache::load(&cfg).await.unwrap();
+    let cache = RegistryCache::load(&cfg, &Storage::default()).await.unwrap();
     assert_eq!(cache.get().feature_views.len(), 2);
     assert!(!cache.refresh().await.unwrap(), "unchanged registry reports no change");
 

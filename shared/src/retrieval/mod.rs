@@ -10,7 +10,6 @@
 //! no row is `NOT_FOUND` (not `PRESENT` with a null), a stored null is `NULL_VALUE`, and a value
 //! older than the view's TTL is `OUTSIDE_MAX_AGE` (value kept).
 
-pub mod http;
 pub mod plan;
 pub mod request;
 
@@ -20,7 +19,6 @@ use std::time::Duration;
 pub use plan::Plan;
 pub use request::{EntityColumns, Request};
 
-use crate::api::Limits;
 use crate::error::{Error, Result};
 use crate::online::{self, Cell, OnlineStore, ViewRead};
 use crate::registry::{FeatureView, Registry};
@@ -135,20 +133,20 @@ impl Response {
     }
 }
 
-/// Answers a request from `registry` and `store`, judging TTLs against `now`.
+/// Answers a request from `registry` and `store`, judging TTLs against `now`. A request of more
+/// than `max_entity_rows` entity rows is refused before anything is read.
 pub async fn get_online_features(
     registry: &Registry,
     store: &dyn OnlineStore,
     req: &Request,
-    limits: &Limits,
+    max_entity_rows: usize,
     now: EventTime,
 ) -> Result<Response> {
     let plan = plan::plan(registry, &req.features, req.feature_service.as_deref(), req.full_feature_names)?;
     let rows = entity_row_count(&req.entities)?;
-    if rows > limits.max_entity_rows {
+    if rows > max_entity_rows {
         return Err(Error::TooLarge(format!(
-            "the request has {rows} entity rows; the limit is {} (LARDER_MAX_ENTITY_ROWS)",
-            limits.max_entity_rows
+            "the request has {rows} entity rows; the limit is {max_entity_rows} (LARDER_MAX_ENTITY_ROWS)"
         )));
     }
 

@@ -88,14 +88,7 @@ async fn setup() -> (Registry, MemoryStore) {
 
 async fn ask(reg: &Registry, store: &MemoryStore, body: serde_json::Value) -> Result<Response> {
     let req = Request::parse(body.to_string().as_bytes())?;
-    get_online_features(
-        reg,
-        store,
-        &req,
-        &Limits { max_body_bytes: 1 << 20, max_entity_rows: 5 },
-        EventTime::new(NOW, 0),
-    )
-    .await
+    get_online_features(reg, store, &req, 5, EventTime::new(NOW, 0)).await
 }
 
 fn json_of(r: &Response) -> serde_json::Value {

@@ -8,11 +8,14 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use larder::api::Services;
+use larder::aws::Aws;
 use larder::config::RepoConfig;
 use larder::online::OnlineStore;
 use larder::push::PushSettings;
+use larder::push::dead_letter::DeadLetterSink;
 use larder::registry::{Registry, RegistryCache, yaml};
 use larder_tests::repo_root;
+use push_function::App;
 use serde_json::{Value as Json, json};
 
 pub const PROJECT: &str = "driver_demo";
@@ -33,10 +36,18 @@ pub fn config(redis_addr: Option<&str>) -> RepoConfig {
     .unwrap()
 }
 
-pub fn services(config: RepoConfig, store: Arc<dyn OnlineStore>, settings: PushSettings) -> Services {
-    let mut s = Services::new(config, RegistryCache::fixed(driver_registry()), store);
-    s.push = settings;
-    s
+pub fn services(config: RepoConfig, store: Arc<dyn OnlineStore>) -> Services {
+    Services::new(config, RegistryCache::fixed(driver_registry()), store)
+}
+
+/// The push function over the driver registry, `store` and `settings`.
+pub fn app(
+    config: RepoConfig,
+    store: Arc<dyn OnlineStore>,
+    settings: PushSettings,
+    sink: Arc<dyn DeadLetterSink>,
+) -> App {
+    App::new(services(config, store), settings, &Aws::new(), sink)
 }
 
 pub fn default_source() -> PushSettings {

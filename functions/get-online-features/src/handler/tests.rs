@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use lambda_http::{Body, request::from_str};
-use larder::api::{Limits, Services};
+use lambda_http::request::from_str;
+use lambda_runtime::{Context, LambdaEvent};
+use larder::api::{Health, Retrieval, Router, Services};
 use larder::config::RepoConfig;
 use larder::online::memory::MemoryStore;
 use larder::online::{OnlineStore, ViewWrite, WriteMode, WriteRow};
@@ -19,7 +20,8 @@ macro_rules! event {
 
 const FEATURES_YAML: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/driver/features.yaml"));
 
-async fn services() -> Services {
+/// The function's router over the example registry and two drivers in memory.
+async fn services() -> Router {
     let config =
         RepoConfig::parse("project: driver_demo\nregistry: unused.db\n", std::path::Path::new("/tmp"), "test", &|_| {
             None
@@ -36,25 +38,18 @@ async fn services() -> Services {
         .write(&ViewWrite::for_view(view, vec![row(1001, 0.25), row(1002, 0.5)], WriteMode::NewestWins, None))
         .await
         .unwrap();
-    Services {
-        config,
-        registry: RegistryCache::fixed(registry),
-        store: Arc::new(store),
-        limits: Limits::default(),
-        push: Default::default(),
-    }
+    Router::new(Services::new(config, RegistryCache::fixed(registry), Arc::new(store))).with(Health).with(Retrieval)
 }
 
-async fn invoke(services: &Services, event: &str) -> (u16, Value) {
-    let req = from_str(event).expect("sample event parses");
-    let resp = super::handle(services, req).await.unwrap();
-    let status = resp.status().as_u16();
-    assert_eq!(resp.headers()["content-type"], "application/json");
-    let body = match resp.body() {
-        Body::Text(t) => t.clone(),
-        other => panic!("expected a text body, got {other:?}"),
-    };
-    (status, serde_json::from_str(&body).expect("the body is JSON"))
+async fn invoke(router: &Router, event: &str) -> (u16, Value) {
+    let payload = serde_json::value::RawValue::from_string(event.to_string()).unwrap();
+    let resp = super::handle(router, LambdaEvent::new(payload, Context::default())).await.unwrap();
+    let resp = serde_json::to_value(resp).unwrap();
+    let status = resp["statusCode"].as_u64().unwrap() as u16;
+    assert_eq!(resp["headers"]["content-type"], "application/json");
+    assert_eq!(resp["isBase64Encoded"], false, "expected a text body, got {resp}");
+    let body = resp["body"].as_str().expect("a text body");
+    (status, serde_json::from_str(body).expect("the body is JSON"))
 }
 
 #[tokio::test]
@@ -115,4 +110,23 @@ fn every_sample_event_parses_as_an_api_gateway_request() {
         let req = from_str(e).expect("parses");
         assert!(matches!(req.method().as_str(), "GET" | "POST"));
     }
+}
+
+#[tokio::test]
+async fn a_malformed_base64_body_is_a_400_not_a_crash() {
+    let s = services().await;
+    let mut bad: Value = serde_json::from_str(event!("apigw-http-get-online-features.json")).unwrap();
+    bad["body"] = json!("%%% not base64 %%%");
+    bad["isBase64Encoded"] = json!(true);
+    let (status, body) = invoke(&s, &bad.to_string()).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "bad_request");
+}
+
+#[tokio::test]
+async fn a_payload_that_is_not_an_http_event_is_a_function_error() {
+    let s = services().await;
+    let payload = serde_json::value::RawValue::from_string(r#"{"Records": []}"#.to_string()).unwrap();
+    let err = super::handle(&s, LambdaEvent::new(payload, Context::default())).await.unwrap_err();
+    assert!(err.to_string().contains("requestContext"), "{err}");
 }

@@ -115,9 +115,10 @@ fn write_repo(dir: &std::path::Path) -> RepoConfig {
 async fn plan_items_commit_and_deadlines() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_repo(dir.path());
-    larder::registry::apply(&config, false).await.unwrap();
+    larder::registry::apply(&config, &larder::storage::Storage::default(), false).await.unwrap();
     let store = Arc::new(MemoryStore::new());
-    let services = Services { config: config.clone(), store: store.clone(), rows_per_item: 500 };
+    let services =
+        Services { config: config.clone(), store: store.clone(), storage: Default::default(), rows_per_item: 500 };
     let window = json!({"start": "2026-11-18T00:00:00Z", "end": "2026-11-20T00:00:00Z"});
 
     // A run with no time left: nothing read, nothing recorded, the rest handed back.
@@ -142,7 +143,7 @@ async fn plan_items_commit_and_deadlines() {
         results.push(r);
     }
     assert_eq!(store.len(), 50);
-    let reg = larder::registry::load(&config).await.unwrap();
+    let reg = larder::registry::load(&config, &larder::storage::Storage::default()).await.unwrap();
     assert!(reg.view("driver_hourly_stats").unwrap().materialization_intervals.is_empty());
 
     let mut commit = plan["commit"].clone();
@@ -151,7 +152,7 @@ async fn plan_items_commit_and_deadlines() {
     commit["results"] = Value::Array(results);
     let done = handle(&services, commit, None).await.unwrap();
     assert_eq!(done["recorded"], json!(true));
-    let reg = larder::registry::load(&config).await.unwrap();
+    let reg = larder::registry::load(&config, &larder::storage::Storage::default()).await.unwrap();
     for v in ["driver_hourly_stats", "driver_fresh"] {
         assert_eq!(
             reg.view(v).unwrap().materialization_intervals,

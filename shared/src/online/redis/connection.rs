@@ -535,12 +535,13 @@ fn parse_url(part: &str) -> Result<ParsedUrl> {
             Some((user, pass)) => (user, Some(pass)),
             None => (u, None),
         };
-        let user = percent_decode(user).ok_or_else(|| bad_part(part, "the user name has a bad %-escape"))?;
+        let user = crate::percent::decode(user).ok_or_else(|| bad_part(part, "the user name has a bad %-escape"))?;
         if !user.is_empty() {
             username = Some(user);
         }
         if let Some(p) = pass {
-            password = Some(percent_decode(p).ok_or_else(|| bad_part(part, "the password has a bad %-escape"))?);
+            password =
+                Some(crate::percent::decode(p).ok_or_else(|| bad_part(part, "the password has a bad %-escape"))?);
         } else if username.is_some() {
             // redis://secret@host is how several clients pass a bare password.
             password = username.take();
@@ -560,27 +561,11 @@ fn parse_url(part: &str) -> Result<ParsedUrl> {
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) =
             pair.split_once('=').ok_or_else(|| bad_part(part, &format!("query option '{pair}' needs a value")))?;
-        let v = percent_decode(v).ok_or_else(|| bad_part(part, &format!("query option '{k}' has a bad %-escape")))?;
+        let v = crate::percent::decode(v)
+            .ok_or_else(|| bad_part(part, &format!("query option '{k}' has a bad %-escape")))?;
         options.push((k.to_string(), v));
     }
     Ok(ParsedUrl { tls, node, username, password, db, options })
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

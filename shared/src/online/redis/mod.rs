@@ -1,4 +1,4 @@
-//! The Redis online store, byte-compatible with Feast's (see `feast-compat.md` §1).
+//! The Redis online store, byte-compatible with Feast's (see `docs/compatibility.md` §1).
 //!
 //! ```no_run
 //! # async fn demo(cfg: &larder::config::RepoConfig) -> larder::Result<()> {
@@ -133,7 +133,7 @@ impl RedisStore {
         match sha {
             Value::BulkString(b) if b == script::sha().as_bytes() => {}
             other => {
-                return Err(Error::Internal(format!(
+                return Err(Error::internal(format!(
                     "Redis {}: SCRIPT LOAD answered {other:?}, expected {}",
                     self.policy.store,
                     script::sha()
@@ -200,7 +200,7 @@ impl RedisStore {
     }
 
     fn unexpected(&self, answer: &Value, keys: usize) -> Error {
-        Error::Internal(format!(
+        Error::internal(format!(
             "Redis {}: the newest-wins script answered {answer:?} for {keys} keys",
             self.policy.store
         ))
@@ -432,7 +432,7 @@ impl OnlineStore for RedisStore {
             let values = match reply {
                 Ok(Value::Array(values)) if values.len() == want => values,
                 Ok(other) => {
-                    return Err(Error::Internal(format!("Redis {}: HMGET answered {other:?}", self.policy.store)));
+                    return Err(Error::internal(format!("Redis {}: HMGET answered {other:?}", self.policy.store)));
                 }
                 Err(e) => return Err(self.policy.error("read", &e, 0)),
             };
@@ -441,7 +441,7 @@ impl OnlineStore for RedisStore {
                     Value::Nil => None,
                     Value::BulkString(b) => Some(Bytes::from(b)),
                     other => {
-                        return Err(Error::Internal(format!(
+                        return Err(Error::internal(format!(
                             "Redis {}: HMGET answered a field with {other:?}",
                             self.policy.store
                         )));
@@ -460,7 +460,7 @@ impl OnlineStore for RedisStore {
     async fn write_views(&self, batches: &[ViewWrite<'_>]) -> Result<Vec<WriteStats>> {
         for batch in batches {
             if let Some(row) = batch.rows.iter().find(|r| r.values.len() != batch.fields.len()) {
-                return Err(Error::Internal(format!(
+                return Err(Error::internal(format!(
                     "a row to write has {} values for {} fields",
                     row.values.len(),
                     batch.fields.len()
@@ -488,7 +488,7 @@ impl OnlineStore for RedisStore {
         c.arg("larder");
         match self.policy.run("ping", || self.backend.everywhere(c.clone())).await? {
             Value::BulkString(b) if b == b"larder" => Ok(()),
-            other => Err(Error::Internal(format!("Redis {}: PING answered {other:?}", self.policy.store))),
+            other => Err(Error::internal(format!("Redis {}: PING answered {other:?}", self.policy.store))),
         }
     }
 
@@ -559,7 +559,7 @@ mod tests {
         let s = RedisStore::open(&format!("127.0.0.1:{port}"), RedisType::Redis, opts).unwrap();
         let started = std::time::Instant::now();
         let err = s.ping().await.unwrap_err();
-        assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
         assert_eq!(err.status(), 503);
         assert!(err.to_string().contains(&format!("127.0.0.1:{port} cannot be reached")), "{err}");
         assert!(started.elapsed() < std::time::Duration::from_secs(2));

@@ -18,11 +18,13 @@ use std::time::Duration;
 
 use ::redis::{ErrorKind, RedisError, ServerErrorKind};
 
+use crate::config::number_from_env;
 use crate::error::{Error, Result};
+use crate::retry::Backoff;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
 pub const DEFAULT_RETRIES: u32 = 2;
-/// First backoff; doubled for each further retry.
+/// First backoff; doubled for each further retry (plus jitter, see [`Backoff`]).
 const BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_millis(1000);
 
@@ -56,16 +58,13 @@ impl RedisOptions {
     /// [`RedisOptions::from_env`] with an explicit environment, for tests.
     pub fn from_lookup(env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
         let mut o = RedisOptions::default();
-        if let Some(v) = env("LARDER_REDIS_TIMEOUT_MS") {
-            let ms: u64 = v.trim().parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
-                Error::Config(format!("LARDER_REDIS_TIMEOUT_MS: '{v}' is not a positive number of milliseconds"))
-            })?;
+        if let Some(ms) =
+            number_from_env(env, "LARDER_REDIS_TIMEOUT_MS", 1..=u64::MAX, "a positive number of milliseconds")?
+        {
             o.timeout = Some(Duration::from_millis(ms));
         }
-        if let Some(v) = env("LARDER_REDIS_RETRIES") {
-            o.retries = v.trim().parse().ok().filter(|r| *r <= 10).ok_or_else(|| {
-                Error::Config(format!("LARDER_REDIS_RETRIES: '{v}' is not a number of retries (0 to 10)"))
-            })?;
+        if let Some(r) = number_from_env(env, "LARDER_REDIS_RETRIES", 0..=10, "a number of retries (0 to 10)")? {
+            o.retries = r;
         }
         Ok(o)
     }
@@ -89,12 +88,13 @@ impl Policy {
         Fut: Future<Output = std::result::Result<T, RedisError>>,
     {
         let mut retry = 0;
+        let mut backoff = Backoff::new(BACKOFF, MAX_BACKOFF);
         loop {
             let err = match tokio::time::timeout(self.timeout, attempt()).await {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => e,
                 Err(_) => {
-                    return Err(Error::Unavailable(format!(
+                    return Err(Error::unavailable(format!(
                         "Redis {}: {op} timed out after {} ms (LARDER_REDIS_TIMEOUT_MS)",
                         self.store,
                         self.timeout.as_millis()
@@ -105,9 +105,8 @@ impl Policy {
                 return Err(self.error(op, &err, retry));
             }
             retry += 1;
-            let backoff = (BACKOFF * 2u32.saturating_pow(retry - 1)).min(MAX_BACKOFF);
             tracing::warn!(store = %self.store, op, retry, error = %err, "Redis round trip failed; retrying");
-            tokio::time::sleep(backoff).await;
+            backoff.wait().await;
         }
     }
 
@@ -116,19 +115,19 @@ impl Policy {
         let store = &self.store;
         let after = if retries > 0 { format!(" (after {retries} retries)") } else { String::new() };
         if e.is_timeout() {
-            return Error::Unavailable(format!(
+            return Error::unavailable(format!(
                 "Redis {store}: {op} timed out after {} ms (LARDER_REDIS_TIMEOUT_MS){after}",
                 self.timeout.as_millis()
             ));
         }
         if is_auth_failure(e) {
-            return Error::Unavailable(format!(
+            return Error::unavailable(format!(
                 "Redis {store} refused the credentials: check password and username in the connection_string ({e})"
             ));
         }
         match e.kind() {
             ErrorKind::Io | ErrorKind::ClusterConnectionNotFound => {
-                Error::Unavailable(format!("Redis {store} cannot be reached{after}: {e}"))
+                Error::unavailable(format!("Redis {store} cannot be reached{after}: {e}"))
             }
             ErrorKind::Server(
                 ServerErrorKind::BusyLoading
@@ -138,15 +137,15 @@ impl Policy {
                 | ServerErrorKind::ReadOnly
                 | ServerErrorKind::Moved
                 | ServerErrorKind::Ask,
-            ) => Error::Unavailable(format!("Redis {store} is not ready to serve{after}: {e}")),
+            ) => Error::unavailable(format!("Redis {store} is not ready to serve{after}: {e}")),
             ErrorKind::InvalidClientConfig => Error::Config(format!("Redis {store}: {e}")),
             _ if e.code() == Some("OOM") => {
-                Error::Unavailable(format!("Redis {store} is out of memory (maxmemory) and refuses writes: {e}"))
+                Error::unavailable(format!("Redis {store} is out of memory (maxmemory) and refuses writes: {e}"))
             }
-            _ if e.code() == Some("WRONGTYPE") => Error::Storage(format!(
+            _ if e.code() == Some("WRONGTYPE") => Error::storage(format!(
                 "Redis {store}: {op} found a key that is not a hash; something other than a feature store wrote it ({e})"
             )),
-            _ => Error::Storage(format!("Redis {store}: {op} failed: {e}")),
+            _ => Error::storage(format!("Redis {store}: {op} failed: {e}")),
         }
     }
 }
@@ -224,7 +223,7 @@ mod tests {
             .await;
         let err = r.unwrap_err();
         assert_eq!(calls.load(Ordering::SeqCst), 3);
-        assert!(matches!(err, Error::Unavailable(_)) && err.is_transient());
+        assert!(matches!(err, Error::Unavailable { .. }) && err.is_transient());
         assert!(err.to_string().contains("cannot be reached (after 2 retries)"), "{err}");
         // Two backoffs: 50 + 100 ms.
         assert!(started.elapsed() >= Duration::from_millis(150));
@@ -266,7 +265,7 @@ mod tests {
         assert!(matches!(p.error("read", &cfg, 0), Error::Config(_)));
         let loading = RedisError::from((ErrorKind::Server(ServerErrorKind::BusyLoading), "loading"));
         assert!(is_retryable(&loading));
-        assert!(matches!(p.error("read", &loading, 0), Error::Unavailable(_)));
+        assert!(matches!(p.error("read", &loading, 0), Error::Unavailable { .. }));
         let tls = RedisError::from(std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid peer certificate"));
         assert!(!is_retryable(&tls), "a certificate problem does not go away by retrying");
     }

@@ -1,14 +1,18 @@
 //! `POST /materialize` and `POST /materialize-incremental` with Feast's request JSON
-//! (feast-compat.md §4.2): `{"start_ts", "end_ts", "feature_views", "disable_event_timestamp"}`
+//! (docs/compatibility.md §4.2): `{"start_ts", "end_ts", "feature_views", "disable_event_timestamp"}`
 //! and `{"end_ts", "feature_views"}`. Success is 200 with the body `null`, as Feast answers.
-//! Unknown fields are ignored, as Pydantic does.
+//! Unknown fields are ignored, as Pydantic does. The run happens in this process, then the
+//! served registry is refreshed so the new interval shows at once.
 
+use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{Options, Request};
-use crate::api::{ApiRequest, ApiResponse, Services};
+use super::{ApiRequest, ApiResponse, Routes, Services};
 use crate::error::{Error, Result};
+use crate::materialize::{self, Options, Request};
 use crate::time::EventTime;
+
+pub struct Materialize;
 
 #[derive(Deserialize)]
 struct Body {
@@ -30,7 +34,7 @@ fn time(field: &str, text: Option<&str>) -> Result<EventTime> {
 }
 
 /// Parses a request body into what to materialize.
-pub fn parse(body: &[u8], incremental: bool) -> Result<Request> {
+fn parse(body: &[u8], incremental: bool) -> Result<Request> {
     let b: Body = serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("request body: {e}")))?;
     if b.version.is_some() {
         return Err(Error::Unsupported(
@@ -51,25 +55,32 @@ pub fn parse(body: &[u8], incremental: bool) -> Result<Request> {
     })
 }
 
-/// Materializes synchronously in this process, then refreshes the served registry.
-pub async fn handle(services: &Services, req: &ApiRequest<'_>, incremental: bool) -> Result<ApiResponse> {
-    if req.query_param("async").is_some_and(|v| v == "true" || v == "1") {
-        return Err(Error::Unsupported(
-            "async=true: run long materializations with the materialize Lambda or `larder materialize`".into(),
-        ));
+#[async_trait]
+impl Routes for Materialize {
+    fn routes(&self) -> &'static [(&'static str, &'static str)] {
+        &[("POST", "/materialize"), ("POST", "/materialize-incremental")]
     }
-    let request = parse(req.body, incremental)?;
-    let report = super::materialize(&services.config, services.store.as_ref(), &request, &Options::default()).await?;
-    if let Err(e) = services.registry.refresh().await {
-        tracing::warn!(error = %e, "registry refresh after materialization failed");
+
+    async fn answer(&self, services: &Services, path: &'static str, req: &ApiRequest<'_>) -> Result<ApiResponse> {
+        if req.query_param("async").is_some_and(|v| v == "true" || v == "1") {
+            return Err(Error::Unsupported(
+                "async=true: run long materializations with the materialize Lambda or `larder materialize`".into(),
+            ));
+        }
+        let request = parse(req.body, path == "/materialize-incremental")?;
+        let (config, storage, store) = (&services.config, &services.storage, services.store.as_ref());
+        let report = materialize::materialize(config, storage, store, &request, &Options::default()).await?;
+        if let Err(e) = services.registry.refresh().await {
+            tracing::warn!(error = %e.report(), "registry refresh after materialization failed");
+        }
+        tracing::info!(
+            views = report.views.len(),
+            rows_read = report.rows_read,
+            seconds = report.seconds,
+            "materialized over HTTP"
+        );
+        Ok(ApiResponse::json(200, b"null".to_vec()))
     }
-    tracing::info!(
-        views = report.views.len(),
-        rows_read = report.rows_read,
-        seconds = report.seconds,
-        "materialized over HTTP"
-    );
-    Ok(ApiResponse::json(200, b"null".to_vec()))
 }
 
 #[cfg(test)]

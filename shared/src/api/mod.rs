@@ -1,0 +1,212 @@
+//! The HTTP API, without an HTTP framework: a request is method, path, query and body bytes;
+//! a response is status, content type and body bytes. The Lambda functions (API Gateway
+//! events, through `functions/apigw`) and `larder serve` (a local HTTP server) all adapt to
+//! this one [`Router`], so they answer byte for byte the same.
+//!
+//! A router serves the route groups it is built with ([`Health`], [`Retrieval`], [`PushRoutes`],
+//! [`Materialize`]): each binary names only the groups its API Gateway routes reach, so it
+//! links only their code (the get-online-features function carries no Kinesis, SQS or parquet
+//! code). The operations below (`retrieval`, `push`, `materialize`) know nothing of HTTP.
+//!
+//! Every error is answered `{"error": {"code", "message"}}` with the status of its
+//! [`Error`] variant; nothing here returns a 5xx for a client's mistake, and no internal
+//! `Debug` text or error cause reaches a client.
+
+mod health;
+mod materialize;
+mod push;
+mod retrieval;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use health::Health;
+pub use materialize::Materialize;
+pub use push::PushRoutes;
+pub use retrieval::Retrieval;
+
+use crate::aws::Aws;
+use crate::config::{RepoConfig, number_from_env};
+use crate::error::{Error, Result};
+use crate::online::OnlineStore;
+use crate::registry::RegistryCache;
+use crate::storage::Storage;
+
+/// Request limits, from the environment (`LARDER_MAX_BODY_BYTES`, `LARDER_MAX_ENTITY_ROWS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest body accepted (API Gateway's own limit is 6 MB, which is the default).
+    pub max_body_bytes: usize,
+    /// Most entity rows one get-online-features request may ask for.
+    pub max_entity_rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_body_bytes: 6 * 1024 * 1024, max_entity_rows: 10_000 }
+    }
+}
+
+impl Limits {
+    pub fn from_env() -> Result<Limits> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(env: &dyn Fn(&str) -> Option<String>) -> Result<Limits> {
+        let mut l = Limits::default();
+        let positive = "a positive number";
+        if let Some(n) = number_from_env(env, "LARDER_MAX_BODY_BYTES", 1..=usize::MAX, positive)? {
+            l.max_body_bytes = n;
+        }
+        if let Some(n) = number_from_env(env, "LARDER_MAX_ENTITY_ROWS", 1..=usize::MAX, positive)? {
+            l.max_entity_rows = n;
+        }
+        Ok(l)
+    }
+}
+
+/// What every route uses, built once per process.
+pub struct Services {
+    pub config: RepoConfig,
+    pub registry: Arc<RegistryCache>,
+    pub store: Arc<dyn OnlineStore>,
+    /// Local files and S3, for the registry and parquet sources.
+    pub storage: Storage,
+    pub limits: Limits,
+}
+
+impl Services {
+    /// Services over a registry and store already built, with default limits (tests, embedding).
+    pub fn new(config: RepoConfig, registry: Arc<RegistryCache>, store: Arc<dyn OnlineStore>) -> Services {
+        Services { config, registry, store, storage: Storage::new(&Aws::new()), limits: Limits::default() }
+    }
+
+    /// Everything from the environment (and `feature_store.yaml` if there is one): what a
+    /// Lambda function builds once at start.
+    pub async fn from_env(aws: &Aws) -> Result<Services> {
+        Self::connect(RepoConfig::load(None)?, aws).await
+    }
+
+    /// Loads the registry and connects the online store named by `config`.
+    pub async fn connect(config: RepoConfig, aws: &Aws) -> Result<Services> {
+        let storage = Storage::new(aws);
+        // Independent, so concurrent: a cold start pays for the slower of the two, not both.
+        let (registry, store) =
+            tokio::try_join!(RegistryCache::load(&config, &storage), crate::online::connect(&config))?;
+        Ok(Services { config, registry, store, storage, limits: Limits::from_env()? })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ApiRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    /// The raw query string, without `?`.
+    pub query: &'a str,
+    pub body: &'a [u8],
+}
+
+impl ApiRequest<'_> {
+    /// The value of a query parameter (no percent-decoding is needed for Larder's options).
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl ApiResponse {
+    pub fn json(status: u16, body: Vec<u8>) -> Self {
+        ApiResponse { status, content_type: "application/json", body }
+    }
+
+    pub fn error(e: &Error) -> Self {
+        if e.status() >= 500 {
+            tracing::error!(code = e.code(), error = %e.report(), "request failed");
+        } else {
+            tracing::debug!(code = e.code(), error = %e, "request rejected");
+        }
+        ApiResponse::json(e.status(), e.to_json_body())
+    }
+}
+
+/// A group of routes: the paths it serves and how it answers them.
+#[async_trait]
+pub trait Routes: Send + Sync {
+    /// `(method, path)` of every route, as the 404 and 405 answers list them.
+    fn routes(&self) -> &'static [(&'static str, &'static str)];
+
+    /// Answers a request to `path`, one of [`Routes::routes`] (its method checked).
+    async fn answer(&self, services: &Services, path: &'static str, req: &ApiRequest<'_>) -> Result<ApiResponse>;
+}
+
+/// The routes one binary serves, over its services.
+pub struct Router {
+    services: Services,
+    groups: Vec<Box<dyn Routes>>,
+}
+
+impl Router {
+    pub fn new(services: Services) -> Router {
+        Router { services, groups: Vec::new() }
+    }
+
+    /// Adds a group of routes.
+    pub fn with(mut self, routes: impl Routes + 'static) -> Router {
+        self.groups.push(Box::new(routes));
+        self
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Answers one request. Never fails: errors become responses.
+    pub async fn handle(&self, req: ApiRequest<'_>) -> ApiResponse {
+        self.route(&req).await.unwrap_or_else(|e| ApiResponse::error(&e))
+    }
+
+    async fn route(&self, req: &ApiRequest<'_>) -> Result<ApiResponse> {
+        let limit = self.services.limits.max_body_bytes;
+        if req.body.len() > limit {
+            return Err(Error::TooLarge(format!(
+                "request body is {} bytes; the limit is {limit} (LARDER_MAX_BODY_BYTES)",
+                req.body.len()
+            )));
+        }
+        let path = req.path.trim_end_matches('/');
+        let mut path_known = false;
+        for group in &self.groups {
+            for (method, p) in group.routes() {
+                if *p == path {
+                    if *method == req.method {
+                        return group.answer(&self.services, p, req).await;
+                    }
+                    path_known = true;
+                }
+            }
+        }
+        if path_known {
+            return Err(Error::MethodNotAllowed(format!("{} is not allowed on {}", req.method, req.path)));
+        }
+        Err(Error::NoRoute { route: format!("{} {}", req.method, req.path), served: self.served() })
+    }
+
+    /// `GET /health, POST /get-online-features, ...`: what this router answers.
+    fn served(&self) -> String {
+        self.groups.iter().flat_map(|g| g.routes()).map(|(m, p)| format!("{m} {p}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests;

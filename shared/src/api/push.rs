@@ -1,0 +1,87 @@
+//! `POST /push` and `POST /write-to-online-store`, as Feast's feature server answers them:
+//! 200 with an empty body for `/push`, 200 with `null` for `/write-to-online-store`.
+//!
+//! `?mode=async` (either route) checks the request, puts it on the Kinesis stream named by
+//! `LARDER_PUSH_STREAM` and answers 202 `{"status": "accepted", "stream", "rows", "records"}`.
+
+use async_trait::async_trait;
+
+use super::{ApiRequest, ApiResponse, Routes, Services};
+use crate::aws::{Aws, Kinesis};
+use crate::error::{Error, Result};
+use crate::push::{self, PushRequest, PushSettings, WriteOptions, WriteRequest, enqueue};
+
+/// The push routes, with the stream `?mode=async` enqueues to, if any.
+pub struct PushRoutes {
+    async_stream: Option<(String, Kinesis)>,
+}
+
+impl PushRoutes {
+    pub fn new(settings: &PushSettings, aws: &Aws) -> PushRoutes {
+        PushRoutes { async_stream: settings.async_stream.clone().map(|s| (s, aws.kinesis())) }
+    }
+
+    /// Push routes that only write synchronously (`?mode=async` answers 422).
+    pub fn sync_only() -> PushRoutes {
+        PushRoutes { async_stream: None }
+    }
+
+    async fn push(&self, services: &Services, push: push::Push, mode: Mode, ok: ApiResponse) -> Result<ApiResponse> {
+        match mode {
+            Mode::Sync => {
+                let options = WriteOptions::from_config(&services.config);
+                let stats = push::apply(&services.registry, services.store.as_ref(), options, &push).await?;
+                tracing::debug!(destination = %push.destination, rows = stats.rows, written = stats.written, skipped = stats.skipped, "pushed");
+                Ok(ok)
+            }
+            Mode::Async => {
+                let (stream, kinesis) = self.async_stream.as_ref().ok_or_else(|| {
+                    Error::Unsupported(
+                        "mode=async is not available here: no Kinesis stream is configured (LARDER_PUSH_STREAM)".into(),
+                    )
+                })?;
+                if push.fresh_registry {
+                    push::refresh_registry(&services.registry).await;
+                }
+                let prepared = push::prepare(&services.registry.get(), &push)?;
+                let done = enqueue::enqueue(kinesis.get().await, stream, &push, &prepared).await?;
+                tracing::debug!(destination = %push.destination, rows = done.rows, records = done.records, stream, "enqueued");
+                Ok(ApiResponse::json(202, done.to_json()))
+            }
+        }
+    }
+}
+
+enum Mode {
+    Sync,
+    Async,
+}
+
+fn mode(req: &ApiRequest<'_>) -> Result<Mode> {
+    match req.query_param("mode") {
+        None | Some("" | "sync") => Ok(Mode::Sync),
+        Some("async") => Ok(Mode::Async),
+        Some(other) => {
+            Err(Error::BadRequest(format!("mode '{other}' is not known: use mode=sync (the default) or mode=async")))
+        }
+    }
+}
+
+#[async_trait]
+impl Routes for PushRoutes {
+    fn routes(&self) -> &'static [(&'static str, &'static str)] {
+        &[("POST", "/push"), ("POST", "/write-to-online-store")]
+    }
+
+    async fn answer(&self, services: &Services, path: &'static str, req: &ApiRequest<'_>) -> Result<ApiResponse> {
+        let mode = mode(req)?;
+        if path == "/push" {
+            let push = PushRequest::parse(req.body)?.into_push()?;
+            let ok = ApiResponse { status: 200, content_type: "text/plain; charset=utf-8", body: Vec::new() };
+            self.push(services, push, mode, ok).await
+        } else {
+            let push = WriteRequest::parse(req.body)?.into_push()?;
+            self.push(services, push, mode, ApiResponse::json(200, b"null".to_vec())).await
+        }
+    }
+}

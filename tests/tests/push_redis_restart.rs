@@ -13,9 +13,7 @@ mod push_support;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use larder::online::{KeyRead, OnlineStore, ViewWrite, WriteStats};
+use larder::online::testing::FaultyStore;
 use larder::proto::types::value::Val;
 use larder::push::dead_letter::SqsSink;
 use larder::value::Value;
@@ -24,50 +22,6 @@ use push_function::event;
 use push_support::*;
 use redis::Commands;
 use serde_json::{Value as Json, json};
-
-/// The real store; kills the real Redis once `writes_before_kill` writes have gone through.
-/// Writes run one at a time, in the order they were called (the push function keeps a few
-/// chunks in flight), so which writes land before the kill does not depend on timing.
-struct KillAfter {
-    inner: Arc<dyn OnlineStore>,
-    redis: Arc<Mutex<RedisServer>>,
-    writes_before_kill: Mutex<Option<usize>>,
-    one_at_a_time: tokio::sync::Mutex<()>,
-}
-
-#[async_trait]
-impl OnlineStore for KillAfter {
-    async fn read(&self, reads: &[KeyRead<'_>]) -> larder::Result<Vec<Vec<Option<Bytes>>>> {
-        self.inner.read(reads).await
-    }
-    async fn write(&self, batch: &ViewWrite<'_>) -> larder::Result<WriteStats> {
-        let _turn = self.one_at_a_time.lock().await;
-        let kill = {
-            let mut left = self.writes_before_kill.lock().unwrap();
-            match left.as_mut() {
-                Some(0) => {
-                    *left = None;
-                    true
-                }
-                Some(n) => {
-                    *n -= 1;
-                    false
-                }
-                None => false,
-            }
-        };
-        if kill {
-            self.redis.lock().unwrap().kill();
-        }
-        self.inner.write(batch).await
-    }
-    async fn ping(&self) -> larder::Result<()> {
-        self.inner.ping().await
-    }
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-}
 
 const DRIVERS: usize = 1_500;
 const HOURS: usize = 6;
@@ -115,12 +69,15 @@ async fn redis_killed_mid_batch_then_restarted_loses_nothing() {
     let real = larder::online::connect(&cfg).await.unwrap();
     let redis = Arc::new(Mutex::new(redis));
     // The first chunk with rows to write (odd drivers' newest rows) lands, then Redis dies.
-    let store = Arc::new(KillAfter {
-        inner: real,
-        redis: redis.clone(),
-        writes_before_kill: Mutex::new(Some(1)),
-        one_at_a_time: tokio::sync::Mutex::new(()),
-    });
+    // Writes run one at a time, in the order they were called (the push function keeps a few
+    // chunks in flight), so which writes land before the kill does not depend on timing.
+    let killer = redis.clone();
+    let store = Arc::new(FaultyStore::new(real).before_each_write(move |written| {
+        if written == 1 {
+            killer.lock().unwrap().kill();
+        }
+        Box::pin(async {})
+    }));
     let app = app(cfg, store, default_source(), Arc::new(SqsSink::new(sqs.clone(), &url)));
 
     let records = batch();

@@ -24,6 +24,7 @@
 
 pub mod http;
 pub mod plan;
+mod progress;
 mod scan;
 mod select;
 mod write;
@@ -35,7 +36,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 pub use plan::{Plan, RowGroups, WorkItem};
-pub use scan::Progress;
+pub use progress::Progress;
 
 use crate::config::RepoConfig;
 use crate::error::{Error, Result};

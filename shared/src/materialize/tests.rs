@@ -377,7 +377,7 @@ async fn bad_input_is_named() {
 /// go as far as its bounded hand-over lets it.
 struct SlowFirstWrite {
     inner: MemoryStore,
-    progress: Arc<scan::Progress>,
+    progress: Arc<Progress>,
     /// Rows decoded when the first write was let through.
     rows_read_then: std::sync::Mutex<Option<u64>>,
 }
@@ -408,7 +408,7 @@ impl OnlineStore for SlowFirstWrite {
 /// row groups in: the writer had settled rows long before the last row group was read.
 async fn materialize_with_first_write_held(cfg: &RepoConfig) -> (SlowFirstWrite, Report) {
     let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["scores"]));
-    let progress = Arc::new(scan::Progress::default());
+    let progress = Arc::new(Progress::default());
     let store =
         SlowFirstWrite { inner: MemoryStore::new(), progress: progress.clone(), rows_read_then: Default::default() };
     let o = Options { parallelism: 1, write_batch: 1, write_concurrency: 1, progress, ..Options::default() };

@@ -23,6 +23,7 @@
 //! [`run_item`] and [`commit`] split a run across invocations (see [`plan`](mod@plan)).
 
 pub mod plan;
+mod progress;
 mod scan;
 mod select;
 mod write;
@@ -34,7 +35,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 pub use plan::{Plan, RowGroups, WorkItem};
-pub use scan::Progress;
+pub use progress::Progress;
 
 use crate::config::RepoConfig;
 use crate::error::{Error, Result};

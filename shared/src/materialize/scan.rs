@@ -20,9 +20,12 @@ use futures::StreamExt;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReader};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
+use super::progress::Progress;
 use super::select::{SelectStats, Selection, SelectionSpec, Slot, Winners, seq};
-use super::{Options, ViewWindow, write};
+use super::write::{self, Settled};
+use super::{Options, ViewWindow};
 use crate::config::RepoConfig;
 use crate::error::{Error, Result};
 use crate::offline::columns::{self, ColumnFrom, ColumnUse, FileColumns, Needed};
@@ -279,19 +282,6 @@ pub async fn open_group(group: &Group) -> Result<Vec<OpenFile>> {
         .collect()
 }
 
-/// Counters the caller can watch while a scan runs (the CLI's progress bar).
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Rows in the row groups that will be read.
-    pub rows_total: AtomicU64,
-    /// Rows decoded so far.
-    pub rows_read: AtomicU64,
-    /// Entity rows written to the online store so far (all views).
-    pub keys_written: AtomicU64,
-    /// Entity rows handed to the writer so far (all views); grows while the scan runs.
-    pub keys_total: AtomicU64,
-}
-
 /// What a scan found.
 pub struct ScanOutcome {
     /// Per selection.
@@ -316,6 +306,15 @@ const WRITE_COST_PER_KEY: Duration = Duration::from_micros(20);
 const FIXED_RESERVE: Duration = Duration::from_secs(2);
 
 impl Timing {
+    fn new(deadline: Option<Instant>) -> Timing {
+        Timing {
+            deadline,
+            slowest_task: Mutex::new(Duration::ZERO),
+            new_keys: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        }
+    }
+
     fn may_start(&self, views_per_key: u64) -> bool {
         if self.stop.load(Ordering::Acquire) {
             return false;
@@ -332,12 +331,6 @@ impl Timing {
         }
         ok
     }
-}
-
-/// Winners handed to the writer: rows of one selection, at most `write_batch` of them.
-pub struct Settled {
-    pub selection: usize,
-    pub rows: Vec<WriteRow>,
 }
 
 /// What one row group found.
@@ -371,89 +364,67 @@ pub async fn scan(
     settled: mpsc::Sender<Settled>,
 ) -> Result<ScanOutcome> {
     let selections = group.selections.len();
-    let latest = |t: &Task, sel: usize| files[t.file].latest[sel][t.row_group];
-    // Newest row groups first, so that winners settle early (a stable sort: ties keep file
-    // order).
-    tasks.sort_by_key(|t| std::cmp::Reverse((0..selections).map(|s| latest(t, s)).max()));
-    let task_count = tasks.len();
-    let mut merged_tasks = vec![false; task_count];
+    sort_newest_first(&mut tasks, &files, selections);
     let queue = Arc::new(Mutex::new(tasks.iter().copied().enumerate().collect::<VecDeque<_>>()));
-    let timing = Arc::new(Timing {
-        deadline: opts.deadline,
-        slowest_task: Mutex::new(Duration::ZERO),
-        new_keys: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
-    });
+    let timing = Arc::new(Timing::new(opts.deadline));
     let _stop = StopOnDrop(timing.clone());
-    let views_per_key = group.views.len() as u64;
-    let workers = opts.parallelism.max(1);
     // Bounded, and small: a worker waits while the merge is behind (which waits for the
     // writer), so besides the merged winners memory holds one row group's per worker and one
     // waiting, never the file's.
-    let (done_tx, mut done) = mpsc::channel::<TaskOut>(1);
+    let (done_tx, done) = mpsc::channel::<TaskOut>(1);
+    let handles = spawn_workers(&group, &files, &queue, &timing, opts, done_tx);
+    let views = group.members().iter().map(|m| m.len() as u64).collect();
+    let emitter = Emitter { project, batch: opts.write_batch.max(1), views, sent: 0, progress: &opts.progress };
+    let mut merger = Merger::new(&tasks, &files, selections, emitter, settled);
+    merger.merge_all(done, &timing).await?;
+    join_workers(handles).await?;
+    // Whatever was not settled on the way is the winner now (row groups left for a later run
+    // are that run's to merge, newest-wins).
+    let mut outcome = merger.finish().await?;
+    outcome.remaining = unstarted(&queue);
+    Ok(outcome)
+}
+
+/// The latest event time task `t` may hold in selection `sel`'s window.
+fn latest(files: &[OpenFile], t: &Task, sel: usize) -> Latest {
+    files[t.file].latest[sel][t.row_group]
+}
+
+/// Newest row groups first, so that winners settle early (a stable sort: ties keep file
+/// order).
+fn sort_newest_first(tasks: &mut [Task], files: &[OpenFile], selections: usize) {
+    tasks.sort_by_key(|t| std::cmp::Reverse((0..selections).map(|s| latest(files, t, s)).max()));
+}
+
+/// Starts `opts.parallelism` workers taking row groups from `queue` and sending what each
+/// found to `done`.
+fn spawn_workers(
+    group: &Arc<Group>,
+    files: &Arc<Vec<OpenFile>>,
+    queue: &Arc<Mutex<VecDeque<(usize, Task)>>>,
+    timing: &Arc<Timing>,
+    opts: &Options,
+    done: mpsc::Sender<TaskOut>,
+) -> Vec<JoinHandle<Result<()>>> {
+    let views_per_key = group.views.len() as u64;
+    let workers = opts.parallelism.max(1);
     let mut handles = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let (group, files, queue, timing, progress, done_tx) =
-            (group.clone(), files.clone(), queue.clone(), timing.clone(), opts.progress.clone(), done_tx.clone());
+        let (group, files, queue, timing, progress, done) =
+            (group.clone(), files.clone(), queue.clone(), timing.clone(), opts.progress.clone(), done.clone());
         handles.push(tokio::spawn(async move {
             // However a worker ends (done, failed, panicked), the others stop at their next
             // row group: a failure fails the scan, and a worker that is done found the queue
             // empty or the deadline near, which holds for the others too.
             let _stop = StopOnDrop(timing.clone());
-            worker(group, files, queue, timing, progress, views_per_key, done_tx).await
+            worker(group, files, queue, timing, progress, views_per_key, done).await
         }));
     }
-    drop(done_tx);
-    let mut outcome = ScanOutcome {
-        winners: group.selections.iter().map(|_| Winners::default()).collect(),
-        stats: vec![SelectStats::default(); selections],
-        rows_read: 0,
-        remaining: Vec::new(),
-    };
-    let views: Vec<u64> = group.members().iter().map(|m| m.len() as u64).collect();
-    let mut emitter = Emitter { project, batch: opts.write_batch.max(1), views, sent: 0, progress: &opts.progress };
-    let mut merged = 0usize;
-    let mut passes = 0usize;
-    while let Some(out) = done.recv().await {
-        // Merging is CPU work (a hash lookup per entity of the row group): off this task, so
-        // the writer, polled alongside, keeps Redis busy meanwhile.
-        let mut all = std::mem::take(&mut outcome.winners);
-        let found = out.winners;
-        all = tokio::task::spawn_blocking(move || {
-            for (mine, theirs) in all.iter_mut().zip(found) {
-                mine.merge(theirs);
-            }
-            all
-        })
-        .await
-        .map_err(|e| Error::internal(format!("merge task failed: {e}")))?;
-        outcome.winners = all;
-        for (total, st) in outcome.stats.iter_mut().zip(out.stats) {
-            *total += st;
-        }
-        outcome.rows_read += out.rows;
-        merged_tasks[out.index] = true;
-        merged += 1;
-        // A pass looks at every winner (on this task, between the writer's polls): about 32
-        // passes over a scan at most, so a file of many row groups and many entities does not
-        // pay entities x row groups.
-        if merged * 32 >= (passes + 1) * task_count {
-            passes += 1;
-            for sel in 0..selections {
-                let unmerged = Unmerged::new(
-                    tasks
-                        .iter()
-                        .zip(&merged_tasks)
-                        .filter(|&(_, &done)| !done)
-                        .map(|(t, _)| (latest(t, sel), files[t.file].key_ranges[sel][t.row_group])),
-                );
-                emitter.send(&settled, sel, &mut outcome.winners[sel], &unmerged).await?;
-            }
-        }
-        // The deadline's write reserve: only what is still to be written.
-        let found: u64 = outcome.winners.iter().map(|w| w.len() as u64).sum();
-        timing.new_keys.store(found.saturating_sub(emitter.sent), Ordering::Relaxed);
-    }
+    handles
+}
+
+/// Waits for every worker; the first failure is the scan's.
+async fn join_workers(handles: Vec<JoinHandle<Result<()>>>) -> Result<()> {
     let mut first_error = None;
     for h in handles {
         match h.await {
@@ -466,18 +437,118 @@ pub async fn scan(
             }
         }
     }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
-    // Whatever was not settled on the way is the winner now (row groups left for a later run
-    // are that run's to merge, newest-wins).
-    for sel in 0..selections {
-        emitter.send(&settled, sel, &mut outcome.winners[sel], &Unmerged::default()).await?;
-    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// The tasks no worker started (the deadline came first), in file order.
+fn unstarted(queue: &Mutex<VecDeque<(usize, Task)>>) -> Vec<Task> {
     let mut remaining: Vec<Task> = queue.lock().unwrap_or_else(|p| p.into_inner()).drain(..).map(|(_, t)| t).collect();
     remaining.sort_by_key(|t| (t.file, t.row_group));
-    outcome.remaining = remaining;
-    Ok(outcome)
+    remaining
+}
+
+/// The scan's side: merges what each row group found into the winners, and hands the writer
+/// those no unmerged row group can beat.
+struct Merger<'a> {
+    tasks: &'a [Task],
+    files: &'a [OpenFile],
+    /// Per task (in `tasks` order), whether what it found is merged.
+    merged_tasks: Vec<bool>,
+    merged: usize,
+    /// Settling passes so far.
+    passes: usize,
+    outcome: ScanOutcome,
+    emitter: Emitter<'a>,
+    settled: mpsc::Sender<Settled>,
+}
+
+impl<'a> Merger<'a> {
+    fn new(
+        tasks: &'a [Task],
+        files: &'a [OpenFile],
+        selections: usize,
+        emitter: Emitter<'a>,
+        settled: mpsc::Sender<Settled>,
+    ) -> Self {
+        let outcome = ScanOutcome {
+            winners: (0..selections).map(|_| Winners::default()).collect(),
+            stats: vec![SelectStats::default(); selections],
+            rows_read: 0,
+            remaining: Vec::new(),
+        };
+        Merger { tasks, files, merged_tasks: vec![false; tasks.len()], merged: 0, passes: 0, outcome, emitter, settled }
+    }
+
+    /// Merges what the workers send until they are all done.
+    async fn merge_all(&mut self, mut done: mpsc::Receiver<TaskOut>, timing: &Timing) -> Result<()> {
+        while let Some(out) = done.recv().await {
+            self.merge(out).await?;
+            if self.pass_due() {
+                self.settle_pass().await?;
+            }
+            // The deadline's write reserve: only what is still to be written.
+            let found: u64 = self.outcome.winners.iter().map(|w| w.len() as u64).sum();
+            timing.new_keys.store(found.saturating_sub(self.emitter.sent), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    async fn merge(&mut self, out: TaskOut) -> Result<()> {
+        // Merging is CPU work (a hash lookup per entity of the row group): off this task, so
+        // the writer, polled alongside, keeps Redis busy meanwhile.
+        let mut all = std::mem::take(&mut self.outcome.winners);
+        let found = out.winners;
+        all = tokio::task::spawn_blocking(move || {
+            for (mine, theirs) in all.iter_mut().zip(found) {
+                mine.merge(theirs);
+            }
+            all
+        })
+        .await
+        .map_err(|e| Error::internal(format!("merge task failed: {e}")))?;
+        self.outcome.winners = all;
+        for (total, st) in self.outcome.stats.iter_mut().zip(out.stats) {
+            *total += st;
+        }
+        self.outcome.rows_read += out.rows;
+        self.merged_tasks[out.index] = true;
+        self.merged += 1;
+        Ok(())
+    }
+
+    /// A pass looks at every winner (on this task, between the writer's polls): about 32
+    /// passes over a scan at most, so a file of many row groups and many entities does not
+    /// pay entities x row groups.
+    fn pass_due(&mut self) -> bool {
+        let due = self.merged * 32 >= (self.passes + 1) * self.tasks.len();
+        if due {
+            self.passes += 1;
+        }
+        due
+    }
+
+    /// Sends every selection's winners that no unmerged row group can beat.
+    async fn settle_pass(&mut self) -> Result<()> {
+        for sel in 0..self.outcome.winners.len() {
+            let unmerged = Unmerged::new(
+                self.tasks
+                    .iter()
+                    .zip(&self.merged_tasks)
+                    .filter(|&(_, &done)| !done)
+                    .map(|(t, _)| (latest(self.files, t, sel), self.files[t.file].key_ranges[sel][t.row_group])),
+            );
+            self.emitter.send(&self.settled, sel, &mut self.outcome.winners[sel], &unmerged).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the winners not sent yet: nothing is left to beat them.
+    async fn finish(mut self) -> Result<ScanOutcome> {
+        for sel in 0..self.outcome.winners.len() {
+            self.emitter.send(&self.settled, sel, &mut self.outcome.winners[sel], &Unmerged::default()).await?;
+        }
+        Ok(self.outcome)
+    }
 }
 
 /// What a selection's unmerged row groups may still hold: rows up to their latest event time

@@ -441,7 +441,7 @@ async fn bad_input_is_named() {
 /// row groups in: the writer had settled rows long before the last row group was read.
 async fn materialize_with_first_write_held(cfg: &RepoConfig) -> (FaultyStore, Report) {
     let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["scores"]));
-    let progress = Arc::new(scan::Progress::default());
+    let progress = Arc::new(Progress::default());
     // Rows decoded when the first write was let through.
     let rows_read_then = Arc::new(std::sync::Mutex::new(None));
     let (seen, read) = (rows_read_then.clone(), progress.clone());

@@ -9,13 +9,19 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
 use super::Options;
-use super::scan::{Progress, Settled};
+use super::progress::Progress;
 use super::select::unpack;
 use crate::config::RepoConfig;
 use crate::error::Result;
 use crate::online::{OnlineStore, ViewWrite, WriteOptions, WriteRow, WriteStats};
 use crate::registry::FeatureView;
 use crate::time::EventTime;
+
+/// Winners handed to the writer: rows of one selection, at most `write_batch` of them.
+pub struct Settled {
+    pub selection: usize,
+    pub rows: Vec<WriteRow>,
+}
 
 /// Feast writes event times through Python datetimes, which hold microseconds: the `_ts`
 /// bytes it stores never carry finer digits. Larder stores the same bytes.

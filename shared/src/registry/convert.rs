@@ -40,6 +40,31 @@ pub fn registry_from_bytes(bytes: &[u8], project: &str, key_version: u32) -> Res
     registry_from_proto(&proto, project, key_version)
 }
 
+/// The parts of a `FeatureViewSpec` or a `StreamFeatureViewSpec`: distinct message types whose
+/// common fields have the same names, so one macro reads either.
+macro_rules! view_parts {
+    ($spec:expr, $kind:expr, $offline:expr, $has_transformation:expr) => {
+        ViewParts {
+            project: &$spec.project,
+            name: &$spec.name,
+            kind: $kind,
+            entities: &$spec.entities,
+            features: &$spec.features,
+            entity_columns: &$spec.entity_columns,
+            ttl: $spec.ttl.as_ref(),
+            batch_source: $spec.batch_source.as_ref(),
+            stream_source: $spec.stream_source.as_ref(),
+            online: $spec.online,
+            offline: $offline,
+            disabled: $spec.disabled,
+            has_transformation: $has_transformation,
+            description: &$spec.description,
+            tags: &$spec.tags,
+            owner: &$spec.owner,
+        }
+    };
+}
+
 pub fn registry_from_proto(proto: &pb::Registry, project: &str, key_version: u32) -> Result<Registry> {
     let mut reg = Registry {
         project: project.to_string(),
@@ -49,79 +74,25 @@ pub fn registry_from_proto(proto: &pb::Registry, project: &str, key_version: u32
     };
     for e in &proto.entities {
         let Some(spec) = e.spec.as_ref().filter(|s| s.project == project) else { continue };
-        reg.entities.insert(
-            spec.name.clone(),
-            Entity {
-                name: spec.name.clone(),
-                join_key: if spec.join_key.is_empty() { spec.name.clone() } else { spec.join_key.clone() },
-                value_type: ValueType::from_i32(spec.value_type),
-                description: spec.description.clone(),
-                tags: tags(&spec.tags),
-                owner: spec.owner.clone(),
-            },
-        );
+        reg.entities.insert(spec.name.clone(), entity_from_proto(spec));
     }
     for ds in &proto.data_sources {
         if ds.project == project && !ds.name.is_empty() {
             reg.data_sources.insert(ds.name.clone(), source_from_proto(ds));
         }
     }
-    for fv in &proto.feature_views {
-        let (Some(spec), meta) = (fv.spec.as_ref(), fv.meta.as_ref()) else { continue };
-        if spec.project != project {
-            continue;
-        }
-        let view = view_from_parts(
-            ViewParts {
-                name: &spec.name,
-                kind: ViewKind::Batch,
-                entities: &spec.entities,
-                features: &spec.features,
-                entity_columns: &spec.entity_columns,
-                ttl: spec.ttl.as_ref(),
-                batch_source: spec.batch_source.as_ref(),
-                stream_source: spec.stream_source.as_ref(),
-                online: spec.online,
-                offline: spec.offline,
-                disabled: spec.disabled,
-                has_transformation: spec.feature_transformation.is_some(),
-                description: &spec.description,
-                tags: &spec.tags,
-                owner: &spec.owner,
-            },
-            meta,
-            &reg.entities,
-            key_version,
-        )?;
-        reg.feature_views.insert(view.name.clone(), Arc::new(view));
-    }
-    for sfv in &proto.stream_feature_views {
-        let (Some(spec), meta) = (sfv.spec.as_ref(), sfv.meta.as_ref()) else { continue };
-        if spec.project != project {
-            continue;
-        }
-        let view = view_from_parts(
-            ViewParts {
-                name: &spec.name,
-                kind: ViewKind::Stream,
-                entities: &spec.entities,
-                features: &spec.features,
-                entity_columns: &spec.entity_columns,
-                ttl: spec.ttl.as_ref(),
-                batch_source: spec.batch_source.as_ref(),
-                stream_source: spec.stream_source.as_ref(),
-                online: spec.online,
-                offline: false,
-                disabled: spec.disabled,
-                has_transformation: false,
-                description: &spec.description,
-                tags: &spec.tags,
-                owner: &spec.owner,
-            },
-            meta,
-            &reg.entities,
-            key_version,
-        )?;
+    // Both kinds are served alike. A stream view's spec has no offline flag or transformation.
+    let batch_views = proto.feature_views.iter().filter_map(|fv| {
+        let spec = fv.spec.as_ref()?;
+        let parts = view_parts!(spec, ViewKind::Batch, spec.offline, spec.feature_transformation.is_some());
+        Some((parts, fv.meta.as_ref()))
+    });
+    let stream_views = proto.stream_feature_views.iter().filter_map(|sfv| {
+        let spec = sfv.spec.as_ref()?;
+        Some((view_parts!(spec, ViewKind::Stream, false, false), sfv.meta.as_ref()))
+    });
+    for (parts, meta) in batch_views.chain(stream_views).filter(|(parts, _)| parts.project == project) {
+        let view = view_from_parts(parts, meta, &reg.entities, key_version)?;
         reg.feature_views.insert(view.name.clone(), Arc::new(view));
     }
     for odfv in &proto.on_demand_feature_views {
@@ -131,31 +102,44 @@ pub fn registry_from_proto(proto: &pb::Registry, project: &str, key_version: u32
     }
     for fs in &proto.feature_services {
         let Some(spec) = fs.spec.as_ref().filter(|s| s.project == project) else { continue };
-        reg.feature_services.insert(
-            spec.name.clone(),
-            FeatureService {
-                name: spec.name.clone(),
-                projections: spec
-                    .features
-                    .iter()
-                    .map(|p| Projection {
-                        view: p.feature_view_name.clone(),
-                        alias: non_empty(&p.feature_view_name_alias),
-                        features: p.feature_columns.iter().map(|c| c.name.clone()).collect(),
-                        join_key_map: tags(&p.join_key_map),
-                    })
-                    .collect(),
-                description: spec.description.clone(),
-                tags: tags(&spec.tags),
-                owner: spec.owner.clone(),
-            },
-        );
+        reg.feature_services.insert(spec.name.clone(), service_from_proto(spec));
     }
     reg.reindex();
     Ok(reg)
 }
 
+fn entity_from_proto(spec: &pb::EntitySpecV2) -> Entity {
+    Entity {
+        name: spec.name.clone(),
+        join_key: if spec.join_key.is_empty() { spec.name.clone() } else { spec.join_key.clone() },
+        value_type: ValueType::from_i32(spec.value_type),
+        description: spec.description.clone(),
+        tags: tags(&spec.tags),
+        owner: spec.owner.clone(),
+    }
+}
+
+fn service_from_proto(spec: &pb::FeatureServiceSpec) -> FeatureService {
+    FeatureService {
+        name: spec.name.clone(),
+        projections: spec
+            .features
+            .iter()
+            .map(|p| Projection {
+                view: p.feature_view_name.clone(),
+                alias: non_empty(&p.feature_view_name_alias),
+                features: p.feature_columns.iter().map(|c| c.name.clone()).collect(),
+                join_key_map: tags(&p.join_key_map),
+            })
+            .collect(),
+        description: spec.description.clone(),
+        tags: tags(&spec.tags),
+        owner: spec.owner.clone(),
+    }
+}
+
 struct ViewParts<'a> {
+    project: &'a str,
     name: &'a str,
     kind: ViewKind,
     entities: &'a [String],

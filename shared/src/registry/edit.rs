@@ -71,11 +71,6 @@ impl std::fmt::Display for Plan {
     }
 }
 
-/// The bytes of one registry object of `project`, keyed by kind and name.
-struct Existing<'a> {
-    raw: HashMap<(u32, String), RawField<'a>>,
-}
-
 fn spec_project_and_name(field: &RawField<'_>) -> Option<(String, String)> {
     match field.number {
         rf::ENTITIES => pb::Entity::decode(field.payload).ok()?.spec.map(|s| (s.project, s.name)),
@@ -99,20 +94,19 @@ fn kind_name(number: u32) -> &'static str {
     }
 }
 
+/// Whether two views have the same definition, what `features.yaml` says of them: their kind,
+/// state, materialization history, transformation and layout are not part of it.
 fn same_view_definition(a: &FeatureView, b: &FeatureView) -> bool {
-    a.name == b.name
-        && a.entities == b.entities
-        && a.features == b.features
-        && a.entity_columns == b.entity_columns
-        && a.ttl == b.ttl
-        && a.batch_source == b.batch_source
-        && a.stream_source == b.stream_source
-        && a.online == b.online
-        && a.offline == b.offline
-        && a.disabled == b.disabled
-        && a.description == b.description
-        && a.tags == b.tags
-        && a.owner == b.owner
+    let FeatureView { kind, state, ref materialization_intervals, has_transformation, ref layout, .. } = *a;
+    let b = FeatureView {
+        kind,
+        state,
+        materialization_intervals: materialization_intervals.clone(),
+        has_transformation,
+        layout: layout.clone(),
+        ..b.clone()
+    };
+    *a == b
 }
 
 fn created_of(field: &RawField<'_>) -> Option<EventTime> {
@@ -139,82 +133,172 @@ pub fn apply(
         Some(bytes) => wire::split(bytes).map_err(|e| Error::storage(format!("registry is corrupt: {e}")))?,
         None => Vec::new(),
     };
-    let existing_model = match current {
+    let existing = match current {
         Some(bytes) => convert::registry_from_bytes(bytes, project, key_version)?,
         None => Registry { project: project.to_string(), ..Default::default() },
     };
-    let mut existing = Existing { raw: HashMap::new() };
-    for f in &fields {
+    let mut objects =
+        Objects { unmatched: owned_objects(&fields, project), now, plan: Plan::default(), out: BTreeMap::new() };
+    objects.put_entities(desired, &existing)?;
+    objects.put_sources(desired, &existing)?;
+    objects.put_views(desired, &existing)?;
+    objects.put_services(desired, &existing)?;
+    let (plan, owned) = objects.finish();
+    if !plan.has_changes() && current.is_some() {
+        return Ok((None, plan));
+    }
+    let capacity = current.map_or(1024, <[u8]>::len) + 1024;
+    Ok((Some(rewrite(&fields, capacity, project, &owned, now)), plan))
+}
+
+/// The project's objects of the kinds `apply` owns, by kind and name.
+fn owned_objects<'a>(fields: &[RawField<'a>], project: &str) -> HashMap<(u32, String), RawField<'a>> {
+    let mut owned = HashMap::new();
+    for f in fields {
         if OWNED.contains(&f.number)
             && let Some((_, name)) = spec_project_and_name(f).filter(|(p, _)| p == project)
         {
-            existing.raw.insert((f.number, name), *f);
+            owned.insert((f.number, name), *f);
         }
     }
+    owned
+}
 
-    let mut plan = Plan::default();
-    let mut owned_out: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
-    let mut emit = |number: u32, name: &str, same: bool, build: &dyn Fn(Stamps) -> Result<Vec<u8>>| -> Result<()> {
-        let old = existing.raw.remove(&(number, name.to_string()));
-        let (action, bytes) = match old {
+/// An object `apply` finds by name in the current registry.
+trait Named {
+    fn name(&self) -> &str;
+}
+
+impl Named for Entity {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for DataSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for FeatureService {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The project's objects as an apply decides them, one definition at a time.
+struct Objects<'a> {
+    /// Objects of the current registry no definition has claimed yet: what is left is deleted.
+    unmatched: HashMap<(u32, String), RawField<'a>>,
+    now: EventTime,
+    plan: Plan,
+    /// Per registry field number, the serialized objects to write.
+    out: BTreeMap<u32, Vec<Vec<u8>>>,
+}
+
+impl Objects<'_> {
+    /// Keeps an unchanged object's bytes as they are; builds a changed one (keeping its
+    /// creation time) or a new one.
+    fn put(
+        &mut self,
+        number: u32,
+        name: &str,
+        same: bool,
+        build: impl FnOnce(Stamps) -> Result<Vec<u8>>,
+    ) -> Result<()> {
+        let now = self.now;
+        let (action, bytes) = match self.unmatched.remove(&(number, name.to_string())) {
             Some(raw) if same => (Action::Unchanged, raw.payload.to_vec()),
             Some(raw) => (Action::Update, build(Stamps { created: created_of(&raw).unwrap_or(now), updated: now })?),
             None => (Action::Create, build(Stamps { created: now, updated: now })?),
         };
-        plan.changes.push(Change { kind: kind_name(number), name: name.to_string(), action });
-        owned_out.entry(number).or_default().push(bytes);
+        self.plan.changes.push(Change { kind: kind_name(number), name: name.to_string(), action });
+        self.out.entry(number).or_default().push(bytes);
         Ok(())
-    };
+    }
 
-    let mut entities: Vec<Entity> = desired.entities.values().cloned().collect();
-    if !desired.entities.contains_key(crate::keys::DUMMY_ENTITY_NAME) {
-        entities.push(convert::dummy_entity());
+    /// Puts each definition of one kind, unchanged when the current registry holds an equal one.
+    fn put_each<'d, T: Named + PartialEq + 'd>(
+        &mut self,
+        number: u32,
+        definitions: impl IntoIterator<Item = &'d T>,
+        existing: &BTreeMap<String, T>,
+        to_proto: impl Fn(&T, Stamps) -> Result<Vec<u8>>,
+    ) -> Result<()> {
+        for d in definitions {
+            let same = existing.get(d.name()) == Some(d);
+            self.put(number, d.name(), same, |t| to_proto(d, t))?;
+        }
+        Ok(())
     }
-    for e in &entities {
-        let same = existing_model.entities.get(&e.name) == Some(e);
-        emit(rf::ENTITIES, &e.name, same, &|t| Ok(convert::entity_to_proto(e, project, t).encode_to_vec()))?;
+
+    /// The definitions' entities, and the dummy entity Feast keeps in every registry.
+    fn put_entities(&mut self, desired: &Registry, existing: &Registry) -> Result<()> {
+        let mut entities: Vec<Entity> = desired.entities.values().cloned().collect();
+        if !desired.entities.contains_key(crate::keys::DUMMY_ENTITY_NAME) {
+            entities.push(convert::dummy_entity());
+        }
+        let project = desired.project.as_str();
+        self.put_each(rf::ENTITIES, &entities, &existing.entities, |e, t| {
+            Ok(convert::entity_to_proto(e, project, t).encode_to_vec())
+        })
     }
-    for s in desired.data_sources.values() {
-        let same = existing_model.data_sources.get(&s.name) == Some(s);
-        emit(rf::DATA_SOURCES, &s.name, same, &|t| {
-            Ok(convert::source_to_proto(s, Some(project), true, t).encode_to_vec())
-        })?;
+
+    fn put_sources(&mut self, desired: &Registry, existing: &Registry) -> Result<()> {
+        let project = Some(desired.project.as_str());
+        self.put_each(rf::DATA_SOURCES, desired.data_sources.values(), &existing.data_sources, |s, t| {
+            Ok(convert::source_to_proto(s, project, true, t).encode_to_vec())
+        })
     }
-    for v in desired.feature_views.values() {
-        let old = existing_model.feature_views.get(&v.name);
-        let same = old.is_some_and(|o| same_view_definition(o, v));
-        emit(rf::FEATURE_VIEWS, &v.name, same, &|t| {
-            // A redefined view keeps its materialization history and state.
-            let mut view = (**v).clone();
-            if let Some(o) = old {
-                view.materialization_intervals = o.materialization_intervals.clone();
-                view.state = o.state;
-            }
-            Ok(convert::view_to_proto(&view, project, t).encode_to_vec())
-        })?;
-    }
-    for s in desired.feature_services.values() {
-        let same = existing_model.feature_services.get(&s.name) == Some(s);
-        emit(rf::FEATURE_SERVICES, &s.name, same, &|t| {
+
+    fn put_services(&mut self, desired: &Registry, existing: &Registry) -> Result<()> {
+        let project = desired.project.as_str();
+        self.put_each(rf::FEATURE_SERVICES, desired.feature_services.values(), &existing.feature_services, |s, t| {
             Ok(convert::service_to_proto(s, desired, project, t)?.encode_to_vec())
-        })?;
-    }
-    // What is left in `existing` is no longer defined: deleted.
-    let mut deleted: Vec<&(u32, String)> = existing.raw.keys().collect();
-    deleted.sort();
-    for (number, name) in deleted {
-        plan.changes.push(Change { kind: kind_name(*number), name: name.clone(), action: Action::Delete });
-    }
-    plan.changes.sort_by(|a, b| (a.action, a.kind, &a.name).cmp(&(b.action, b.kind, &b.name)));
-
-    if !plan.has_changes() && current.is_some() {
-        return Ok((None, plan));
+        })
     }
 
-    let has_project =
-        fields.iter().any(|f| f.number == rf::PROJECTS && spec_project_and_name(f).is_some_and(|(_, n)| n == project));
-    let mut out = Vec::with_capacity(current.map_or(1024, <[u8]>::len) + 1024);
-    for f in &fields {
+    fn put_views(&mut self, desired: &Registry, existing: &Registry) -> Result<()> {
+        for v in desired.feature_views.values() {
+            let old = existing.feature_views.get(&v.name);
+            let same = old.is_some_and(|o| same_view_definition(o, v));
+            self.put(rf::FEATURE_VIEWS, &v.name, same, |t| {
+                // A redefined view keeps its materialization history and state.
+                let mut view = (**v).clone();
+                if let Some(o) = old {
+                    view.materialization_intervals = o.materialization_intervals.clone();
+                    view.state = o.state;
+                }
+                Ok(convert::view_to_proto(&view, &desired.project, t).encode_to_vec())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The plan, with the objects no definition claimed as deletions, and the objects to write.
+    fn finish(mut self) -> (Plan, BTreeMap<u32, Vec<Vec<u8>>>) {
+        let mut deleted: Vec<&(u32, String)> = self.unmatched.keys().collect();
+        deleted.sort();
+        for (number, name) in deleted {
+            self.plan.changes.push(Change { kind: kind_name(*number), name: name.clone(), action: Action::Delete });
+        }
+        self.plan.changes.sort_by(|a, b| (a.action, a.kind, &a.name).cmp(&(b.action, b.kind, &b.name)));
+        (self.plan, self.out)
+    }
+}
+
+/// The new registry: every field of `fields` but the project's owned objects and the
+/// registry-level stamps, then `owned`, the project entry if there is none, and new stamps.
+fn rewrite(
+    fields: &[RawField<'_>],
+    capacity: usize,
+    project: &str,
+    owned: &BTreeMap<u32, Vec<Vec<u8>>>,
+    now: EventTime,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
+    for f in fields {
         match f.number {
             n if OWNED.contains(&n) => {
                 let ours = spec_project_and_name(f).is_some_and(|(p, _)| p == project);
@@ -226,11 +310,13 @@ pub fn apply(
             _ => out.extend_from_slice(f.raw),
         }
     }
-    for (number, items) in &owned_out {
+    for (number, items) in owned {
         for item in items {
             wire::put_bytes(*number, item, &mut out);
         }
     }
+    let has_project =
+        fields.iter().any(|f| f.number == rf::PROJECTS && spec_project_and_name(f).is_some_and(|(_, n)| n == project));
     if !has_project {
         wire::put_message(
             rf::PROJECTS,
@@ -239,7 +325,7 @@ pub fn apply(
         );
     }
     stamp_registry(&mut out, now);
-    Ok((Some(out), plan))
+    out
 }
 
 /// Appends the registry-level fields every commit rewrites: schema version, a new version id,

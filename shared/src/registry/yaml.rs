@@ -158,6 +158,32 @@ fn yes() -> bool {
     true
 }
 
+/// A definition written either as a bare name or as a map (a feature, a service's
+/// projection): one visitor reads both forms of each.
+trait NameOrMap: Sized {
+    /// What an error says was expected.
+    const EXPECTING: &'static str;
+    fn from_name(name: &str) -> Self;
+    fn from_map<'de, A: MapAccess<'de>>(map: A) -> std::result::Result<Self, A::Error>;
+}
+
+fn name_or_map<'de, D: Deserializer<'de>, T: NameOrMap>(d: D) -> std::result::Result<T, D::Error> {
+    struct V<T>(PhantomData<T>);
+    impl<'de, T: NameOrMap> Visitor<'de> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(T::EXPECTING)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<T, E> {
+            Ok(T::from_name(v))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<T, A::Error> {
+            T::from_map(map)
+        }
+    }
+    d.deserialize_any(V(PhantomData))
+}
+
 /// A feature: `Float32`, or `{type: Float32, description: ..., tags: {...}}`.
 struct FeatureDef {
     dtype: String,
@@ -176,23 +202,20 @@ struct FeatureMap {
     tags: BTreeMap<String, String>,
 }
 
+impl NameOrMap for FeatureDef {
+    const EXPECTING: &'static str = "a type name such as Float32, or a map with type, description, tags";
+    fn from_name(dtype: &str) -> Self {
+        FeatureDef { dtype: dtype.to_string(), description: String::new(), tags: BTreeMap::new() }
+    }
+    fn from_map<'de, A: MapAccess<'de>>(map: A) -> std::result::Result<Self, A::Error> {
+        let m = FeatureMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(FeatureDef { dtype: m.dtype, description: m.description, tags: m.tags })
+    }
+}
+
 impl<'de> Deserialize<'de> for FeatureDef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = FeatureDef;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a type name such as Float32, or a map with type, description, tags")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<FeatureDef, E> {
-                Ok(FeatureDef { dtype: v.to_string(), description: String::new(), tags: BTreeMap::new() })
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<FeatureDef, A::Error> {
-                let m = FeatureMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(FeatureDef { dtype: m.dtype, description: m.description, tags: m.tags })
-            }
-        }
-        d.deserialize_any(V)
+        name_or_map(d)
     }
 }
 
@@ -274,49 +297,43 @@ struct ProjectionDef {
     join_key_map: BTreeMap<String, String>,
 }
 
-impl<'de> Deserialize<'de> for ProjectionDef {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = ProjectionDef;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a feature view name, {view_name: [features]}, or {view, alias, features, join_key_map}")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<ProjectionDef, E> {
-                Ok(ProjectionDef { view: v.to_string(), alias: None, features: None, join_key_map: BTreeMap::new() })
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<ProjectionDef, A::Error> {
-                let mut p =
-                    ProjectionDef { view: String::new(), alias: None, features: None, join_key_map: BTreeMap::new() };
-                let mut long_form = false;
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
-                        "view" => {
-                            long_form = true;
-                            p.view = map.next_value()?;
-                        }
-                        "alias" => p.alias = Some(map.next_value()?),
-                        "features" => p.features = Some(map.next_value()?),
-                        "join_key_map" => p.join_key_map = map.next_value()?,
-                        _ if p.view.is_empty() && !long_form => {
-                            p.view = key;
-                            p.features = Some(map.next_value::<StringList>()?.0);
-                        }
-                        other => {
-                            return Err(de::Error::unknown_field(
-                                other,
-                                &["view", "alias", "features", "join_key_map"],
-                            ));
-                        }
-                    }
+impl NameOrMap for ProjectionDef {
+    const EXPECTING: &'static str =
+        "a feature view name, {view_name: [features]}, or {view, alias, features, join_key_map}";
+    fn from_name(view: &str) -> Self {
+        ProjectionDef { view: view.to_string(), alias: None, features: None, join_key_map: BTreeMap::new() }
+    }
+    fn from_map<'de, A: MapAccess<'de>>(mut map: A) -> std::result::Result<Self, A::Error> {
+        let mut p = ProjectionDef::from_name("");
+        let mut long_form = false;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "view" => {
+                    long_form = true;
+                    p.view = map.next_value()?;
                 }
-                if p.view.is_empty() {
-                    return Err(de::Error::missing_field("view"));
+                "alias" => p.alias = Some(map.next_value()?),
+                "features" => p.features = Some(map.next_value()?),
+                "join_key_map" => p.join_key_map = map.next_value()?,
+                _ if p.view.is_empty() && !long_form => {
+                    p.view = key;
+                    p.features = Some(map.next_value::<StringList>()?.0);
                 }
-                Ok(p)
+                other => {
+                    return Err(de::Error::unknown_field(other, &["view", "alias", "features", "join_key_map"]));
+                }
             }
         }
-        d.deserialize_any(V)
+        if p.view.is_empty() {
+            return Err(de::Error::missing_field("view"));
+        }
+        Ok(p)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProjectionDef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        name_or_map(d)
     }
 }
 
@@ -362,6 +379,22 @@ fn locate(text: &str, section: &str, name: &str) -> Option<usize> {
     None
 }
 
+/// The file being parsed, to say where an object is defined.
+struct Origin<'a> {
+    text: &'a str,
+    name: &'a str,
+}
+
+impl Origin<'_> {
+    /// `features.yaml line 12`, or the file's name alone when the line cannot be found.
+    fn of(&self, section: &str, name: &str) -> String {
+        match locate(self.text, section, name) {
+            Some(line) => format!("{} line {line}", self.name),
+            None => self.name.to_string(),
+        }
+    }
+}
+
 /// Parses `features.yaml` text into a validated registry for `project`.
 pub fn parse(text: &str, origin: &str, project: &str, key_version: u32) -> Result<Registry> {
     let file: File = if text.trim().is_empty() {
@@ -369,204 +402,251 @@ pub fn parse(text: &str, origin: &str, project: &str, key_version: u32) -> Resul
     } else {
         serde_yaml_ng::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?
     };
-    let at = |section: &str, name: &str| match locate(text, section, name) {
-        Some(line) => format!("{origin} line {line}"),
-        None => origin.to_string(),
-    };
+    let at = Origin { text, name: origin };
     let mut reg = Registry { project: project.to_string(), ..Default::default() };
+    // Each section refers only to the ones before it.
+    reg.entities = parse_entities(file.entities, &at)?;
+    reg.data_sources = parse_sources(file.sources, &at)?;
+    reg.feature_views = parse_views(file.feature_views, &at, &reg, key_version)?;
+    reg.feature_services = parse_services(file.feature_services, &at, &reg.feature_views)?;
+    reg.reindex();
+    reg.validate().map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+    Ok(reg)
+}
 
-    for (name, e) in file.entities.0 {
-        let dtype = ValueType::parse(&e.dtype).ok_or_else(|| {
-            Error::Config(format!("{}: entity '{name}': unknown type '{}'", at("entities", &name), e.dtype))
-        })?;
-        if !dtype.is_key_type() {
-            return Err(Error::Config(format!(
-                "{}: entity '{name}': type {dtype} cannot be a join key (use String, Bytes, Int32, Int64 or UnixTimestamp)",
-                at("entities", &name)
-            )));
-        }
-        reg.entities.insert(
-            name.clone(),
-            Entity {
-                join_key: e.join_key.unwrap_or_else(|| name.clone()),
-                name,
-                value_type: dtype,
-                description: e.description,
-                tags: e.tags,
-                owner: e.owner,
-            },
-        );
+/// The names defined in a section, for a message about a name that is not.
+fn defined<T>(objects: &BTreeMap<String, T>) -> String {
+    objects.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+fn parse_entities(defs: Ordered<EntityDef>, at: &Origin) -> Result<BTreeMap<String, Entity>> {
+    let mut entities = BTreeMap::new();
+    for (name, def) in defs.0 {
+        let entity = entity(name.clone(), def, &at.of("entities", &name))?;
+        entities.insert(name, entity);
     }
+    Ok(entities)
+}
 
+fn entity(name: String, e: EntityDef, here: &str) -> Result<Entity> {
+    let dtype = ValueType::parse(&e.dtype)
+        .ok_or_else(|| Error::Config(format!("{here}: entity '{name}': unknown type '{}'", e.dtype)))?;
+    if !dtype.is_key_type() {
+        return Err(Error::Config(format!(
+            "{here}: entity '{name}': type {dtype} cannot be a join key (use String, Bytes, Int32, Int64 or UnixTimestamp)"
+        )));
+    }
+    Ok(Entity {
+        join_key: e.join_key.unwrap_or_else(|| name.clone()),
+        name,
+        value_type: dtype,
+        description: e.description,
+        tags: e.tags,
+        owner: e.owner,
+    })
+}
+
+fn parse_sources(defs: Ordered<SourceDef>, at: &Origin) -> Result<BTreeMap<String, DataSource>> {
     // Batch sources first, so push sources can refer to them in any order.
-    let (push_defs, batch_defs): (Vec<_>, Vec<_>) = file.sources.0.into_iter().partition(|(_, s)| s.kind == "push");
-    for (name, s) in batch_defs {
-        let here = at("sources", &name);
-        if s.kind != "file" {
-            return Err(Error::Config(format!(
-                "{here}: source '{name}': unknown type '{}' (use file or push)",
-                s.kind
-            )));
-        }
-        if s.batch_source.is_some() {
-            return Err(Error::Config(format!("{here}: source '{name}': batch_source only applies to type: push")));
-        }
-        let path =
-            s.path.ok_or_else(|| Error::Config(format!("{here}: source '{name}': a file source needs a path")))?;
-        let timestamp_field = s
-            .timestamp_field
-            .ok_or_else(|| Error::Config(format!("{here}: source '{name}': timestamp_field is required")))?;
-        reg.data_sources.insert(
-            name.clone(),
-            DataSource {
-                name,
-                kind: SourceKind::File { path, s3_endpoint_override: s.s3_endpoint_override },
-                timestamp_field,
-                created_timestamp_column: s.created_timestamp_column,
-                field_mapping: s.field_mapping,
-                date_partition_column: s.date_partition_column,
-                description: s.description,
-                tags: s.tags,
-                owner: s.owner,
-            },
-        );
+    let (push_defs, batch_defs): (Vec<_>, Vec<_>) = defs.0.into_iter().partition(|(_, s)| s.kind == "push");
+    let mut sources = BTreeMap::new();
+    for (name, def) in batch_defs {
+        let source = file_source(name.clone(), def, &at.of("sources", &name))?;
+        sources.insert(name, source);
     }
-    for (name, s) in push_defs {
-        let here = at("sources", &name);
-        let batch_name = s.batch_source.ok_or_else(|| {
+    for (name, def) in push_defs {
+        let source = push_source(name.clone(), def, &at.of("sources", &name), &sources)?;
+        sources.insert(name, source);
+    }
+    Ok(sources)
+}
+
+fn file_source(name: String, s: SourceDef, here: &str) -> Result<DataSource> {
+    if s.kind != "file" {
+        return Err(Error::Config(format!("{here}: source '{name}': unknown type '{}' (use file or push)", s.kind)));
+    }
+    if s.batch_source.is_some() {
+        return Err(Error::Config(format!("{here}: source '{name}': batch_source only applies to type: push")));
+    }
+    let path = s.path.ok_or_else(|| Error::Config(format!("{here}: source '{name}': a file source needs a path")))?;
+    let timestamp_field = s
+        .timestamp_field
+        .ok_or_else(|| Error::Config(format!("{here}: source '{name}': timestamp_field is required")))?;
+    Ok(DataSource {
+        name,
+        kind: SourceKind::File { path, s3_endpoint_override: s.s3_endpoint_override },
+        timestamp_field,
+        created_timestamp_column: s.created_timestamp_column,
+        field_mapping: s.field_mapping,
+        date_partition_column: s.date_partition_column,
+        description: s.description,
+        tags: s.tags,
+        owner: s.owner,
+    })
+}
+
+/// A push source reads like its batch source (`sources`: those defined so far), which holds
+/// its history.
+fn push_source(name: String, s: SourceDef, here: &str, sources: &BTreeMap<String, DataSource>) -> Result<DataSource> {
+    let batch_name = s.batch_source.ok_or_else(|| {
+        Error::Config(format!("{here}: push source '{name}' needs a batch_source (the file source history lives in)"))
+    })?;
+    if s.path.is_some() || s.timestamp_field.is_some() || !s.field_mapping.is_empty() {
+        return Err(Error::Config(format!(
+            "{here}: push source '{name}': path, timestamp_field and field_mapping belong on its batch_source '{batch_name}'"
+        )));
+    }
+    let batch = sources.get(&batch_name).cloned().ok_or_else(|| {
+        Error::Config(format!("{here}: push source '{name}' uses batch_source '{batch_name}', which is not a file source defined in sources"))
+    })?;
+    Ok(DataSource {
+        name,
+        timestamp_field: batch.timestamp_field.clone(),
+        created_timestamp_column: batch.created_timestamp_column.clone(),
+        field_mapping: batch.field_mapping.clone(),
+        date_partition_column: batch.date_partition_column.clone(),
+        kind: SourceKind::Push { batch: Box::new(batch) },
+        description: s.description,
+        tags: s.tags,
+        owner: s.owner,
+    })
+}
+
+/// `reg` holds the entities and sources the views refer to.
+fn parse_views(
+    defs: Ordered<ViewDef>,
+    at: &Origin,
+    reg: &Registry,
+    key_version: u32,
+) -> Result<BTreeMap<String, Arc<FeatureView>>> {
+    let mut views = BTreeMap::new();
+    for (name, def) in defs.0 {
+        let view = feature_view(name.clone(), def, &at.of("feature_views", &name), reg, key_version)?;
+        views.insert(name, Arc::new(view));
+    }
+    Ok(views)
+}
+
+fn feature_view(name: String, v: ViewDef, here: &str, reg: &Registry, key_version: u32) -> Result<FeatureView> {
+    let entity_columns = entity_columns(&name, &v.entities, here, &reg.entities)?;
+    let source = reg.data_sources.get(&v.source).cloned().ok_or_else(|| {
+        Error::Config(format!(
+            "{here}: feature view '{name}' uses source '{}', which is not defined (sources: {})",
+            v.source,
+            defined(&reg.data_sources)
+        ))
+    })?;
+    // A view fed by a push source materializes from the push source's batch source.
+    let (batch_source, stream_source) = match &source.kind {
+        SourceKind::Push { batch } => (Some((**batch).clone()), Some(source.clone())),
+        _ => (Some(source.clone()), None),
+    };
+    let features = features(&name, v.features, here)?;
+    let layout = ViewLayout::new(&name, &features, &entity_columns, key_version)?;
+    Ok(FeatureView {
+        name,
+        kind: ViewKind::Batch,
+        entities: if v.entities.is_empty() { vec![DUMMY_ENTITY_NAME.into()] } else { v.entities },
+        features,
+        entity_columns,
+        ttl: v.ttl.map(|t| t.0).filter(|d| !d.is_zero()),
+        batch_source,
+        stream_source,
+        online: v.online,
+        offline: v.offline,
+        disabled: v.disabled,
+        state: ViewState::Unspecified,
+        materialization_intervals: Vec::new(),
+        has_transformation: false,
+        description: v.description,
+        tags: v.tags,
+        owner: v.owner,
+        layout,
+    })
+}
+
+/// The join keys of a view's entities; a view without entities is keyed by the dummy key.
+fn entity_columns(view: &str, names: &[String], here: &str, entities: &BTreeMap<String, Entity>) -> Result<Vec<Field>> {
+    let mut columns = Vec::new();
+    for e in names {
+        let ent = entities.get(e).ok_or_else(|| {
             Error::Config(format!(
-                "{here}: push source '{name}' needs a batch_source (the file source history lives in)"
+                "{here}: feature view '{view}' uses entity '{e}', which is not defined (entities: {})",
+                defined(entities)
             ))
         })?;
-        if s.path.is_some() || s.timestamp_field.is_some() || !s.field_mapping.is_empty() {
-            return Err(Error::Config(format!(
-                "{here}: push source '{name}': path, timestamp_field and field_mapping belong on its batch_source '{batch_name}'"
-            )));
-        }
-        let batch = reg.data_sources.get(&batch_name).cloned().ok_or_else(|| {
-            Error::Config(format!("{here}: push source '{name}' uses batch_source '{batch_name}', which is not a file source defined in sources"))
-        })?;
-        reg.data_sources.insert(
-            name.clone(),
-            DataSource {
-                name,
-                timestamp_field: batch.timestamp_field.clone(),
-                created_timestamp_column: batch.created_timestamp_column.clone(),
-                field_mapping: batch.field_mapping.clone(),
-                date_partition_column: batch.date_partition_column.clone(),
-                kind: SourceKind::Push { batch: Box::new(batch) },
-                description: s.description,
-                tags: s.tags,
-                owner: s.owner,
-            },
-        );
+        columns.push(Field::new(ent.join_key.clone(), ent.value_type));
     }
-
-    for (name, v) in file.feature_views.0 {
-        let here = at("feature_views", &name);
-        let mut entity_columns = Vec::new();
-        for e in &v.entities {
-            let ent = reg.entities.get(e).ok_or_else(|| {
-                let known: Vec<&str> = reg.entities.keys().map(String::as_str).collect();
-                Error::Config(format!(
-                    "{here}: feature view '{name}' uses entity '{e}', which is not defined (entities: {})",
-                    known.join(", ")
-                ))
-            })?;
-            entity_columns.push(Field::new(ent.join_key.clone(), ent.value_type));
-        }
-        if entity_columns.is_empty() {
-            entity_columns.push(Field::new(DUMMY_JOIN_KEY, ValueType::String));
-        }
-        let source = reg.data_sources.get(&v.source).cloned().ok_or_else(|| {
-            let known: Vec<&str> = reg.data_sources.keys().map(String::as_str).collect();
-            Error::Config(format!(
-                "{here}: feature view '{name}' uses source '{}', which is not defined (sources: {})",
-                v.source,
-                known.join(", ")
-            ))
-        })?;
-        let (batch_source, stream_source) = match &source.kind {
-            SourceKind::Push { batch } => (Some((**batch).clone()), Some(source.clone())),
-            _ => (Some(source.clone()), None),
-        };
-        let mut features = Vec::new();
-        for (fname, f) in v.features.0 {
-            let dtype = ValueType::parse(&f.dtype).ok_or_else(|| {
-                Error::Config(format!("{here}: feature view '{name}', feature '{fname}': unknown type '{}' (e.g. Int64, Float32, String, Array(Float64))", f.dtype))
-            })?;
-            features.push(Field { name: fname, dtype, description: f.description, tags: f.tags });
-        }
-        if features.is_empty() {
-            return Err(Error::Config(format!("{here}: feature view '{name}' has no features")));
-        }
-        let layout = ViewLayout::new(&name, &features, &entity_columns, key_version)?;
-        let view = FeatureView {
-            name: name.clone(),
-            kind: ViewKind::Batch,
-            entities: if v.entities.is_empty() { vec![DUMMY_ENTITY_NAME.into()] } else { v.entities },
-            features,
-            entity_columns,
-            ttl: v.ttl.map(|t| t.0).filter(|d| !d.is_zero()),
-            batch_source,
-            stream_source,
-            online: v.online,
-            offline: v.offline,
-            disabled: v.disabled,
-            state: ViewState::Unspecified,
-            materialization_intervals: Vec::new(),
-            has_transformation: false,
-            description: v.description,
-            tags: v.tags,
-            owner: v.owner,
-            layout,
-        };
-        reg.feature_views.insert(name, Arc::new(view));
+    if columns.is_empty() {
+        columns.push(Field::new(DUMMY_JOIN_KEY, ValueType::String));
     }
+    Ok(columns)
+}
 
-    for (name, s) in file.feature_services.0 {
-        let here = at("feature_services", &name);
-        let mut projections = Vec::new();
-        for p in s.features {
-            let view = reg.feature_views.get(&p.view).ok_or_else(|| {
-                Error::Config(format!(
-                    "{here}: feature service '{name}' uses feature view '{}', which is not defined",
-                    p.view
-                ))
-            })?;
-            let features = match p.features {
-                Some(list) => {
-                    for f in &list {
-                        if view.feature(f).is_none() {
-                            return Err(Error::Config(format!(
-                                "{here}: feature service '{name}': feature view '{}' has no feature '{f}'",
-                                p.view
-                            )));
-                        }
-                    }
-                    list
-                }
-                None => view.features.iter().map(|f| f.name.clone()).collect(),
-            };
-            for key in p.join_key_map.keys() {
-                if !view.entity_columns.iter().any(|c| &c.name == key) {
-                    return Err(Error::Config(format!(
-                        "{here}: feature service '{name}': join_key_map renames '{key}', which is not a join key of '{}'",
-                        p.view
-                    )));
-                }
-            }
-            projections.push(Projection { view: p.view, alias: p.alias, features, join_key_map: p.join_key_map });
-        }
-        reg.feature_services.insert(
+fn features(view: &str, defs: Ordered<FeatureDef>, here: &str) -> Result<Vec<Field>> {
+    let mut features = Vec::new();
+    for (fname, f) in defs.0 {
+        let dtype = ValueType::parse(&f.dtype).ok_or_else(|| {
+            Error::Config(format!("{here}: feature view '{view}', feature '{fname}': unknown type '{}' (e.g. Int64, Float32, String, Array(Float64))", f.dtype))
+        })?;
+        features.push(Field { name: fname, dtype, description: f.description, tags: f.tags });
+    }
+    if features.is_empty() {
+        return Err(Error::Config(format!("{here}: feature view '{view}' has no features")));
+    }
+    Ok(features)
+}
+
+fn parse_services(
+    defs: Ordered<ServiceDef>,
+    at: &Origin,
+    views: &BTreeMap<String, Arc<FeatureView>>,
+) -> Result<BTreeMap<String, FeatureService>> {
+    let mut services = BTreeMap::new();
+    for (name, s) in defs.0 {
+        let here = at.of("feature_services", &name);
+        let projections = s.features.into_iter().map(|p| projection(&name, p, &here, views)).collect::<Result<_>>()?;
+        services.insert(
             name.clone(),
             FeatureService { name, projections, description: s.description, tags: s.tags, owner: s.owner },
         );
     }
+    Ok(services)
+}
 
-    reg.reindex();
-    reg.validate().map_err(|e| Error::Config(format!("{origin}: {e}")))?;
-    Ok(reg)
+/// One entry of a service's `features`: its view, and every feature it selects and join key
+/// it renames, must exist. No selection means every feature of the view.
+fn projection(
+    service: &str,
+    p: ProjectionDef,
+    here: &str,
+    views: &BTreeMap<String, Arc<FeatureView>>,
+) -> Result<Projection> {
+    let view = views.get(&p.view).ok_or_else(|| {
+        Error::Config(format!(
+            "{here}: feature service '{service}' uses feature view '{}', which is not defined",
+            p.view
+        ))
+    })?;
+    let features = match p.features {
+        Some(list) => {
+            if let Some(f) = list.iter().find(|f| view.feature(f).is_none()) {
+                return Err(Error::Config(format!(
+                    "{here}: feature service '{service}': feature view '{}' has no feature '{f}'",
+                    p.view
+                )));
+            }
+            list
+        }
+        None => view.features.iter().map(|f| f.name.clone()).collect(),
+    };
+    if let Some(key) = p.join_key_map.keys().find(|key| !view.entity_columns.iter().any(|c| &c.name == *key)) {
+        return Err(Error::Config(format!(
+            "{here}: feature service '{service}': join_key_map renames '{key}', which is not a join key of '{}'",
+            p.view
+        )));
+    }
+    Ok(Projection { view: p.view, alias: p.alias, features, join_key_map: p.join_key_map })
 }
 
 #[cfg(test)]

@@ -61,6 +61,13 @@ cargo fmt --all --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+log "module cycles (scripts/check-module-cycles.py)"
+python3 scripts/check-module-cycles.py
+
+log "unused dependencies (cargo machete)"
+command -v cargo-machete >/dev/null || cargo install --quiet --locked cargo-machete@0.9.2
+cargo machete
+
 log "cfn-lint infra/template.yaml"
 cfn-lint infra/template.yaml
 

@@ -1,16 +1,20 @@
 //! Larder: a Feast-compatible serving data plane.
 //!
 //! This crate is the whole domain. The Lambda functions and the `larder` CLI are thin adapters
-//! over it; nothing here depends on a Lambda or HTTP-framework type.
+//! over it; nothing here depends on a Lambda type or an HTTP framework. docs/architecture.md
+//! draws the modules and which way each dependency runs.
 //!
-//! - [`config`]: `feature_store.yaml` (Feast's keys) and `LARDER_*` environment overrides.
-//! - [`registry`]: entities, feature views, sources and services; Feast's `registry.db` and
-//!   Larder's `features.yaml`; loading and conditional saving (file or S3); caching.
-//! - [`value`]: Feast value types and their conversions (protobuf bytes, JSON, Arrow).
-//! - [`keys`]: entity key serialization and Redis hash field names.
-//! - [`online`]: the online store trait, Redis, and an in-memory store with identical semantics.
+//! - [`api`]: the HTTP API as a framework-free [`api::Router`] of route groups.
 //! - [`retrieval`], [`push`], [`materialize`]: the three operations, plain async functions
-//!   over the traits above; [`offline`] reads parquet history for materialization.
+//!   over the traits below; they know nothing of HTTP.
+//! - [`online`]: the online store trait, Redis, and an in-memory store with identical semantics.
+//! - [`offline`]: parquet history for materialization.
+//! - [`registry`]: entities, feature views, sources and services; Feast's `registry.db` and
+//!   Larder's `features.yaml`; conditional saving; caching.
+//! - [`storage`]: where the registry and parquet files live (local or S3), behind two traits.
+//! - [`config`]: `feature_store.yaml` (Feast's keys) and `LARDER_*` environment overrides.
+//! - [`value`], [`keys`], [`proto`], [`time`]: Feast's wire formats.
+//! - [`aws`]: the AWS SDK clients a binary's `main` builds and passes down.
 //! - [`error`]: the one error type; every variant has an HTTP status and a stable code.
 
 pub mod api;

@@ -30,7 +30,13 @@ if ! command -v cargo >/dev/null; then
 fi
 
 step "building larder (the first build compiles the AWS SDK and takes several minutes)"
-(cd "$root" && cargo build --workspace --quiet)
+# The same dependency builds as scripts/test.sh's `cargo build --workspace --all-targets`, so
+# `make test` after `make demo` compiles no dependency again. Feature unification differs with
+# and without dev-dependencies: the benches' criterion turns on either/use_std (under the AWS
+# SDK, through bytes-utils) and regex-automata's meta engine (under tracing-subscriber), and a
+# plain `cargo build` leaves them off. Selecting examples (there are none) makes Cargo resolve
+# with dev-dependencies, without building the test and bench targets.
+(cd "$root" && cargo build --workspace --lib --bins --examples --quiet)
 larder="$root/target/debug/larder"
 
 work=${1:-$(mktemp -d -t larder-demo.XXXXXX)}

@@ -7,7 +7,9 @@
 # Installs, only when missing: redis-server, redis-tools, openssl, wrk (apt) and a virtualenv
 # ($LARDER_VENV, default ~/.cache/larder/venv) with Feast 0.67, moto_server, cargo-lambda and
 # cfn-lint (scripts/requirements-test.txt). Tests start their own servers on free loopback
-# ports and stop them; nothing here touches a server it did not start.
+# ports and stop them (tests/src/peers.rs), even when a test panics or the test binary is
+# killed; the run fails if any process it started outlives it. Nothing here touches a server it
+# did not start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,13 +73,43 @@ cargo machete
 log "cfn-lint infra/template.yaml"
 cfn-lint infra/template.yaml
 
-# Tests run the `larder` CLI binary itself (serve, materialize); `cargo test` builds binaries
-# only for their own package's tests, so build every target first (with --all-targets, so
-# the features match the test build and nothing is compiled twice).
+# Tests run the workspace's binaries themselves (`larder serve`, the functions under the Lambda
+# emulator); `cargo test` builds binaries only for their own package's tests, so build every
+# target first (with --all-targets, so the features match the test build and nothing is
+# compiled twice; scripts/demo.sh builds the same dependencies).
 log "cargo build (the binaries the tests run)"
 cargo build --workspace --all-targets
 
+# Every process the tests start carries this run's LARDER_TEST_RUN in its environment (children
+# inherit it). Whatever still carries it once `cargo test` has returned outlived the run: list
+# it, kill it (it is ours) and fail. Zombies have no environment left and are not counted.
+run_id=$(cat /proc/sys/kernel/random/uuid)
+survivors() { grep -lzxF "LARDER_TEST_RUN=$run_id" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true; }
+nothing_outlives_the_tests() {
+  local pids pid
+  # A test binary killed by a signal leaves its peers to its reaper, which needs a moment.
+  for _ in $(seq 50); do
+    pids=$(survivors)
+    [ -z "$pids" ] && return 0
+    sleep 0.1
+  done
+  echo "error: processes started by the tests outlived them:" >&2
+  for pid in $pids; do
+    printf '  %s (parent %s): %s\n' "$pid" "$(awk '/^PPid:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" \
+      "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" >&2
+  done
+  # shellcheck disable=SC2046
+  kill -KILL $(survivors) 2>/dev/null || true
+  return 1
+}
+# Also when the tests fail (set -e exits the script).
+trap 'nothing_outlives_the_tests || exit 1' EXIT
+
 log "cargo test (unit, handler and real-peer tests)"
-cargo test --workspace --all-targets --no-fail-fast
+LARDER_TEST_RUN=$run_id cargo test --workspace --all-targets --no-fail-fast
+
+trap - EXIT
+log "checking that no process the tests started outlived them"
+nothing_outlives_the_tests
 
 log "all checks passed"

@@ -3,10 +3,10 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::peers::{free_port, repo_root, wait_for_port};
+use crate::peers::{Peer, free_port, wait_for_port, workspace_bin};
 
 /// Sends one request to 127.0.0.1:`port` and returns (status, body).
 pub fn request(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
@@ -51,18 +51,15 @@ pub fn post_json(port: u16, path: &str, body: &serde_json::Value) -> (u16, serde
     (status, json)
 }
 
-/// The `larder` binary built by `cargo test --workspace --all-targets` (or `cargo build`).
+/// The `larder` binary (see [`workspace_bin`]).
 pub fn larder_bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
-    let bin = target.join("debug/larder");
-    assert!(bin.exists(), "{} is missing: run `cargo build --workspace` (scripts/test.sh does)", bin.display());
-    bin
+    workspace_bin("larder")
 }
 
-/// `larder serve` on a free loopback port; stopped (SIGTERM, then kill) when dropped.
+/// `larder serve` on a free loopback port; killed when dropped.
 pub struct LarderServe {
     pub port: u16,
-    child: Child,
+    peer: Peer,
 }
 
 impl LarderServe {
@@ -71,21 +68,13 @@ impl LarderServe {
         let mut cmd = Command::new(larder_bin());
         cmd.args(["serve", "--repo"]).arg(repo).args(["--port", &port.to_string()]).args(extra);
         cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))).stdout(Stdio::null()).stderr(Stdio::null());
-        let child = cmd.spawn().expect("start larder serve");
+        let peer = Peer::spawn("larder serve", &mut cmd);
         assert!(wait_for_port(port, Duration::from_secs(30)), "larder serve did not listen on {port}");
-        LarderServe { port, child }
+        LarderServe { port, peer }
     }
 
-    /// Sends SIGTERM and waits: the server must stop on its own.
+    /// Sends SIGTERM and waits: the server must stop on its own, within 30 seconds.
     pub fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        self.child.wait().expect("wait for larder serve")
-    }
-}
-
-impl Drop for LarderServe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.peer.terminate(Duration::from_secs(30)).expect("larder serve did not stop within 30 s of SIGTERM")
     }
 }

@@ -1,91 +1,118 @@
-//! Running the function binaries under the Lambda Runtime API with `cargo lambda watch`, and
-//! invoking them with `cargo lambda invoke` (what `sam local invoke` does, without Docker).
+//! The function binaries under the Lambda Runtime API emulator of `cargo lambda watch`, invoked
+//! with `cargo lambda invoke` (what `sam local invoke` does, without Docker).
+//!
+//! The emulator runs with `--only-lambda-apis`, so it neither builds nor starts the functions:
+//! left to itself it would `cargo run` each one from the workspace root, which resolves features
+//! for the default members without dev-dependencies, a different set from the one
+//! `cargo build --workspace --all-targets` resolves, and the AWS SDK would be compiled a second
+//! time. Each function here is the binary that build made ([`workspace_bin`]), started on its
+//! first invocation with the environment the emulator would give it.
 
+use std::collections::HashMap;
+use std::fs::File;
 use std::io::Read;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::peers::{free_port, repo_root, venv};
+use crate::peers::{Peer, free_port, repo_root, venv, wait_for_port, workspace_bin};
 
-/// A `cargo lambda watch` emulator on a free loopback port, serving the workspace's function
-/// binaries with the given environment. Stopped when dropped.
+/// A `cargo lambda watch` emulator on a free loopback port, and the function binaries it serves,
+/// given `env`. All stopped when dropped.
 pub struct LambdaWatch {
     pub port: u16,
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    functions: Mutex<HashMap<String, Peer>>,
+    _emulator: Peer,
+    dir: tempfile::TempDir,
 }
 
-fn cargo_lambda_path() -> String {
-    // cargo finds `cargo-lambda` on PATH; the venv's bin holds it.
-    let venv_bin = venv().join("bin");
-    assert!(
-        venv_bin.join("cargo-lambda").exists(),
-        "cargo-lambda is missing from {}: run scripts/test.sh",
-        venv_bin.display()
-    );
-    format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default())
+fn cargo_lambda() -> PathBuf {
+    let bin = venv().join("bin/cargo-lambda");
+    assert!(bin.exists(), "{} is missing: run scripts/test.sh (it prepares the virtualenv)", bin.display());
+    bin
+}
+
+fn log_file(path: &Path) -> (Stdio, Stdio) {
+    let file = File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (Stdio::from(file.try_clone().unwrap()), Stdio::from(file))
 }
 
 impl LambdaWatch {
-    /// Starts the emulator. `env` is given to the functions (and to the emulator).
+    /// Starts the emulator. `env` is given to the functions.
     pub fn start(env: &[(String, String)]) -> LambdaWatch {
         let port = free_port();
         let dir = tempfile::tempdir().expect("temp dir");
-        let log = dir.path().join("watch.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new("cargo");
-        cmd.current_dir(repo_root())
-            .env("PATH", cargo_lambda_path())
-            .args(["lambda", "watch", "--ignore-changes", "--quiet", "-A", "127.0.0.1", "-P", &port.to_string()])
-            .stdout(Stdio::from(log_file.try_clone().unwrap()))
-            .stderr(Stdio::from(log_file));
-        for (k, v) in env {
-            cmd.arg("--env-var").arg(format!("{k}={v}"));
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("start cargo lambda watch");
-        let watch = LambdaWatch { port, child, log, _dir: dir };
+        let (stdout, stderr) = log_file(&dir.path().join("watch.log"));
+        let emulator = Peer::spawn(
+            "cargo lambda watch",
+            Command::new(cargo_lambda())
+                .current_dir(repo_root())
+                .args(["lambda", "watch", "--only-lambda-apis", "--ignore-changes", "--quiet"])
+                .args(["-A", "127.0.0.1", "-P", &port.to_string()])
+                .stdout(stdout)
+                .stderr(stderr),
+        );
+        let watch =
+            LambdaWatch { port, env: env.to_vec(), functions: Mutex::new(HashMap::new()), _emulator: emulator, dir };
         assert!(
-            crate::peers::wait_for_port(port, Duration::from_secs(120)),
+            wait_for_port(port, Duration::from_secs(60)),
             "cargo lambda watch did not listen on {port}:\n{}",
             watch.log_text()
         );
         watch
     }
 
+    /// The emulator's log, then each function's.
     pub fn log_text(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log) {
-            let _ = f.read_to_string(&mut s);
+        let mut names = vec!["watch".to_string()];
+        names.extend(self.functions.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned());
+        let mut text = String::new();
+        for name in names {
+            text.push_str(&format!("--- {name}.log\n"));
+            if let Ok(mut f) = File::open(self.dir.path().join(format!("{name}.log"))) {
+                let _ = f.read_to_string(&mut text);
+            }
         }
-        s
+        text
     }
 
-    /// Invokes `function` with `event` (JSON text) and returns its JSON answer. The first
-    /// invocation of a function compiles it, so this waits up to `timeout`.
+    /// Starts `function` (once), polling the emulator's Runtime API under its own name.
+    fn ensure_started(&self, function: &str) {
+        let mut functions = self.functions.lock().unwrap_or_else(|p| p.into_inner());
+        if functions.contains_key(function) {
+            return;
+        }
+        let (stdout, stderr) = log_file(&self.dir.path().join(format!("{function}.log")));
+        let peer = Peer::spawn(
+            function,
+            Command::new(workspace_bin(function))
+                .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .env("AWS_LAMBDA_FUNCTION_NAME", function)
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096")
+                .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{}/.rt/{function}", self.port))
+                .stdout(stdout)
+                .stderr(stderr),
+        );
+        functions.insert(function.to_string(), peer);
+    }
+
+    /// Invokes `function` with `event` (JSON text) and returns its JSON answer, retrying a
+    /// failed invocation until `timeout` has passed.
     pub fn invoke(&self, function: &str, event: &str, timeout: Duration) -> Result<serde_json::Value, String> {
+        self.ensure_started(function);
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let data = dir.path().join("event.json");
         std::fs::write(&data, event).map_err(|e| e.to_string())?;
         let deadline = Instant::now() + timeout;
         loop {
-            let out = Command::new("cargo")
+            let out = Command::new(cargo_lambda())
                 .current_dir(repo_root())
-                .env("PATH", cargo_lambda_path())
-                .args([
-                    "lambda",
-                    "invoke",
-                    function,
-                    "--output-format",
-                    "json",
-                    "-A",
-                    "127.0.0.1",
-                    "-P",
-                    &self.port.to_string(),
-                    "--data-file",
-                ])
+                .args(["lambda", "invoke", function, "--output-format", "json", "-A", "127.0.0.1", "-P"])
+                .arg(self.port.to_string())
+                .arg("--data-file")
                 .arg(&data)
                 .output()
                 .map_err(|e| format!("cannot run cargo lambda invoke: {e}"))?;
@@ -94,24 +121,10 @@ impl LambdaWatch {
             if out.status.success() {
                 return serde_json::from_str(&stdout).map_err(|e| format!("invoke output is not JSON ({e}): {stdout}"));
             }
-            // While the function compiles, the emulator may answer with a timeout or a
-            // connection error; retry until the deadline, then report everything.
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "invoke {function} failed: {stderr}{stdout}\n--- cargo lambda watch log\n{}",
-                    self.log_text()
-                ));
+                return Err(format!("invoke {function} failed: {stderr}{stdout}\n{}", self.log_text()));
             }
             std::thread::sleep(Duration::from_secs(1));
         }
-    }
-}
-
-impl Drop for LambdaWatch {
-    fn drop(&mut self) {
-        // cargo lambda watch runs the function binaries as children: end the whole group.
-        let _ = Command::new("pkill").args(["-TERM", "-P", &self.child.id().to_string()]).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -1,4 +1,5 @@
-//! The test harness: real peers started on free loopback ports and stopped when dropped.
+//! The test harness: real peers started on free loopback ports and stopped when dropped, or
+//! when the test process ends, however it ends ([`Peer`]).
 //!
 //! Nothing here ever connects to a server it did not start. The programs come from the
 //! machine (`redis-server` from Debian) and from the virtualenv `scripts/test.sh` prepares

@@ -1,7 +1,225 @@
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// A process a test started (a server, an emulator, a function) that must not outlive the test
+/// process.
+///
+/// It leads a process group of its own, so stopping it stops what it forked too (`feast serve`
+/// is a gunicorn master and a worker). Dropping a `Peer` kills the group (SIGKILL) and reaps the
+/// leader. A peer that is never dropped, because it is kept in a `static` (statics are never
+/// dropped), leaked past a panic, or alive when the test process is killed, is stopped by the
+/// reaper (see [`REAPER_SCRIPT`]) when the test process ends, however it ends.
+///
+/// Not `PR_SET_PDEATHSIG`: it fires when the *thread* that spawned the child exits (libtest
+/// runs each test on a thread of its own, and a peer in a static outlives the test that
+/// started it), and it reaches only the child, not what the child forked.
+pub struct Peer {
+    child: Child,
+    what: String,
+    /// Set once the group has been killed and the leader reaped.
+    stopped: bool,
+    status: Option<ExitStatus>,
+}
+
+impl Peer {
+    /// Starts `cmd` (`what` names it in messages) as the leader of a new process group, with
+    /// stdin from /dev/null (a background group reading a terminal would be stopped).
+    pub fn spawn(what: &str, cmd: &mut Command) -> Peer {
+        cmd.process_group(0).stdin(Stdio::null());
+        // Held across the spawn, so the reaper cannot be closed at exit between the spawn and
+        // the registration.
+        let mut reaper = reaper();
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what} ({cmd:?}): {e}"));
+        let mut peer = Peer { child, what: what.to_string(), stopped: false, status: None };
+        if let Err(e) = reaper.tell('+', peer.child.id()) {
+            drop(reaper);
+            peer.kill();
+            panic!("cannot register {what} with the peer reaper: {e}");
+        }
+        peer
+    }
+
+    /// The leader's pid, which is also the group's id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the whole group (SIGKILL) and reaps the leader. Does nothing the second time.
+    pub fn kill(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        // The leader is not reaped yet (at most a zombie), so its pid, the group id, cannot
+        // have been reused: the signal reaches this group and no other.
+        signal_group(self.id(), libc::SIGKILL);
+        forget(self.id());
+        self.status = self.child.wait().inspect_err(|e| eprintln!("wait for {}: {e}", self.what)).ok();
+        reap_group(self.id());
+    }
+
+    /// Asks the group to stop (SIGTERM) and waits up to `within` for the leader to exit, then
+    /// kills what is left of the group. Returns the leader's status if it exited by itself.
+    pub fn terminate(&mut self, within: Duration) -> Option<ExitStatus> {
+        if self.stopped {
+            return self.status;
+        }
+        signal_group(self.id(), libc::SIGTERM);
+        let deadline = Instant::now() + within;
+        let exited = loop {
+            if self.leader_exited() {
+                break true;
+            }
+            if Instant::now() >= deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.kill();
+        if exited { self.status } else { None }
+    }
+
+    /// Whether the leader has exited, without reaping it (`WNOWAIT`): its pid stays reserved, so
+    /// the group can still be signalled safely.
+    fn leader_exited(&self) -> bool {
+        // SAFETY: waitid fills `info`, a plain C struct for which all zeroes is a valid value.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+            libc::waitid(libc::P_PID, self.id(), &mut info, flags) == 0 && info.si_pid() != 0
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn signal_group(pgid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) with a negative pid signals the group; no memory is involved.
+    unsafe { libc::kill(-(pgid as libc::pid_t), signal) };
+}
+
+/// Reaps what is left of a killed group: the test process is a child subreaper (see
+/// [`reaper`]), so a peer's forks, orphaned when it died, became its children. Without this
+/// they would stay zombies until init reaps them.
+fn reap_group(pgid: u32) {
+    loop {
+        // SAFETY: waits for any child of ours in the group; no memory is involved.
+        let r = unsafe { libc::waitpid(-(pgid as libc::pid_t), std::ptr::null_mut(), 0) };
+        if r <= 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return; // ECHILD: none left
+        }
+    }
+}
+
+/// The reaper: a `sh` started with the first peer, in a process group of its own (a Ctrl-C to
+/// the test's group does not reach it). The test process writes `+ <pgid>` on its stdin for each
+/// peer it starts and `- <pgid>` for each it stops; when its stdin closes, which the kernel does
+/// when the test process ends, however it ends (a normal exit with peers in statics, a panic, a
+/// SIGKILL), it kills every group still listed. At a normal exit [`close_reaper_at_exit`] does
+/// that work before the test binary is gone. After a kill, a listed group may already be empty
+/// (its leader reaped by init) and its number free again, but numbers are reused only once the
+/// pid space wraps, and the reaper acts at once. Not covered: a process that leaves its group
+/// (`setsid`); no peer here does.
+const REAPER_SCRIPT: &str = r#"# larder-tests peer reaper (tests/src/peers.rs)
+trap '' INT HUP
+live=' '
+while read -r op pgid; do
+  case $op in
+    +) live="$live$pgid " ;;
+    -) case $live in *" $pgid "*) live="${live%%" $pgid "*} ${live#*" $pgid "}" ;; esac ;;
+  esac
+done
+for pgid in $live; do kill -s KILL -- "-$pgid" 2>/dev/null; done
+"#;
+
+struct Reaper {
+    stdin: ChildStdin,
+    child: Child,
+    /// The groups told with `+` and not yet with `-`.
+    live: Vec<u32>,
+}
+
+enum ReaperState {
+    NotStarted,
+    Running(Reaper),
+    /// Closed by [`close_reaper_at_exit`]: no peer can start any more.
+    Closed,
+}
+
+static REAPER: Mutex<ReaperState> = Mutex::new(ReaperState::NotStarted);
+
+fn lock_reaper() -> std::sync::MutexGuard<'static, ReaperState> {
+    REAPER.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct ReaperGuard(std::sync::MutexGuard<'static, ReaperState>);
+
+impl ReaperGuard {
+    fn tell(&mut self, op: char, pgid: u32) -> std::io::Result<()> {
+        let ReaperState::Running(r) = &mut *self.0 else {
+            return Err(std::io::Error::other("the test process is exiting"));
+        };
+        match op {
+            '+' => r.live.push(pgid),
+            _ => r.live.retain(|&g| g != pgid),
+        }
+        writeln!(r.stdin, "{op} {pgid}")
+    }
+}
+
+/// The reaper, started (and [`close_reaper_at_exit`] registered) on first use.
+fn reaper() -> ReaperGuard {
+    let mut guard = lock_reaper();
+    if let ReaperState::NotStarted = *guard {
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", REAPER_SCRIPT])
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the peer reaper (/bin/sh)");
+        let stdin = child.stdin.take().unwrap();
+        // SAFETY: prctl sets a flag of this process; atexit registers a plain `extern "C"`
+        // function, which runs once, at exit.
+        unsafe {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong);
+            libc::atexit(close_reaper_at_exit);
+        }
+        *guard = ReaperState::Running(Reaper { stdin, child, live: Vec::new() });
+    }
+    ReaperGuard(guard)
+}
+
+/// Tells the reaper a group is gone.
+fn forget(pgid: u32) {
+    let _ = ReaperGuard(lock_reaper()).tell('-', pgid);
+}
+
+/// At a normal exit (`exit(3)`, which libtest's `main` ends in), for the peers nobody dropped:
+/// kills their groups, lets the reaper finish (it finds the same groups, still reserved: their
+/// leaders are not reaped yet), then reaps the groups, so no zombie is left for init either.
+extern "C" fn close_reaper_at_exit() {
+    let state = std::mem::replace(&mut *lock_reaper(), ReaperState::Closed);
+    if let ReaperState::Running(Reaper { stdin, mut child, live }) = state {
+        for &pgid in &live {
+            signal_group(pgid, libc::SIGKILL);
+        }
+        drop(stdin);
+        let _ = child.wait();
+        for pgid in live {
+            reap_group(pgid);
+        }
+    }
+}
 
 /// A free TCP port on 127.0.0.1 for a server a test is about to start.
 ///
@@ -66,6 +284,21 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
+/// A binary of the workspace (`larder`, and the functions `get-online-features`, `push`,
+/// `materialize`) from `$CARGO_TARGET_DIR/debug` (default `target/debug`). `cargo test` builds
+/// binaries only for their own package's tests, so `scripts/test.sh` builds them first with
+/// `cargo build --workspace --all-targets`; after changing them, run that again.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+    let bin = target.join("debug").join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --workspace --all-targets` (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
 fn require(program: &str) -> PathBuf {
     let found = std::env::var_os("PATH")
         .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.exists()));
@@ -76,7 +309,7 @@ fn require(program: &str) -> PathBuf {
 pub struct RedisServer {
     /// The port clients use (the TLS port for a TLS server, which has no plain port).
     pub port: u16,
-    child: Option<Child>,
+    peer: Option<Peer>,
     extra_args: Vec<String>,
     tls: Option<TlsFiles>,
     password: Option<String>,
@@ -104,7 +337,7 @@ impl RedisServer {
         let tls = tls.then(|| TlsFiles::generate(&dir.path().join("tls")));
         let mut server = RedisServer {
             port: free_port(),
-            child: None,
+            peer: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             tls,
             password: password.map(str::to_string),
@@ -142,8 +375,7 @@ impl RedisServer {
             .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = cmd.spawn().expect("start redis-server");
-        self.child = Some(child);
+        self.peer = Some(Peer::spawn("redis-server", &mut cmd));
         assert!(wait_for_port(self.port, Duration::from_secs(10)), "redis-server did not start on port {}", self.port);
         // With persistence on, Redis accepts connections while it is still loading the data
         // set (and answers LOADING); wait until it serves commands.
@@ -191,11 +423,10 @@ impl RedisServer {
         self.tls.as_ref()
     }
 
-    /// Kills the server (data is lost: no persistence).
+    /// Kills the server (SIGKILL: data is lost unless `appendfsync always` wrote it).
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(mut peer) = self.peer.take() {
+            peer.kill();
         }
     }
 
@@ -381,29 +612,26 @@ impl RedisCluster {
     }
 }
 
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A private `moto_server` (S3, Kinesis, SQS over HTTP) on a free loopback port.
+/// A private `moto_server` (S3, Kinesis, SQS over HTTP) on a free loopback port. Test files
+/// keep theirs in a `static` (the SDK clients are built once per process); the reaper stops it
+/// when the test process ends.
 pub struct MotoServer {
     pub port: u16,
-    child: Child,
+    _peer: Peer,
 }
 
 impl MotoServer {
     pub fn start() -> MotoServer {
         let port = free_port();
-        let child = Command::new(venv_bin("moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
+        let peer = Peer::spawn(
+            "moto_server",
+            Command::new(venv_bin("moto_server"))
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
         assert!(wait_for_port(port, Duration::from_secs(30)), "moto_server did not start on port {port}");
-        MotoServer { port, child }
+        MotoServer { port, _peer: peer }
     }
 
     pub fn endpoint(&self) -> String {
@@ -437,13 +665,6 @@ impl MotoServer {
     }
 }
 
-impl Drop for MotoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Runs a program, panicking with its output if it fails. Returns stdout.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
@@ -456,4 +677,45 @@ pub fn run(cmd: &mut Command) -> String {
         );
     }
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+
+    fn gone(pid: u32) -> bool {
+        // SAFETY: signal 0 only checks that the process exists.
+        unsafe { libc::kill(pid as libc::pid_t, 0) != 0 }
+    }
+
+    /// A peer that forks: the leader prints the pid of a grandchild in its group.
+    fn forking_peer() -> (Peer, u32) {
+        let mut peer = Peer::spawn(
+            "a forking shell",
+            Command::new("/bin/sh").args(["-c", "sleep 600 & echo $!; wait"]).stdout(Stdio::piped()),
+        );
+        let mut line = String::new();
+        BufReader::new(peer.child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        (peer, line.trim().parse().unwrap())
+    }
+
+    #[test]
+    fn dropping_a_peer_stops_and_reaps_its_whole_group() {
+        let (peer, grandchild) = forking_peer();
+        let leader = peer.id();
+        assert!(!gone(leader) && !gone(grandchild));
+        drop(peer);
+        // Gone, not zombies: the grandchild was reaped here too.
+        assert!(gone(leader) && gone(grandchild));
+    }
+
+    #[test]
+    fn terminate_reports_a_leader_that_stops_on_sigterm() {
+        let (mut peer, grandchild) = forking_peer();
+        let status = peer.terminate(Duration::from_secs(10)).expect("sh stops on SIGTERM");
+        assert!(!status.success());
+        assert!(gone(grandchild));
+        assert_eq!(peer.terminate(Duration::from_secs(1)), Some(status), "a second call changes nothing");
+    }
 }

@@ -65,7 +65,7 @@ fn materialize_runs_under_cargo_lambda() {
     env.push(("LARDER_MATERIALIZE_ROWS_PER_ITEM".into(), "5000".into()));
     let watch = LambdaWatch::start(&env);
     let invoke = |event: &str| -> Value {
-        watch.invoke("materialize", event, Duration::from_secs(900)).unwrap_or_else(|e| panic!("{e}"))
+        watch.invoke("materialize", event, Duration::from_secs(300)).unwrap_or_else(|e| panic!("{e}"))
     };
 
     // One window, one view, as in events/materialize-direct.json.

@@ -41,7 +41,7 @@ async fn the_push_function_handles_every_sample_event_under_cargo_lambda() {
     ]);
     let watch = LambdaWatch::start(&env);
     let invoke = |name: &str| {
-        watch.invoke("push", &event(name), Duration::from_secs(600)).unwrap_or_else(|e| panic!("{name}: {e}"))
+        watch.invoke("push", &event(name), Duration::from_secs(60)).unwrap_or_else(|e| panic!("{name}: {e}"))
     };
 
     assert_eq!(invoke("kinesis.json"), json!({"batchItemFailures": []}));

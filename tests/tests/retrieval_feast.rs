@@ -4,21 +4,13 @@
 //! README's compatibility table says so (an entity with no row: Feast says PRESENT, Larder
 //! NOT_FOUND).
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use larder::time::EventTime;
 use larder_tests::http::{LarderServe, post_json};
-use larder_tests::{FeastRepo, RedisServer, free_port, run, wait_for_port};
+use larder_tests::{FeastRepo, Peer, RedisServer, free_port, run, wait_for_port};
 use serde_json::{Value, json};
-
-struct FeastServe(Child);
-impl Drop for FeastServe {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Column name -> (values, statuses, event_timestamps).
 fn columns(answer: &Value) -> Vec<(String, Value, Value, Value)> {
@@ -43,12 +35,12 @@ fn larder_answers_like_feast_serve() {
     run(&mut repo.feast(&["materialize", "2026-01-01T00:00:00", "2026-12-01T00:00:00"]));
 
     let feast_port = free_port();
-    let _feast = FeastServe(
+    // A gunicorn master and its worker, in the peer's process group: both stop with it.
+    let _feast = Peer::spawn(
+        "feast serve",
         repo.feast(&["serve", "-h", "127.0.0.1", "-p", &feast_port.to_string(), "--no-access-log"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start feast serve"),
+            .stderr(Stdio::null()),
     );
     let env = vec![("REDIS_ADDR".to_string(), redis.addr())];
     let larder = LarderServe::start(repo.path(), &env, &[]);

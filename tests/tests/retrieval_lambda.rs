@@ -49,9 +49,8 @@ async fn get_online_features_function_under_cargo_lambda() {
     store.write(&ViewWrite::for_view(view, rows, WriteMode::NewestWins, None)).await.unwrap();
 
     let watch = LambdaWatch::start(&env);
-    // The first invocation compiles the function: allow for it.
     let resp = watch
-        .invoke("get-online-features", &event("apigw-http-get-online-features.json"), Duration::from_secs(900))
+        .invoke("get-online-features", &event("apigw-http-get-online-features.json"), Duration::from_secs(60))
         .unwrap();
     let (status, body) = answer(&resp);
     assert_eq!(status, 200, "{resp}");

@@ -10,7 +10,7 @@
 //! links only the services its `main` asks for.
 //!
 //! Endpoints can be overridden (`LARDER_S3_ENDPOINT`, `LARDER_KINESIS_ENDPOINT`,
-//! `LARDER_SQS_ENDPOINT`, or the SDK's own `AWS_ENDPOINT_URL*`), which is how tests point the
+//! `LARDER_SQS_ENDPOINT`, `LARDER_SECRETSMANAGER_ENDPOINT`, or the SDK's own `AWS_ENDPOINT_URL*`), which is how tests point the
 //! real SDK at `moto_server` on loopback. An overridden S3 endpoint uses path-style addressing,
 //! since `bucket.127.0.0.1` does not resolve.
 
@@ -49,6 +49,18 @@ impl Aws {
     pub fn sqs(&self) -> Sqs {
         Client::new(self, build_sqs)
     }
+
+    /// The Secrets Manager client (a Redis password kept as a secret).
+    pub fn secrets_manager(&self) -> SecretsManager {
+        Client::new(self, build_secrets_manager)
+    }
+
+    /// The configuration's region and credentials provider, for signing requests the SDK
+    /// does not send itself (ElastiCache IAM tokens).
+    pub async fn signing(&self) -> (Option<String>, Option<aws_credential_types::provider::SharedCredentialsProvider>) {
+        let config = self.sdk_config().await;
+        (config.region().map(|r| r.to_string()), config.credentials_provider())
+    }
 }
 
 /// A handle on one service's client, built on first use from the shared configuration.
@@ -79,6 +91,7 @@ impl<C> Client<C> {
 pub type S3 = Client<aws_sdk_s3::Client>;
 pub type Kinesis = Client<aws_sdk_kinesis::Client>;
 pub type Sqs = Client<aws_sdk_sqs::Client>;
+pub type SecretsManager = Client<aws_sdk_secretsmanager::Client>;
 
 fn endpoint(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.is_empty())
@@ -108,6 +121,14 @@ fn build_sqs(config: &SdkConfig) -> aws_sdk_sqs::Client {
         b = b.endpoint_url(url);
     }
     aws_sdk_sqs::Client::from_conf(b.build())
+}
+
+fn build_secrets_manager(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
+    let mut b = aws_sdk_secretsmanager::config::Builder::from(config);
+    if let Some(url) = endpoint("LARDER_SECRETSMANAGER_ENDPOINT") {
+        b = b.endpoint_url(url);
+    }
+    aws_sdk_secretsmanager::Client::from_conf(b.build())
 }
 
 /// A readable description of an SDK error: the service's code and message when there is one.

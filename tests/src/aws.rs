@@ -12,3 +12,7 @@ pub async fn sqs() -> aws_sdk_sqs::Client {
 pub async fn kinesis() -> aws_sdk_kinesis::Client {
     larder::aws::Aws::new().kinesis().get().await.clone()
 }
+
+pub async fn secrets_manager() -> aws_sdk_secretsmanager::Client {
+    larder::aws::Aws::new().secrets_manager().get().await.clone()
+}

@@ -649,6 +649,7 @@ impl MotoServer {
             ("LARDER_S3_ENDPOINT", self.endpoint()),
             ("LARDER_KINESIS_ENDPOINT", self.endpoint()),
             ("LARDER_SQS_ENDPOINT", self.endpoint()),
+            ("LARDER_SECRETSMANAGER_ENDPOINT", self.endpoint()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -145,7 +145,7 @@ async fn larder_writes_the_same_redis_bytes_as_feast_materialize() {
     flush(&redis);
 
     let cfg = RepoConfig::load_with(Some(repo.path()), &|k| (k == "REDIS_ADDR").then(|| redis.addr())).unwrap();
-    let store = larder::online::connect(&cfg).await.unwrap();
+    let store = larder::online::connect(&cfg, &larder::aws::Aws::new()).await.unwrap();
     let req =
         Request::Range { start: EventTime::parse(start).unwrap(), end: EventTime::parse(end).unwrap(), views: None };
     let report =

@@ -108,7 +108,7 @@ async fn connect_builds_the_store_from_feature_store_yaml() {
     let addr = server.addr();
     let env = move |name: &str| (name == "ADDR").then(|| addr.clone());
     let cfg = RepoConfig::load_with(Some(dir.path()), &env).unwrap();
-    let store = larder::online::connect(&cfg).await.unwrap();
+    let store = larder::online::connect(&cfg, &larder::aws::Aws::new()).await.unwrap();
     store.ping().await.unwrap();
     assert_eq!(store.describe(), format!("redis {}", server.addr()));
 
@@ -116,7 +116,7 @@ async fn connect_builds_the_store_from_feature_store_yaml() {
     let yaml = "project: p\nregistry: data/registry.db\nprovider: local\n";
     std::fs::write(dir.path().join("feature_store.yaml"), yaml).unwrap();
     let cfg = RepoConfig::load_with(Some(dir.path()), &|_| None).unwrap();
-    let err = larder::online::connect(&cfg).await.err().unwrap();
+    let err = larder::online::connect(&cfg, &larder::aws::Aws::new()).await.err().unwrap();
     assert!(err.to_string().contains("Larder serves from Redis"), "{err}");
 }
 

@@ -76,7 +76,7 @@ async fn async_push_enqueues_one_record_per_entity_and_the_stream_applies_them()
     k.create_stream().stream_name(stream).shard_count(2).send().await.unwrap();
 
     let cfg = config(Some(&redis.addr()));
-    let store = larder::online::connect(&cfg).await.unwrap();
+    let store = larder::online::connect(&cfg, &larder::aws::Aws::new()).await.unwrap();
     let settings = PushSettings { async_stream: Some(stream.into()), ..default_source() };
     let app = app(cfg, store.clone(), settings, Arc::new(MemorySink::new()));
 

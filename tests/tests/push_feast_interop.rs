@@ -30,7 +30,7 @@ async fn feast_repo_and_app(redis: &RedisServer) -> (FeastRepo, App) {
     run(&mut repo.feast(&["apply"]));
     let cfg = RepoConfig::load_with(Some(repo.path()), &|k| (k == "REDIS_ADDR").then(|| redis.addr())).unwrap();
     let registry = RegistryCache::load(&cfg, &larder::storage::Storage::default()).await.unwrap();
-    let store = larder::online::connect(&cfg).await.unwrap();
+    let store = larder::online::connect(&cfg, &larder::aws::Aws::new()).await.unwrap();
     let services = Services::new(cfg, registry, store);
     let settings = PushSettings { default_source: Some(PUSH_SOURCE.into()), ..Default::default() };
     (repo, App::new(services, settings, &larder::aws::Aws::new(), Arc::new(MemorySink::new())))

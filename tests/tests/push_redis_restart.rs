@@ -66,7 +66,7 @@ async fn redis_killed_mid_batch_then_restarted_loses_nothing() {
 
     let redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
     let cfg = config(Some(&redis.addr()));
-    let real = larder::online::connect(&cfg).await.unwrap();
+    let real = larder::online::connect(&cfg, &larder::aws::Aws::new()).await.unwrap();
     let redis = Arc::new(Mutex::new(redis));
     // The first chunk with rows to write (odd drivers' newest rows) lands, then Redis dies.
     // Writes run one at a time, in the order they were called (the push function keeps a few

@@ -37,7 +37,7 @@ async fn get_online_features_function_under_cargo_lambda() {
     let cfg = RepoConfig::load_with(Some(repo.path()), &lookup).unwrap();
     registry::apply(&cfg, &larder::storage::Storage::default(), false).await.unwrap();
     let reg = registry::load(&cfg, &larder::storage::Storage::default()).await.unwrap();
-    let store = larder::online::connect(&cfg).await.unwrap();
+    let store = larder::online::connect(&cfg, &larder::aws::Aws::new()).await.unwrap();
     let view = &reg.feature_views["driver_hourly_stats"];
     let rows: Vec<WriteRow> = [(1001, 0.25), (1002, 0.5)]
         .iter()

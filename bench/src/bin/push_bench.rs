@@ -147,7 +147,7 @@ async fn run(args: Args) -> larder::Result<()> {
     }
 
     let store = if only.contains(&"end-to-end") || only.contains(&"http") {
-        Some(larder::online::connect(&cfg).await?)
+        Some(larder::online::connect(&cfg, &aws).await?)
     } else {
         None
     };

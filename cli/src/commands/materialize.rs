@@ -73,7 +73,7 @@ pub async fn run_incremental(a: IncrementalArgs, aws: &Aws) -> Result<()> {
 
 async fn execute(common: &CommonArgs, aws: &Aws, req: Request) -> Result<()> {
     let cfg = common.repo.config()?;
-    let store = larder::online::connect(&cfg).await?;
+    let store = larder::online::connect(&cfg, aws).await?;
     let mut opts = Options::default();
     if let Some(p) = common.parallelism {
         opts.parallelism = p.max(1);

@@ -142,7 +142,7 @@ pub async fn run(a: PushArgs, aws: &Aws) -> Result<()> {
         return enqueue_all(&a, &settings, &registry, aws, records).await;
     }
     let store: Arc<dyn OnlineStore> =
-        if a.dry_run { Arc::new(MemoryStore::new()) } else { larder::online::connect(&cfg).await? };
+        if a.dry_run { Arc::new(MemoryStore::new()) } else { larder::online::connect(&cfg, aws).await? };
     let sink = MemorySink::new();
     let lane = Lane { stream: "input".into(), records };
     let processor = Processor {

@@ -34,8 +34,9 @@ async fn main() -> Result<(), Error> {
 
 async fn services() -> larder::Result<handler::Services> {
     let config = larder::config::RepoConfig::load(None)?;
-    let store = larder::online::connect(&config).await?;
-    let storage = larder::storage::Storage::new(&larder::aws::Aws::new());
+    let aws = larder::aws::Aws::new();
+    let store = larder::online::connect(&config, &aws).await?;
+    let storage = larder::storage::Storage::new(&aws);
     let env = |name: &str| std::env::var(name).ok();
     let rows_per_item =
         larder::config::number_from_env(&env, "LARDER_MATERIALIZE_ROWS_PER_ITEM", 1..=u64::MAX, "a positive number")?

@@ -93,7 +93,7 @@ impl Services {
         let storage = Storage::new(aws);
         // Independent, so concurrent: a cold start pays for the slower of the two, not both.
         let (registry, store) =
-            tokio::try_join!(RegistryCache::load(&config, &storage), crate::online::connect(&config))?;
+            tokio::try_join!(RegistryCache::load(&config, &storage), crate::online::connect(&config, aws))?;
         Ok(Services { config, registry, store, storage, limits: Limits::from_env()? })
     }
 }

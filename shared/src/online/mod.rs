@@ -24,6 +24,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::aws::Aws;
 use crate::config::RepoConfig;
 use crate::error::{Error, Result};
 use crate::registry::FeatureView;
@@ -257,12 +258,16 @@ pub fn newest_per_key_refs(rows: &[WriteRow]) -> (Vec<&WriteRow>, usize) {
 /// the first request does not pay for it; if Redis cannot be reached the store is returned
 /// anyway, with a warning, and calls answer [`Error::Unavailable`] until Redis is back. A
 /// function that starts while Redis is briefly away must still start.
-pub async fn connect(cfg: &RepoConfig) -> Result<Arc<dyn OnlineStore>> {
-    let store = redis::RedisStore::from_config(cfg.redis()?, redis::RedisOptions::from_env()?)?;
+pub async fn connect(cfg: &RepoConfig, aws: &Aws) -> Result<Arc<dyn OnlineStore>> {
+    let redis = cfg.redis()?;
+    let mut target = redis::RedisTarget::parse(&redis.connection_string)?;
+    // Credentials that are not in the string: an IAM token signer, or a secret's password.
+    let tokens = redis::AuthSetting::from_env()?.resolve(&mut target, aws).await?;
+    let store = redis::RedisStore::with_tokens(target, redis.redis_type, redis::RedisOptions::from_env()?, tokens)?;
     match store.ping().await {
         Ok(()) => tracing::info!(store = %store.describe(), "online store connected"),
         Err(e) => {
-            tracing::warn!(store = %store.describe(), error = %e, "online store not reachable yet; serving 503 until it is")
+            tracing::warn!(store = %store.describe(), error = %e.report(), "online store not reachable yet; serving 503 until it is")
         }
     }
     Ok(Arc::new(store))

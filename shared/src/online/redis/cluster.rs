@@ -27,6 +27,7 @@ use ::redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisResult, ServerErrorKind
 use futures::future::join_all;
 
 use super::Reply;
+use super::auth::IamTokens;
 use super::connection::RedisTarget;
 use crate::error::{Error, Result};
 
@@ -119,7 +120,7 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    pub fn new(target: &RedisTarget, timeout: Duration, retries: u32) -> Result<Self> {
+    pub fn new(target: &RedisTarget, timeout: Duration, retries: u32, tokens: Option<IamTokens>) -> Result<Self> {
         if target.db != 0 {
             return Err(Error::Config(format!(
                 "Redis connection_string: db={} with redis_type redis_cluster: a Redis Cluster has only database 0",
@@ -141,6 +142,9 @@ impl Cluster {
             if let Some(certs) = target.certificates()? {
                 builder = builder.certs(certs);
             }
+        }
+        if let Some(tokens) = tokens {
+            builder = builder.set_credentials_provider(tokens);
         }
         let client = builder.build().map_err(|e| Error::Config(format!("Redis cluster {}: {e}", target.describe())))?;
         Ok(Cluster {

@@ -22,6 +22,7 @@
 //! - Failures: bounded by [`RedisOptions::timeout`], retried on lost connections, reported as
 //!   [`Error::Unavailable`] (`retry.rs`).
 
+pub mod auth;
 pub mod cluster;
 pub mod connection;
 pub mod retry;
@@ -38,6 +39,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
+pub use self::auth::{AuthSetting, IamTokens};
 pub use self::connection::RedisTarget;
 use self::retry::Policy;
 pub use self::retry::RedisOptions;
@@ -103,10 +105,23 @@ impl RedisStore {
     }
 
     pub fn new(target: RedisTarget, kind: RedisType, options: RedisOptions) -> Result<RedisStore> {
+        Self::with_tokens(target, kind, options, None)
+    }
+
+    /// A store whose connections authenticate with ElastiCache IAM tokens from `tokens`
+    /// (`None`: with the target's own credentials, if any).
+    pub fn with_tokens(
+        target: RedisTarget,
+        kind: RedisType,
+        options: RedisOptions,
+        tokens: Option<IamTokens>,
+    ) -> Result<RedisStore> {
         let timeout = options.timeout.or(target.timeout).unwrap_or(retry::DEFAULT_TIMEOUT);
         let backend = match kind {
-            RedisType::Redis => Backend::Standalone(standalone::Standalone::new(&target, timeout)?),
-            RedisType::RedisCluster => Backend::Cluster(cluster::Cluster::new(&target, timeout, options.retries)?),
+            RedisType::Redis => Backend::Standalone(standalone::Standalone::new(&target, timeout, tokens)?),
+            RedisType::RedisCluster => {
+                Backend::Cluster(cluster::Cluster::new(&target, timeout, options.retries, tokens)?)
+            }
         };
         let options = RedisOptions {
             write_chunk_rows: options.write_chunk_rows.max(1),

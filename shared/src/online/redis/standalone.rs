@@ -14,6 +14,7 @@ use ::redis::aio::MultiplexedConnection;
 use ::redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisResult, Value};
 
 use super::Reply;
+use super::auth::IamTokens;
 use super::connection::RedisTarget;
 use crate::error::Result;
 
@@ -30,10 +31,15 @@ pub(crate) struct Standalone {
 
 impl Standalone {
     /// Uses the first node, as Feast does for `redis_type: redis`.
-    pub fn new(target: &RedisTarget, timeout: Duration) -> Result<Self> {
+    /// With `tokens`, every connection authenticates with a fresh ElastiCache IAM token and
+    /// re-authenticates as they are renewed.
+    pub fn new(target: &RedisTarget, timeout: Duration, tokens: Option<IamTokens>) -> Result<Self> {
         let client = target.client(&target.nodes[0])?;
-        let config =
+        let mut config =
             AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
+        if let Some(tokens) = tokens {
+            config = config.set_credentials_provider(tokens);
+        }
         Ok(Standalone {
             client,
             config,

@@ -48,7 +48,7 @@ fn bench(c: &mut Criterion) {
         let body = body(n);
         c.bench_function(&format!("handler {n}x7 (in-memory store)"), |b| {
             b.iter(|| {
-                let req = ApiRequest { method: "POST", path: "/get-online-features", query: "", body: &body };
+                let req = ApiRequest::new("POST", "/get-online-features", "", &body);
                 let resp = rt.block_on(services.handle(req));
                 assert_eq!(resp.status, 200);
                 resp

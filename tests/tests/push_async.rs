@@ -50,7 +50,7 @@ async fn read_stream(stream: &str) -> Vec<Vec<(String, String, Vec<u8>)>> {
 }
 
 async fn post(app: &App, path: &str, query: &str, body: &Json) -> (u16, Json) {
-    let r = app.router.handle(ApiRequest { method: "POST", path, query, body: body.to_string().as_bytes() }).await;
+    let r = app.router.handle(ApiRequest::new("POST", path, query, body.to_string().as_bytes())).await;
     (r.status, serde_json::from_slice(&r.body).unwrap_or(Json::Null))
 }
 
@@ -141,10 +141,7 @@ async fn async_push_enqueues_one_record_per_entity_and_the_stream_applies_them()
         wrong_settings,
         Arc::new(MemorySink::new()),
     );
-    let r = wrong
-        .router
-        .handle(ApiRequest { method: "POST", path: "/push", query: "mode=async", body: body.to_string().as_bytes() })
-        .await;
+    let r = wrong.router.handle(ApiRequest::new("POST", "/push", "mode=async", body.to_string().as_bytes())).await;
     let err: Json = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(r.status, 500, "{err}");
     assert!(err["error"]["message"].as_str().unwrap().contains("no-such-stream"), "{err}");

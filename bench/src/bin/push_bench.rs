@@ -172,7 +172,7 @@ async fn run(args: Args) -> larder::Result<()> {
         for run in 0..=runs {
             let body = push_100(&ts(100_000 + run));
             let start = Instant::now();
-            let r = router.handle(ApiRequest { method: "POST", path: "/push", query: "", body: &body }).await;
+            let r = router.handle(ApiRequest::new("POST", "/push", "", &body)).await;
             let t = start.elapsed();
             assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
             if run > 0 {

@@ -81,12 +81,7 @@ async fn route(State(router): State<Arc<Router>>, req: Request<Body>) -> Respons
             return to_http(api::ApiResponse::error(&e));
         }
     };
-    let req = ApiRequest {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        body: &bytes,
-    };
+    let req = ApiRequest::new(parts.method.as_str(), parts.uri.path(), parts.uri.query().unwrap_or(""), &bytes);
     to_http(router.handle(req).await)
 }
 

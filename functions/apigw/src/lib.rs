@@ -1,21 +1,24 @@
 //! API Gateway events in and out of Larder's router, for every HTTP function.
 //!
 //! In: an HTTP API (payload 2.0, also function URLs) or REST API / payload 1.0 event becomes
-//! method, path (without the stage), query and body bytes. Out: the router's status, content
+//! method, path (without the stage), query and body bytes, and the caller its authorizer
+//! established (a JWT's claims, or the IAM signer): identity is taken from API Gateway, which
+//! verified it, never re-verified here at a cost per request. Out: the router's status, content
 //! type and body become the matching API Gateway response. A malformed event (a body marked
 //! base64 that is not) is answered 400 with Larder's error shape: nothing here panics or
 //! returns an error to the runtime for a client's mistake, because API Gateway would turn that
 //! into a 502 (and a panic restarts the sandbox).
 
 use aws_lambda_events::apigw::{
-    ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest, ApiGatewayV2httpResponse,
+    ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayRequestAuthorizer, ApiGatewayV2httpRequest,
+    ApiGatewayV2httpResponse,
 };
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::{HeaderMap, HeaderValue, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use larder::Error;
-use larder::api::{ApiRequest, ApiResponse, Router};
+use larder::api::{ApiRequest, ApiResponse, Caller, Router};
 use serde::{Deserialize, Serialize};
 
 /// An API Gateway event.
@@ -76,8 +79,9 @@ pub async fn answer(router: &Router, event: HttpEvent) -> HttpResponse {
             let raw_path = req.raw_path.as_deref().unwrap_or("/");
             let path = strip_stage(raw_path, req.request_context.stage.as_deref());
             let query = req.raw_query_string.as_deref().unwrap_or("");
+            let caller = req.request_context.authorizer.as_ref().map(caller).unwrap_or_default();
             let r = match body_bytes(req.body.as_deref(), req.is_base64_encoded) {
-                Ok(body) => router.handle(ApiRequest { method, path, query, body: &body }).await,
+                Ok(body) => router.handle(ApiRequest::new(method, path, query, &body).from_caller(&caller)).await,
                 Err(r) => r,
             };
             HttpResponse::V2(Box::new(v2_response(r)))
@@ -88,12 +92,41 @@ pub async fn answer(router: &Router, event: HttpEvent) -> HttpResponse {
             let path = req.path.as_deref().unwrap_or("/");
             let query =
                 req.query_string_parameters.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+            let context = &req.request_context;
+            let caller = match caller(&context.authorizer) {
+                // A REST API's IAM authorization names the signer in `identity`.
+                Caller::Anonymous => match &context.identity.user_arn {
+                    Some(arn) => Caller::Iam {
+                        user_arn: arn.clone(),
+                        account_id: context.identity.account_id.clone(),
+                        caller_id: context.identity.caller.clone(),
+                    },
+                    None => Caller::Anonymous,
+                },
+                known => known,
+            };
             let r = match body_bytes(req.body.as_deref(), req.is_base64_encoded) {
-                Ok(body) => router.handle(ApiRequest { method, path, query: &query, body: &body }).await,
+                Ok(body) => router.handle(ApiRequest::new(method, path, &query, &body).from_caller(&caller)).await,
                 Err(r) => r,
             };
             HttpResponse::V1(Box::new(v1_response(r)))
         }
+    }
+}
+
+/// Who API Gateway's authorizer says is calling: a JWT's claims, or the IAM signer.
+fn caller(authorizer: &ApiGatewayRequestAuthorizer) -> Caller {
+    if let Some(jwt) = &authorizer.jwt {
+        return Caller::Jwt {
+            claims: jwt.claims.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            scopes: jwt.scopes.clone().unwrap_or_default(),
+        };
+    }
+    match authorizer.iam.as_ref().and_then(|iam| iam.user_arn.as_ref().map(|arn| (iam, arn))) {
+        Some((iam, arn)) => {
+            Caller::Iam { user_arn: arn.clone(), account_id: iam.account_id.clone(), caller_id: iam.caller_id.clone() }
+        }
+        None => Caller::Anonymous,
     }
 }
 

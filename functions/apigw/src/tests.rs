@@ -33,7 +33,7 @@ impl Routes for Echo {
         }
         let body = json!({
             "method": req.method, "path": req.path, "query": req.query,
-            "body": String::from_utf8_lossy(req.body),
+            "body": String::from_utf8_lossy(req.body), "caller": format!("{:?}", req.caller),
         });
         Ok(ApiResponse::json(200, body.to_string().into_bytes()))
     }
@@ -135,4 +135,30 @@ fn stages_are_stripped() {
     assert_eq!(strip_stage("/production/push", Some("prod")), "/production/push");
     assert_eq!(strip_stage("/prod", Some("prod")), "/");
     assert_eq!(strip_stage("/push", None), "/push");
+}
+
+#[tokio::test]
+async fn the_authorizers_caller_reaches_the_router() {
+    // No authorizer: anonymous.
+    let (_, body) = answer_json(event!("apigw-http-health.json")).await;
+    assert_eq!(body["caller"], "Anonymous");
+    // An HTTP API JWT authorizer: its claims and scopes.
+    let mut e: Value = serde_json::from_str(event!("push-apigw-http.json")).unwrap();
+    e["requestContext"]["authorizer"] = json!({"jwt": {
+        "claims": {"sub": "1234", "preferred_username": "ana", "groups": "[analysts writers]"},
+        "scopes": ["features.read"]}});
+    let (_, body) = answer_json(&e.to_string()).await;
+    let caller = body["caller"].as_str().unwrap();
+    assert!(caller.starts_with("Jwt {") && caller.contains(r#""preferred_username": "ana""#), "{caller}");
+    assert!(caller.contains(r#""groups": "[analysts writers]""#) && caller.contains("features.read"), "{caller}");
+    // HTTP API IAM authorization: the signer.
+    e["requestContext"]["authorizer"] = json!({"iam": {"accessKey": "AKIA", "accountId": "123456789012",
+        "callerId": "AIDA", "userArn": "arn:aws:iam::123456789012:user/ana", "userId": "AIDA"}});
+    let (_, body) = answer_json(&e.to_string()).await;
+    assert!(body["caller"].as_str().unwrap().contains(r#"user_arn: "arn:aws:iam::123456789012:user/ana""#), "{body}");
+    // REST API IAM authorization puts the signer in the identity.
+    let mut e: Value = serde_json::from_str(event!("push-apigw-rest.json")).unwrap();
+    e["requestContext"]["identity"]["userArn"] = json!("arn:aws:sts::123456789012:assumed-role/app/session");
+    let (_, body) = answer_json(&e.to_string()).await;
+    assert!(body["caller"].as_str().unwrap().contains("assumed-role/app/session"), "{body}");
 }

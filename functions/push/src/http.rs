@@ -7,7 +7,7 @@ use serde_json::{Value as Json, json};
 /// `{"statusCode", "body"}` with the body as JSON (`null` when empty).
 pub async fn direct(router: &Router, write: bool, body: &[u8]) -> Json {
     let path = if write { "/write-to-online-store" } else { "/push" };
-    let r = router.handle(ApiRequest { method: "POST", path, query: "", body }).await;
+    let r = router.handle(ApiRequest::new("POST", path, "", body)).await;
     let body: Json = serde_json::from_slice(&r.body).unwrap_or(Json::Null);
     json!({ "statusCode": r.status, "body": body })
 }

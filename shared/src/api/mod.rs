@@ -17,6 +17,7 @@ mod materialize;
 mod push;
 mod retrieval;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -98,6 +99,22 @@ impl Services {
     }
 }
 
+/// Who is calling, as the edge in front of the router established it. The router does not
+/// authenticate; it is told (access control decides what each caller may do).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Caller {
+    /// Nothing authenticated the request (`larder serve` without auth, a direct invocation).
+    #[default]
+    Anonymous,
+    /// API Gateway's JWT authorizer verified a bearer token. Its claims as API Gateway passes
+    /// them (every value a string, lists as `[a b]`), and its scopes.
+    Jwt { claims: BTreeMap<String, String>, scopes: Vec<String> },
+    /// API Gateway's IAM authorization: the principal whose SigV4 signature it checked.
+    Iam { user_arn: String, account_id: Option<String>, caller_id: Option<String> },
+}
+
+static ANONYMOUS: Caller = Caller::Anonymous;
+
 #[derive(Debug, Clone, Copy)]
 pub struct ApiRequest<'a> {
     pub method: &'a str,
@@ -105,9 +122,19 @@ pub struct ApiRequest<'a> {
     /// The raw query string, without `?`.
     pub query: &'a str,
     pub body: &'a [u8],
+    pub caller: &'a Caller,
 }
 
-impl ApiRequest<'_> {
+impl<'a> ApiRequest<'a> {
+    /// A request from an anonymous caller.
+    pub fn new(method: &'a str, path: &'a str, query: &'a str, body: &'a [u8]) -> Self {
+        ApiRequest { method, path, query, body, caller: &ANONYMOUS }
+    }
+
+    /// The same request, from `caller`.
+    pub fn from_caller(self, caller: &'a Caller) -> Self {
+        ApiRequest { caller, ..self }
+    }
     /// The value of a query parameter (no percent-decoding is needed for Larder's options).
     pub fn query_param(&self, name: &str) -> Option<&str> {
         self.query

@@ -31,7 +31,7 @@ fn services(store: Arc<dyn OnlineStore>) -> Router {
 }
 
 async fn call(s: &Router, method: &str, path: &str, query: &str, body: &[u8]) -> (u16, Json, Vec<u8>) {
-    let r = s.handle(ApiRequest { method, path, query, body }).await;
+    let r = s.handle(ApiRequest::new(method, path, query, body)).await;
     let json = serde_json::from_slice(&r.body).unwrap_or(Json::Null);
     (r.status, json, r.body)
 }
@@ -114,7 +114,7 @@ async fn bodies_over_the_limit_are_refused_before_routing() {
 
 #[test]
 fn query_parameters() {
-    let req = ApiRequest { method: "POST", path: "/push", query: "mode=async&flag&x=", body: b"" };
+    let req = ApiRequest::new("POST", "/push", "mode=async&flag&x=", b"");
     assert_eq!(req.query_param("mode"), Some("async"));
     assert_eq!(req.query_param("flag"), Some(""));
     assert_eq!(req.query_param("x"), Some(""));

@@ -34,6 +34,28 @@ fn cargo_lambda() -> PathBuf {
     bin
 }
 
+/// The command that runs `function`: the workspace's debug binary; or, when
+/// `LARDER_FUNCTION_ARTIFACTS` names a folder of `<function>/bootstrap` files (the deployable
+/// artifacts `scripts/check-deploy.sh` checks), that file, through `LARDER_FUNCTION_RUNNER` if
+/// set (`qemu-aarch64 -L /usr/aarch64-linux-gnu` runs arm64 artifacts on an x86 machine).
+fn function_command(function: &str) -> Command {
+    let Some(dir) = std::env::var_os("LARDER_FUNCTION_ARTIFACTS") else {
+        return Command::new(workspace_bin(function));
+    };
+    let bootstrap = PathBuf::from(dir).join(function).join("bootstrap");
+    assert!(bootstrap.exists(), "{} is missing (LARDER_FUNCTION_ARTIFACTS)", bootstrap.display());
+    let runner = std::env::var("LARDER_FUNCTION_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.args(words).arg(bootstrap);
+            cmd
+        }
+        None => Command::new(bootstrap),
+    }
+}
+
 fn log_file(path: &Path) -> (Stdio, Stdio) {
     let file = File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     (Stdio::from(file.try_clone().unwrap()), Stdio::from(file))
@@ -87,7 +109,7 @@ impl LambdaWatch {
         let (stdout, stderr) = log_file(&self.dir.path().join(format!("{function}.log")));
         let peer = Peer::spawn(
             function,
-            Command::new(workspace_bin(function))
+            function_command(function)
                 .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .env("AWS_LAMBDA_FUNCTION_NAME", function)
                 .env("AWS_LAMBDA_FUNCTION_VERSION", "1")

@@ -22,14 +22,17 @@ fmt: ## Format the code
 lint: ## Format check and clippy
 	cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings
 
-build: ## Release binaries for Lambda (arm64, provided.al2023) in target/lambda/
-	cargo lambda build --release --arm64
+build: ## sam build: arm64 release bootstraps of the three functions (cargo lambda) in .aws-sam/build
+	sam build
 
-validate: ## Lint the SAM template
-	cfn-lint infra/template.yaml
+validate: ## Lint the template: cfn-lint, serverless rules, sam validate --lint, checkov (infra/lint.sh)
+	infra/lint.sh
 
-deploy: build ## Deploy with SAM (uses infra/samconfig.toml; prompts the first time)
-	cd infra && sam deploy --guided
+# What README's "Deploy" says: `sam build`, then `sam deploy --guided` the first time (it saves
+# the answers in samconfig.toml as parameter_overrides) and `sam deploy` after that.
+deploy: ## sam build, then sam deploy --guided (first time) or sam deploy (answers saved in samconfig.toml)
+	sam build
+	if grep -q '^parameter_overrides' samconfig.toml; then sam deploy; else sam deploy --guided; fi
 
 bench: ## Benchmarks side by side with Feast and raw Redis (see BENCHMARKS.md)
 	bench/run-all.sh

@@ -4,9 +4,13 @@
 #   scripts/test.sh            format check, clippy, then every test (unit, handler, real peers)
 #   scripts/test.sh --quick    unit tests of the larder crate only
 #
-# Installs, only when missing: redis-server, redis-tools, openssl, wrk (apt) and a virtualenv
-# ($LARDER_VENV, default ~/.cache/larder/venv) with Feast 0.67, moto_server, cargo-lambda and
-# cfn-lint (scripts/requirements-test.txt). Tests start their own servers on free loopback
+# Then the deployable artifacts: scripts/check-deploy.sh builds them as `sam build` does and runs
+# them under qemu-aarch64 (LARDER_SKIP_DEPLOY_CHECK=1 skips it, for a quicker local run).
+#
+# Installs, only when missing: redis-server, redis-tools, openssl, wrk (apt), cargo-machete,
+# and a virtualenv ($LARDER_VENV, default ~/.cache/larder/venv) with Feast 0.67, moto_server,
+# cargo-lambda, cfn-lint, cfn-lint-serverless, SAM CLI and jsonata-python
+# (scripts/requirements-test.txt); infra/lint.sh keeps checkov in a virtualenv of its own. Tests start their own servers on free loopback
 # ports and stop them (tests/src/peers.rs), even when a test panics or the test binary is
 # killed; the run fails if any process it started outlives it. Nothing here touches a server it
 # did not start.
@@ -38,7 +42,7 @@ install_venv() {
   if [ -x "$LARDER_VENV/bin/python" ] && cmp -s scripts/requirements-test.txt "$stamp"; then
     return
   fi
-  log "preparing the test virtualenv in $LARDER_VENV (Feast, moto, cargo-lambda, cfn-lint)"
+  log "preparing the test virtualenv in $LARDER_VENV (Feast, moto, cargo-lambda, SAM CLI, template linters)"
   python3 -m venv "$LARDER_VENV" || { sudo_if_needed apt-get install -y -qq python3-venv >/dev/null; python3 -m venv "$LARDER_VENV"; }
   "$LARDER_VENV/bin/pip" install -q --upgrade pip
   "$LARDER_VENV/bin/pip" install -q -r scripts/requirements-test.txt
@@ -70,8 +74,10 @@ log "unused dependencies (cargo machete)"
 command -v cargo-machete >/dev/null || cargo install --quiet --locked cargo-machete@0.9.2
 cargo machete
 
-log "cfn-lint infra/template.yaml"
-cfn-lint infra/template.yaml
+# cfn-lint, cfn-lint's serverless rules, `sam validate --lint` and checkov (in its own virtualenv,
+# made by the script), each clean; suppressions are justified beside them in the template.
+log "template linters (infra/lint.sh)"
+infra/lint.sh
 
 # Tests run the workspace's binaries themselves (`larder serve`, the functions under the Lambda
 # emulator); `cargo test` builds binaries only for their own package's tests, so build every
@@ -111,5 +117,10 @@ LARDER_TEST_RUN=$run_id cargo test --workspace --all-targets --no-fail-fast
 trap - EXIT
 log "checking that no process the tests started outlived them"
 nothing_outlives_the_tests
+
+if [ "${LARDER_SKIP_DEPLOY_CHECK:-}" != 1 ]; then
+  log "deployable artifacts (scripts/check-deploy.sh)"
+  scripts/check-deploy.sh
+fi
 
 log "all checks passed"

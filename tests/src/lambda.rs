@@ -22,7 +22,9 @@ use crate::peers::{Peer, free_port, repo_root, venv, wait_for_port, workspace_bi
 /// given `env`. All stopped when dropped.
 pub struct LambdaWatch {
     pub port: u16,
+    /// The environment of every function, or of each by name.
     env: Vec<(String, String)>,
+    env_by_function: HashMap<String, Vec<(String, String)>>,
     functions: Mutex<HashMap<String, Peer>>,
     _emulator: Peer,
     dir: tempfile::TempDir,
@@ -64,6 +66,16 @@ fn log_file(path: &Path) -> (Stdio, Stdio) {
 impl LambdaWatch {
     /// Starts the emulator. `env` is given to the functions.
     pub fn start(env: &[(String, String)]) -> LambdaWatch {
+        Self::start_with(env, HashMap::new())
+    }
+
+    /// Starts the emulator; each function gets its own environment (a function not named gets
+    /// none beyond what the emulator gives).
+    pub fn start_each(envs: &[(&str, Vec<(String, String)>)]) -> LambdaWatch {
+        Self::start_with(&[], envs.iter().map(|(f, e)| (f.to_string(), e.clone())).collect())
+    }
+
+    fn start_with(env: &[(String, String)], env_by_function: HashMap<String, Vec<(String, String)>>) -> LambdaWatch {
         let port = free_port();
         let dir = tempfile::tempdir().expect("temp dir");
         let (stdout, stderr) = log_file(&dir.path().join("watch.log"));
@@ -76,8 +88,14 @@ impl LambdaWatch {
                 .stdout(stdout)
                 .stderr(stderr),
         );
-        let watch =
-            LambdaWatch { port, env: env.to_vec(), functions: Mutex::new(HashMap::new()), _emulator: emulator, dir };
+        let watch = LambdaWatch {
+            port,
+            env: env.to_vec(),
+            env_by_function,
+            functions: Mutex::new(HashMap::new()),
+            _emulator: emulator,
+            dir,
+        };
         assert!(
             wait_for_port(port, Duration::from_secs(60)),
             "cargo lambda watch did not listen on {port}:\n{}",
@@ -101,7 +119,7 @@ impl LambdaWatch {
     }
 
     /// Starts `function` (once), polling the emulator's Runtime API under its own name.
-    fn ensure_started(&self, function: &str) {
+    pub fn ensure_started(&self, function: &str) {
         let mut functions = self.functions.lock().unwrap_or_else(|p| p.into_inner());
         if functions.contains_key(function) {
             return;
@@ -111,6 +129,7 @@ impl LambdaWatch {
             function,
             function_command(function)
                 .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .envs(self.env_by_function.get(function).into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str())))
                 .env("AWS_LAMBDA_FUNCTION_NAME", function)
                 .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
                 .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096")
@@ -119,6 +138,12 @@ impl LambdaWatch {
                 .stderr(stderr),
         );
         functions.insert(function.to_string(), peer);
+    }
+
+    /// The emulator's invoke endpoint prefix: `<this>/<function>/invocations` (what the Lambda
+    /// API's Invoke calls).
+    pub fn invoke_url(&self) -> String {
+        format!("http://127.0.0.1:{}/2015-03-31/functions", self.port)
     }
 
     /// Invokes `function` with `event` (JSON text) and returns its JSON answer, retrying a

@@ -332,6 +332,26 @@ impl RedisServer {
         Self::start_full(&[], true, Some(password))
     }
 
+    /// A one-node Redis Cluster that speaks only TLS and holds every slot: what ElastiCache
+    /// Serverless looks like to a client (cluster mode, TLS), with no password (tests add ACL
+    /// users).
+    pub fn start_tls_cluster_node() -> RedisServer {
+        let server = Self::start_full(&["--cluster-enabled", "yes", "--tls-cluster", "yes"], true, None);
+        let mut c = server.client();
+        let _: () = redis::cmd("CLUSTER").arg("ADDSLOTSRANGE").arg(0).arg(16383).query(&mut c).expect("add slots");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query::<String>(&mut c)
+            .unwrap_or_default()
+            .contains("cluster_state:ok")
+        {
+            assert!(std::time::Instant::now() < deadline, "the one-node cluster never became ok");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
     fn start_full(extra: &[&str], tls: bool, password: Option<&str>) -> RedisServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let tls = tls.then(|| TlsFiles::generate(&dir.path().join("tls")));

@@ -40,6 +40,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "LARDER_REDIS_PASSWORD_SECRET",
         "with LARDER_REDIS_AUTH=secret: Secrets Manager secret (ARN or name): a password or {\"username\", \"password\"}",
     ),
+    (
+        "LARDER_AUTH",
+        "who callers are: none (no permission checks), oidc or kubernetes (verify bearer tokens), apigateway (API Gateway's authorizer); overrides auth:",
+    ),
+    ("LARDER_AUTH_DISCOVERY_URL", "with oidc or kubernetes: the OpenID discovery document's URL"),
+    ("LARDER_AUTH_CLIENT_ID", "the client whose resource_access.<client_id>.roles are the caller's roles"),
+    ("LARDER_AUTH_AUDIENCE", "with oidc or kubernetes: the aud a token must carry"),
+    ("LARDER_AUTH_ISSUER", "with oidc or kubernetes: the iss a token must carry"),
+    (
+        "LARDER_IAM_ROLES",
+        "with apigateway: roles of IAM principals, principal-pattern=role role,... (* matches anything)",
+    ),
     ("LARDER_REDIS_TIMEOUT_MS", "timeout of one Redis round trip, connect included (default 1000)"),
     ("LARDER_REDIS_RETRIES", "retries after a lost Redis connection, with backoff (default 2)"),
     ("LARDER_MAX_ENTITY_ROWS", "most entity rows one get-online-features request may ask for (default 10000)"),
@@ -71,7 +83,46 @@ pub struct RepoConfig {
     pub entity_key_serialization_version: u32,
     /// The feature repository directory; relative paths in the config are relative to it.
     pub repo_dir: PathBuf,
+    /// Who callers are and whether permissions are enforced (`auth:`, `LARDER_AUTH`).
+    pub auth: AuthConfig,
 }
+
+/// `feature_store.yaml`'s `auth:` as Feast writes it, plus API Gateway's own authorization for
+/// the Lambda functions (`LARDER_AUTH=apigateway`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum AuthConfig {
+    /// `no_auth` (Feast's default): callers are not identified and permissions are not
+    /// enforced, as in Feast.
+    #[default]
+    None,
+    /// `oidc` or `kubernetes`: a bearer token on every request, verified here.
+    Tokens(TokenAuth),
+    /// Behind API Gateway: its authorizer verified the caller (a JWT's claims, or the IAM
+    /// principal mapped to roles by `iam_roles`); nothing is verified again per request.
+    ApiGateway { client_id: Option<String>, iam_roles: String },
+}
+
+/// Where bearer tokens are verified: an OIDC provider's discovery document and JWKS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenAuth {
+    /// `kubernetes`: service-account tokens, verified against the cluster's own issuer
+    /// discovery (a TokenReview is out of reach from Larder); the namespace is read from the
+    /// token's `kubernetes.io` claim.
+    pub kubernetes: bool,
+    pub discovery_url: String,
+    /// The client whose `resource_access.<client_id>.roles` are the caller's roles.
+    pub client_id: Option<String>,
+    /// Checked against `aud` / `iss` when set.
+    pub audience: Option<String>,
+    pub issuer: Option<String>,
+    pub jwks_cache_lifespan: std::time::Duration,
+    pub jwks_request_timeout: std::time::Duration,
+    pub verify_ssl: bool,
+    pub ca_cert_path: Option<PathBuf>,
+}
+
+/// The Kubernetes API server's service-account issuer discovery, from inside a pod.
+pub const KUBERNETES_DISCOVERY_URL: &str = "https://kubernetes.default.svc/.well-known/openid-configuration";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegistryConfig {
@@ -183,6 +234,7 @@ impl RepoConfig {
             offline_store: OfflineStoreConfig { kind: "file".into() },
             entity_key_serialization_version: 3,
             repo_dir: repo_dir.to_path_buf(),
+            auth: AuthConfig::None,
         };
         validate_project(&cfg.project, "LARDER_PROJECT")?;
         Ok(cfg)
@@ -205,6 +257,7 @@ impl RepoConfig {
             self.entity_key_serialization_version = v;
             check_key_version(self.entity_key_serialization_version, "LARDER_ENTITY_KEY_SERIALIZATION_VERSION")?;
         }
+        self.apply_auth_env(env)?;
         let redis_overrides = [
             "LARDER_REDIS_TYPE",
             "LARDER_REDIS_CONNECTION_STRING",
@@ -238,6 +291,42 @@ impl RepoConfig {
                     .map_err(|_| Error::Config(format!("LARDER_REDIS_SKIP_DEDUP: '{v}' is not true or false")))?;
             }
         }
+        Ok(())
+    }
+
+    /// `LARDER_AUTH` and its settings override `auth:`.
+    fn apply_auth_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+        let get = |name: &str| env(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let Some(mode) = get("LARDER_AUTH") else { return Ok(()) };
+        self.auth = match mode.as_str() {
+            "none" | "no_auth" => AuthConfig::None,
+            "apigateway" => AuthConfig::ApiGateway {
+                client_id: get("LARDER_AUTH_CLIENT_ID"),
+                iam_roles: get("LARDER_IAM_ROLES").unwrap_or_default(),
+            },
+            "oidc" | "kubernetes" => {
+                let kubernetes = mode == "kubernetes";
+                let discovery_url = get("LARDER_AUTH_DISCOVERY_URL")
+                    .or_else(|| kubernetes.then(|| KUBERNETES_DISCOVERY_URL.to_string()))
+                    .ok_or_else(|| Error::Config("LARDER_AUTH=oidc needs LARDER_AUTH_DISCOVERY_URL".into()))?;
+                AuthConfig::Tokens(TokenAuth {
+                    kubernetes,
+                    discovery_url,
+                    client_id: get("LARDER_AUTH_CLIENT_ID"),
+                    audience: get("LARDER_AUTH_AUDIENCE"),
+                    issuer: get("LARDER_AUTH_ISSUER"),
+                    jwks_cache_lifespan: std::time::Duration::from_secs(300),
+                    jwks_request_timeout: std::time::Duration::from_secs(10),
+                    verify_ssl: true,
+                    ca_cert_path: None,
+                })
+            }
+            other => {
+                return Err(Error::Config(format!(
+                    "LARDER_AUTH: '{other}' is not known (none, oidc, kubernetes or apigateway)"
+                )));
+            }
+        };
         Ok(())
     }
 
@@ -327,6 +416,84 @@ fn resolve_path(path: &str, repo_dir: &Path) -> String {
 // The file format, as serde sees it.
 // ---------------------------------------------------------------------------------------------
 
+/// Feast's `OidcAuthConfig` / `KubernetesAuthConfig` keys (and the client-side ones a client
+/// repo's file may carry, which a server has no use for).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    #[serde(rename = "type", default = "no_auth")]
+    kind: String,
+    auth_discovery_url: Option<String>,
+    client_id: Option<String>,
+    audience: Option<String>,
+    issuer: Option<String>,
+    jwks_cache_lifespan_seconds: Option<u64>,
+    jwks_request_timeout_seconds: Option<f64>,
+    verify_ssl: Option<bool>,
+    ca_cert_path: Option<String>,
+    #[serde(rename = "ui_client_id")]
+    _ui_client_id: Option<String>,
+    #[serde(rename = "username")]
+    _username: Option<String>,
+    #[serde(rename = "password")]
+    _password: Option<String>,
+    #[serde(rename = "client_secret")]
+    _client_secret: Option<String>,
+    #[serde(rename = "token")]
+    _token: Option<String>,
+    #[serde(rename = "token_env_var")]
+    _token_env_var: Option<String>,
+    #[serde(rename = "user_token")]
+    _user_token: Option<String>,
+}
+
+fn no_auth() -> String {
+    "no_auth".into()
+}
+
+impl RawAuth {
+    fn resolve(self, repo_dir: &Path, origin: &str) -> Result<AuthConfig> {
+        let kubernetes = match self.kind.as_str() {
+            "no_auth" => return Ok(AuthConfig::None),
+            "oidc" => false,
+            "kubernetes" => true,
+            other => {
+                return Err(Error::Config(format!(
+                    "{origin}: auth.type '{other}' is not known (no_auth, oidc or kubernetes)"
+                )));
+            }
+        };
+        let discovery_url = match (self.auth_discovery_url, kubernetes) {
+            (Some(url), _) => url,
+            (None, true) => KUBERNETES_DISCOVERY_URL.to_string(),
+            (None, false) => {
+                return Err(Error::Config(format!("{origin}: auth.type oidc needs auth.auth_discovery_url")));
+            }
+        };
+        let lifespan = self.jwks_cache_lifespan_seconds.unwrap_or(300);
+        let timeout = self.jwks_request_timeout_seconds.unwrap_or(10.0);
+        if lifespan == 0 || !(timeout > 0.0 && timeout < 3600.0) {
+            return Err(Error::Config(format!(
+                "{origin}: auth.jwks_cache_lifespan_seconds and auth.jwks_request_timeout_seconds must be positive"
+            )));
+        }
+        Ok(AuthConfig::Tokens(TokenAuth {
+            kubernetes,
+            discovery_url,
+            client_id: self.client_id,
+            audience: self.audience,
+            issuer: self.issuer,
+            jwks_cache_lifespan: std::time::Duration::from_secs(lifespan),
+            jwks_request_timeout: std::time::Duration::from_secs_f64(timeout),
+            verify_ssl: self.verify_ssl.unwrap_or(true),
+            ca_cert_path: self
+                .ca_cert_path
+                .filter(|p| !p.is_empty())
+                .map(|p| PathBuf::from(resolve_path(&p, repo_dir))),
+        }))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -343,8 +510,7 @@ struct RawConfig {
     _feature_server: Option<serde_yaml_ng::Value>,
     #[serde(rename = "materialization")]
     _materialization: Option<serde_yaml_ng::Value>,
-    #[serde(rename = "auth")]
-    _auth: Option<serde_yaml_ng::Value>,
+    auth: Option<RawAuth>,
     #[serde(rename = "coerce_tz_aware")]
     _coerce_tz_aware: Option<bool>,
     #[serde(rename = "flags")]
@@ -494,6 +660,7 @@ impl RawConfig {
             unsupported_online_store,
             offline_store: OfflineStoreConfig { kind: offline_kind },
             entity_key_serialization_version: version,
+            auth: self.auth.map(|a| a.resolve(repo_dir, origin)).transpose()?.unwrap_or_default(),
             repo_dir: repo_dir.to_path_buf(),
         })
     }

@@ -51,6 +51,14 @@ pub enum Error {
     #[error("no route {route}: Larder serves {served} here")]
     NoRoute { route: String, served: String },
 
+    /// The caller could not be identified: no credentials, or credentials that do not verify.
+    #[error("{0}")]
+    Unauthenticated(String),
+
+    /// The caller is known but a permission denies the action (or none grants it).
+    #[error("{0}")]
+    Forbidden(String),
+
     /// The route exists but not for this HTTP method.
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -118,6 +126,8 @@ impl Error {
                 ObjectKind::Project => "project_not_found",
             },
             Error::NoRoute { .. } => "route_not_found",
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::Forbidden(_) => "forbidden",
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::InvalidValue(_) => "invalid_value",
             Error::Unsupported(_) => "unsupported",
@@ -136,6 +146,8 @@ impl Error {
             // Feast answers 422 for an unknown push source; everything else missing is a 404.
             Error::NotFound { kind: ObjectKind::PushSource, .. } => 422,
             Error::NotFound { .. } | Error::NoRoute { .. } => 404,
+            Error::Unauthenticated(_) => 401,
+            Error::Forbidden(_) => 403,
             Error::MethodNotAllowed(_) => 405,
             Error::Conflict(_) => 409,
             Error::TooLarge(_) => 413,

@@ -15,8 +15,10 @@
 //! - [`config`]: `feature_store.yaml` (Feast's keys) and `LARDER_*` environment overrides.
 //! - [`value`], [`keys`], [`proto`], [`time`]: Feast's wire formats.
 //! - [`aws`]: the AWS SDK clients a binary's `main` builds and passes down.
+//! - [`access`]: who the caller is, and Feast's permissions enforced for them.
 //! - [`error`]: the one error type; every variant has an HTTP status and a stable code.
 
+pub mod access;
 pub mod api;
 pub mod aws;
 pub mod config;

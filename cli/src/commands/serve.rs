@@ -8,7 +8,8 @@ use axum::body::{Body, to_bytes};
 use axum::extract::State;
 use axum::http::{Request, Response, StatusCode, header};
 use clap::Args;
-use larder::api::{self, ApiRequest, Health, Limits, Materialize, PushRoutes, Retrieval, Router, Services};
+use larder::access::Authenticator;
+use larder::api::{self, ApiRequest, Caller, Health, Limits, Materialize, PushRoutes, Retrieval, Router, Services};
 use larder::aws::Aws;
 use larder::online::memory::MemoryStore;
 use larder::push::PushSettings;
@@ -43,6 +44,7 @@ pub async fn run(a: ServeArgs, aws: &Aws) -> Result<()> {
             store: Arc::new(MemoryStore::new()),
             storage,
             limits: Limits::from_env()?,
+            auth: Authenticator::new(&config.auth)?,
             config,
         }
     } else {
@@ -81,7 +83,16 @@ async fn route(State(router): State<Arc<Router>>, req: Request<Body>) -> Respons
             return to_http(api::ApiResponse::error(&e));
         }
     };
-    let req = ApiRequest::new(parts.method.as_str(), parts.uri.path(), parts.uri.query().unwrap_or(""), &bytes);
+    // A bearer token is verified by the router, when `auth:` asks for it.
+    let caller = match parts.headers.get(header::AUTHORIZATION) {
+        Some(value) => match larder::access::oidc::bearer(value.to_str().ok()) {
+            Ok(token) => Caller::Bearer(token.to_string()),
+            Err(e) => return to_http(api::ApiResponse::error(&e)),
+        },
+        None => Caller::Anonymous,
+    };
+    let req = ApiRequest::new(parts.method.as_str(), parts.uri.path(), parts.uri.query().unwrap_or(""), &bytes)
+        .from_caller(&caller);
     to_http(router.handle(req).await)
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use larder::api::{ApiRequest, ApiResponse, Routes, Services};
+use larder::api::{ApiResponse, Call, Routes, Services};
 use larder::config::RepoConfig;
 use larder::online::memory::MemoryStore;
 use larder::registry::{Registry, RegistryCache};
@@ -27,8 +27,9 @@ impl Routes for Echo {
         &[("POST", "/get-online-features"), ("POST", "/push"), ("GET", "/health"), ("POST", "/bytes")]
     }
 
-    async fn answer(&self, _: &Services, path: &'static str, req: &ApiRequest<'_>) -> larder::Result<ApiResponse> {
-        if path == "/bytes" {
+    async fn answer(&self, call: &Call<'_>) -> larder::Result<ApiResponse> {
+        let req = call.req;
+        if call.path == "/bytes" {
             return Ok(ApiResponse { status: 201, content_type: "application/octet-stream", body: vec![0xff, 0, 1] });
         }
         let body = json!({

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{ApiRequest, ApiResponse, Routes, Services};
+use super::{ApiResponse, Call, Routes};
 use crate::error::Result;
 
 pub struct Health;
@@ -14,7 +14,13 @@ impl Routes for Health {
         &[("GET", "/health")]
     }
 
-    async fn answer(&self, services: &Services, _: &'static str, _: &ApiRequest<'_>) -> Result<ApiResponse> {
+    /// Open to every caller: it says whether the service is up, nothing about features.
+    fn needs_caller(&self) -> bool {
+        false
+    }
+
+    async fn answer(&self, call: &Call<'_>) -> Result<ApiResponse> {
+        let services = call.services;
         let registry = services.registry.health();
         let store = services.store.ping().await;
         let healthy = store.is_ok();

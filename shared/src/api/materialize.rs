@@ -7,9 +7,11 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{ApiRequest, ApiResponse, Routes, Services};
+use super::{ApiResponse, Call, Routes};
+use crate::access::Resource;
 use crate::error::{Error, Result};
 use crate::materialize::{self, Options, Request};
+use crate::registry::AuthzAction;
 use crate::time::EventTime;
 
 pub struct Materialize;
@@ -61,13 +63,25 @@ impl Routes for Materialize {
         &[("POST", "/materialize"), ("POST", "/materialize-incremental")]
     }
 
-    async fn answer(&self, services: &Services, path: &'static str, req: &ApiRequest<'_>) -> Result<ApiResponse> {
+    async fn answer(&self, call: &Call<'_>) -> Result<ApiResponse> {
+        let (services, req) = (call.services, call.req);
         if req.query_param("async").is_some_and(|v| v == "true" || v == "1") {
             return Err(Error::Unsupported(
                 "async=true: run long materializations with the materialize Lambda or `larder materialize`".into(),
             ));
         }
-        let request = parse(req.body, path == "/materialize-incremental")?;
+        let request = parse(req.body, call.path == "/materialize-incremental")?;
+        if call.user.is_some() {
+            // WRITE_ONLINE on each view written: the ones named, or every online view.
+            let registry = services.registry.get();
+            let views: Vec<Resource<'_>> = match &request.views() {
+                Some(names) => {
+                    names.iter().filter_map(|n| registry.feature_views.get(n)).map(|v| Resource::View(v)).collect()
+                }
+                None => registry.feature_views.values().filter(|v| v.online).map(|v| Resource::View(v)).collect(),
+            };
+            call.authorize(&registry, &views, &[AuthzAction::WriteOnline])?;
+        }
         let (config, storage, store) = (&services.config, &services.storage, services.store.as_ref());
         let report = materialize::materialize(config, storage, store, &request, &Options::default()).await?;
         if let Err(e) = services.registry.refresh().await {

@@ -17,16 +17,17 @@ mod materialize;
 mod push;
 mod retrieval;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use crate::access::{Caller, User};
 pub use health::Health;
 pub use materialize::Materialize;
 pub use push::PushRoutes;
 pub use retrieval::Retrieval;
 
+use crate::access::Authenticator;
 use crate::aws::Aws;
 use crate::config::{RepoConfig, number_from_env};
 use crate::error::{Error, Result};
@@ -75,12 +76,17 @@ pub struct Services {
     /// Local files and S3, for the registry and parquet sources.
     pub storage: Storage,
     pub limits: Limits,
+    /// Who callers are (`config.auth`).
+    pub auth: Authenticator,
 }
 
 impl Services {
     /// Services over a registry and store already built, with default limits (tests, embedding).
+    /// Callers are identified as `config.auth` says; a bad `auth` setting panics here (tests
+    /// build their configuration in code).
     pub fn new(config: RepoConfig, registry: Arc<RegistryCache>, store: Arc<dyn OnlineStore>) -> Services {
-        Services { config, registry, store, storage: Storage::new(&Aws::new()), limits: Limits::default() }
+        let auth = Authenticator::new(&config.auth).expect("a valid auth configuration");
+        Services { config, registry, store, storage: Storage::new(&Aws::new()), limits: Limits::default(), auth }
     }
 
     /// Everything from the environment (and `feature_store.yaml` if there is one): what a
@@ -93,24 +99,11 @@ impl Services {
     pub async fn connect(config: RepoConfig, aws: &Aws) -> Result<Services> {
         let storage = Storage::new(aws);
         // Independent, so concurrent: a cold start pays for the slower of the two, not both.
+        let auth = Authenticator::new(&config.auth)?;
         let (registry, store) =
             tokio::try_join!(RegistryCache::load(&config, &storage), crate::online::connect(&config, aws))?;
-        Ok(Services { config, registry, store, storage, limits: Limits::from_env()? })
+        Ok(Services { config, registry, store, storage, limits: Limits::from_env()?, auth })
     }
-}
-
-/// Who is calling, as the edge in front of the router established it. The router does not
-/// authenticate; it is told (access control decides what each caller may do).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Caller {
-    /// Nothing authenticated the request (`larder serve` without auth, a direct invocation).
-    #[default]
-    Anonymous,
-    /// API Gateway's JWT authorizer verified a bearer token. Its claims as API Gateway passes
-    /// them (every value a string, lists as `[a b]`), and its scopes.
-    Jwt { claims: BTreeMap<String, String>, scopes: Vec<String> },
-    /// API Gateway's IAM authorization: the principal whose SigV4 signature it checked.
-    Iam { user_arn: String, account_id: Option<String>, caller_id: Option<String> },
 }
 
 static ANONYMOUS: Caller = Caller::Anonymous;
@@ -167,14 +160,47 @@ impl ApiResponse {
     }
 }
 
+/// One request on its way to a route group.
+pub struct Call<'a> {
+    pub services: &'a Services,
+    /// The route, one of the group's [`Routes::routes`].
+    pub path: &'static str,
+    pub req: &'a ApiRequest<'a>,
+    /// The caller permissions are checked for; `None` when they are not checked (authentication
+    /// off, a trusted invoker, or a route open to all).
+    pub user: Option<User>,
+}
+
+impl Call<'_> {
+    /// Checks the caller may do `actions` on `resources` (nothing to check without a user).
+    pub fn authorize(
+        &self,
+        registry: &crate::registry::Registry,
+        resources: &[crate::access::Resource<'_>],
+        actions: &[crate::registry::AuthzAction],
+    ) -> Result<()> {
+        match &self.user {
+            Some(user) => crate::access::check(registry, user, resources, actions),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A group of routes: the paths it serves and how it answers them.
 #[async_trait]
 pub trait Routes: Send + Sync {
     /// `(method, path)` of every route, as the 404 and 405 answers list them.
     fn routes(&self) -> &'static [(&'static str, &'static str)];
 
-    /// Answers a request to `path`, one of [`Routes::routes`] (its method checked).
-    async fn answer(&self, services: &Services, path: &'static str, req: &ApiRequest<'_>) -> Result<ApiResponse>;
+    /// Whether a caller must be identified before [`Routes::answer`] (when authentication is
+    /// on). Only `/health` is open.
+    fn needs_caller(&self) -> bool {
+        true
+    }
+
+    /// Answers a request to one of [`Routes::routes`] (its method checked, its caller
+    /// identified when [`Routes::needs_caller`]).
+    async fn answer(&self, call: &Call<'_>) -> Result<ApiResponse>;
 }
 
 /// The routes one binary serves, over its services.
@@ -217,7 +243,8 @@ impl Router {
             for (method, p) in group.routes() {
                 if *p == path {
                     if *method == req.method {
-                        return group.answer(&self.services, p, req).await;
+                        let user = if group.needs_caller() { self.services.auth.user(req.caller).await? } else { None };
+                        return group.answer(&Call { services: &self.services, path: p, req, user }).await;
                     }
                     path_known = true;
                 }

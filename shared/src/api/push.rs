@@ -6,10 +6,12 @@
 
 use async_trait::async_trait;
 
-use super::{ApiRequest, ApiResponse, Routes, Services};
+use super::{ApiRequest, ApiResponse, Call, Routes, Services};
+use crate::access::Resource;
 use crate::aws::{Aws, Kinesis};
 use crate::error::{Error, Result};
-use crate::push::{self, PushRequest, PushSettings, WriteOptions, WriteRequest, enqueue};
+use crate::push::{self, Destination, PushRequest, PushSettings, WriteOptions, WriteRequest, enqueue};
+use crate::registry::{AuthzAction, Registry};
 
 /// The push routes, with the stream `?mode=async` enqueues to, if any.
 pub struct PushRoutes {
@@ -73,15 +75,29 @@ impl Routes for PushRoutes {
         &[("POST", "/push"), ("POST", "/write-to-online-store")]
     }
 
-    async fn answer(&self, services: &Services, path: &'static str, req: &ApiRequest<'_>) -> Result<ApiResponse> {
+    async fn answer(&self, call: &Call<'_>) -> Result<ApiResponse> {
+        let (services, req) = (call.services, call.req);
         let mode = mode(req)?;
-        if path == "/push" {
-            let push = PushRequest::parse(req.body)?.into_push()?;
+        let (push, ok) = if call.path == "/push" {
             let ok = ApiResponse { status: 200, content_type: "text/plain; charset=utf-8", body: Vec::new() };
-            self.push(services, push, mode, ok).await
+            (PushRequest::parse(req.body)?.into_push()?, ok)
         } else {
-            let push = WriteRequest::parse(req.body)?.into_push()?;
-            self.push(services, push, mode, ApiResponse::json(200, b"null".to_vec())).await
+            (WriteRequest::parse(req.body)?.into_push()?, ApiResponse::json(200, b"null".to_vec()))
+        };
+        if call.user.is_some() {
+            let registry = services.registry.get();
+            call.authorize(&registry, &written(&registry, &push.destination)?, &[AuthzAction::WriteOnline])?;
         }
+        self.push(services, push, mode, ok).await
     }
+}
+
+/// What a push writes, as Feast checks it: every view the push source feeds, or the one view.
+fn written<'r>(registry: &'r Registry, destination: &Destination) -> Result<Vec<Resource<'r>>> {
+    Ok(match destination {
+        Destination::Source(source) => {
+            registry.views_for_push_source(source)?.into_iter().map(|v| Resource::View(v)).collect()
+        }
+        Destination::View(view) => vec![Resource::View(registry.view(view)?)],
+    })
 }

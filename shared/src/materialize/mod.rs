@@ -69,7 +69,8 @@ pub enum Request {
 }
 
 impl Request {
-    fn views(&self) -> Option<&[String]> {
+    /// The views named, if any (none: every online view).
+    pub fn views(&self) -> Option<&[String]> {
         match self {
             Request::Range { views, .. } | Request::Incremental { views, .. } => views.as_deref(),
         }

@@ -28,6 +28,8 @@ pub struct Registry {
     pub data_sources: Vec<DataSource>,
     #[prost(message, repeated, tag = "14")]
     pub stream_feature_views: Vec<StreamFeatureView>,
+    #[prost(message, repeated, tag = "16")]
+    pub permissions: Vec<Permission>,
     #[prost(message, repeated, tag = "17")]
     pub projects: Vec<Project>,
 }
@@ -43,6 +45,7 @@ pub mod registry_field {
     pub const ON_DEMAND_FEATURE_VIEWS: u32 = 8;
     pub const DATA_SOURCES: u32 = 12;
     pub const STREAM_FEATURE_VIEWS: u32 = 14;
+    pub const PERMISSIONS: u32 = 16;
     pub const PROJECTS: u32 = 17;
 }
 
@@ -418,4 +421,88 @@ pub struct ProjectMeta {
     pub created_timestamp: Option<Timestamp>,
     #[prost(message, optional, tag = "2")]
     pub last_updated_timestamp: Option<Timestamp>,
+}
+
+/// `feast.core.Permission` (Permission.proto): who may do what to which objects.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Permission {
+    #[prost(message, optional, tag = "1")]
+    pub spec: Option<PermissionSpec>,
+    #[prost(message, optional, tag = "2")]
+    pub meta: Option<PermissionMeta>,
+}
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PermissionSpec {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub project: String,
+    /// `PermissionSpec.Type`: FEATURE_VIEW = 0, ON_DEMAND_FEATURE_VIEW = 1, BATCH_FEATURE_VIEW = 2,
+    /// STREAM_FEATURE_VIEW = 3, ENTITY = 4, FEATURE_SERVICE = 5, DATA_SOURCE = 6, ... PROJECT = 10.
+    #[prost(int32, repeated, tag = "3")]
+    pub types: Vec<i32>,
+    #[prost(string, repeated, tag = "4")]
+    pub name_patterns: Vec<String>,
+    #[prost(map = "string, string", tag = "5")]
+    pub required_tags: HashMap<String, String>,
+    /// `PermissionSpec.AuthzedAction`: CREATE = 0, DESCRIBE = 1, UPDATE = 2, DELETE = 3,
+    /// READ_ONLINE = 4, READ_OFFLINE = 5, WRITE_ONLINE = 6, WRITE_OFFLINE = 7.
+    #[prost(int32, repeated, tag = "6")]
+    pub actions: Vec<i32>,
+    #[prost(message, optional, tag = "7")]
+    pub policy: Option<Policy>,
+    #[prost(map = "string, string", tag = "8")]
+    pub tags: HashMap<String, String>,
+}
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PermissionMeta {
+    #[prost(message, optional, tag = "1")]
+    pub created_timestamp: Option<Timestamp>,
+    #[prost(message, optional, tag = "2")]
+    pub last_updated_timestamp: Option<Timestamp>,
+}
+/// `feast.core.Policy` (Policy.proto).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Policy {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub project: String,
+    #[prost(oneof = "policy::PolicyType", tags = "3, 4, 5, 6")]
+    pub policy_type: Option<policy::PolicyType>,
+}
+pub mod policy {
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum PolicyType {
+        #[prost(message, tag = "3")]
+        RoleBasedPolicy(super::RoleBasedPolicy),
+        #[prost(message, tag = "4")]
+        GroupBasedPolicy(super::GroupBasedPolicy),
+        #[prost(message, tag = "5")]
+        NamespaceBasedPolicy(super::NamespaceBasedPolicy),
+        #[prost(message, tag = "6")]
+        CombinedGroupNamespacePolicy(super::CombinedGroupNamespacePolicy),
+    }
+}
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RoleBasedPolicy {
+    #[prost(string, repeated, tag = "1")]
+    pub roles: Vec<String>,
+}
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupBasedPolicy {
+    #[prost(string, repeated, tag = "1")]
+    pub groups: Vec<String>,
+}
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NamespaceBasedPolicy {
+    #[prost(string, repeated, tag = "1")]
+    pub namespaces: Vec<String>,
+}
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CombinedGroupNamespacePolicy {
+    #[prost(string, repeated, tag = "1")]
+    pub groups: Vec<String>,
+    #[prost(string, repeated, tag = "2")]
+    pub namespaces: Vec<String>,
 }

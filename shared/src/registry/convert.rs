@@ -104,8 +104,73 @@ pub fn registry_from_proto(proto: &pb::Registry, project: &str, key_version: u32
         let Some(spec) = fs.spec.as_ref().filter(|s| s.project == project) else { continue };
         reg.feature_services.insert(spec.name.clone(), service_from_proto(spec));
     }
+    reg.permissions = Some(
+        proto
+            .permissions
+            .iter()
+            .filter_map(|p| p.spec.as_ref().filter(|s| s.project == project))
+            .map(permission_from_proto)
+            .collect(),
+    );
     reg.reindex();
     Ok(reg)
+}
+
+fn permission_from_proto(spec: &pb::PermissionSpec) -> Permission {
+    use crate::proto::core::policy::PolicyType;
+    let policy = match spec.policy.as_ref().and_then(|p| p.policy_type.as_ref()) {
+        None => Policy::AllowAll,
+        Some(PolicyType::RoleBasedPolicy(p)) => Policy::Roles(p.roles.clone()),
+        Some(PolicyType::GroupBasedPolicy(p)) => Policy::Groups(p.groups.clone()),
+        Some(PolicyType::NamespaceBasedPolicy(p)) => Policy::Namespaces(p.namespaces.clone()),
+        Some(PolicyType::CombinedGroupNamespacePolicy(p)) => {
+            Policy::GroupsOrNamespaces { groups: p.groups.clone(), namespaces: p.namespaces.clone() }
+        }
+    };
+    Permission {
+        name: spec.name.clone(),
+        types: spec.types.iter().map(|t| ResourceType::from_i32(*t)).collect(),
+        name_patterns: spec.name_patterns.clone(),
+        required_tags: tags(&spec.required_tags),
+        actions: spec.actions.iter().map(|a| AuthzAction::from_i32(*a)).collect(),
+        policy,
+        tags: tags(&spec.tags),
+    }
+}
+
+/// A permission as Feast writes it (`Permission.to_proto`).
+pub fn permission_to_proto(p: &Permission, project: &str, t: Stamps) -> pb::Permission {
+    use crate::proto::core::policy::PolicyType;
+    let policy_type = match &p.policy {
+        Policy::AllowAll => None,
+        Policy::Roles(roles) => Some(PolicyType::RoleBasedPolicy(pb::RoleBasedPolicy { roles: roles.clone() })),
+        Policy::Groups(groups) => Some(PolicyType::GroupBasedPolicy(pb::GroupBasedPolicy { groups: groups.clone() })),
+        Policy::Namespaces(namespaces) => {
+            Some(PolicyType::NamespaceBasedPolicy(pb::NamespaceBasedPolicy { namespaces: namespaces.clone() }))
+        }
+        Policy::GroupsOrNamespaces { groups, namespaces } => {
+            Some(PolicyType::CombinedGroupNamespacePolicy(pb::CombinedGroupNamespacePolicy {
+                groups: groups.clone(),
+                namespaces: namespaces.clone(),
+            }))
+        }
+    };
+    pb::Permission {
+        spec: Some(pb::PermissionSpec {
+            name: p.name.clone(),
+            project: project.to_string(),
+            types: p.types.iter().map(|t| t.as_i32()).collect(),
+            name_patterns: p.name_patterns.clone(),
+            required_tags: tags_pb(&p.required_tags),
+            actions: p.actions.iter().map(|a| a.as_i32()).collect(),
+            policy: Some(pb::Policy { policy_type, ..Default::default() }),
+            tags: tags_pb(&p.tags),
+        }),
+        meta: Some(pb::PermissionMeta {
+            created_timestamp: Some(t.created.to_proto()),
+            last_updated_timestamp: Some(t.updated.to_proto()),
+        }),
+    }
 }
 
 fn entity_from_proto(spec: &pb::EntitySpecV2) -> Entity {

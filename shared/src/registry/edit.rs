@@ -78,18 +78,25 @@ fn spec_project_and_name(field: &RawField<'_>) -> Option<(String, String)> {
         rf::FEATURE_SERVICES => pb::FeatureService::decode(field.payload).ok()?.spec.map(|s| (s.project, s.name)),
         rf::DATA_SOURCES => pb::DataSource::decode(field.payload).ok().map(|s| (s.project, s.name)),
         rf::PROJECTS => pb::Project::decode(field.payload).ok()?.spec.map(|s| (s.name.clone(), s.name)),
+        rf::PERMISSIONS => pb::Permission::decode(field.payload).ok()?.spec.map(|s| (s.project, s.name)),
         _ => None,
     }
 }
 
-/// Kinds whose objects `apply` owns for the project.
-const OWNED: [u32; 4] = [rf::ENTITIES, rf::DATA_SOURCES, rf::FEATURE_VIEWS, rf::FEATURE_SERVICES];
+/// Kinds whose objects `apply` owns for the project. Permissions too, when the definitions
+/// have a `permissions:` section: without one, apply leaves the project's permissions (written
+/// by `feast apply`, say) as they are.
+fn owned_kinds(desired: &Registry) -> &'static [u32] {
+    const OWNED: [u32; 5] = [rf::ENTITIES, rf::DATA_SOURCES, rf::FEATURE_VIEWS, rf::FEATURE_SERVICES, rf::PERMISSIONS];
+    if desired.permissions.is_some() { &OWNED } else { &OWNED[..4] }
+}
 
 fn kind_name(number: u32) -> &'static str {
     match number {
         rf::ENTITIES => "entity",
         rf::DATA_SOURCES => "data source",
         rf::FEATURE_VIEWS => "feature view",
+        rf::PERMISSIONS => "permission",
         _ => "feature service",
     }
 }
@@ -114,6 +121,7 @@ fn created_of(field: &RawField<'_>) -> Option<EventTime> {
         rf::ENTITIES => pb::Entity::decode(field.payload).ok()?.meta?.created_timestamp,
         rf::FEATURE_VIEWS => pb::FeatureView::decode(field.payload).ok()?.meta?.created_timestamp,
         rf::FEATURE_SERVICES => pb::FeatureService::decode(field.payload).ok()?.meta?.created_timestamp,
+        rf::PERMISSIONS => pb::Permission::decode(field.payload).ok()?.meta?.created_timestamp,
         _ => None,
     };
     ts.as_ref().map(EventTime::from_proto)
@@ -137,25 +145,27 @@ pub fn apply(
         Some(bytes) => convert::registry_from_bytes(bytes, project, key_version)?,
         None => Registry { project: project.to_string(), ..Default::default() },
     };
-    let mut objects =
-        Objects { unmatched: owned_objects(&fields, project), now, plan: Plan::default(), out: BTreeMap::new() };
+    let kinds = owned_kinds(desired);
+    let unmatched = owned_objects(&fields, project, kinds);
+    let mut objects = Objects { unmatched, now, plan: Plan::default(), out: BTreeMap::new() };
     objects.put_entities(desired, &existing)?;
     objects.put_sources(desired, &existing)?;
     objects.put_views(desired, &existing)?;
     objects.put_services(desired, &existing)?;
+    objects.put_permissions(desired, &existing)?;
     let (plan, owned) = objects.finish();
     if !plan.has_changes() && current.is_some() {
         return Ok((None, plan));
     }
     let capacity = current.map_or(1024, <[u8]>::len) + 1024;
-    Ok((Some(rewrite(&fields, capacity, project, &owned, now)), plan))
+    Ok((Some(rewrite(&fields, capacity, project, kinds, &owned, now)), plan))
 }
 
 /// The project's objects of the kinds `apply` owns, by kind and name.
-fn owned_objects<'a>(fields: &[RawField<'a>], project: &str) -> HashMap<(u32, String), RawField<'a>> {
+fn owned_objects<'a>(fields: &[RawField<'a>], project: &str, kinds: &[u32]) -> HashMap<(u32, String), RawField<'a>> {
     let mut owned = HashMap::new();
     for f in fields {
-        if OWNED.contains(&f.number)
+        if kinds.contains(&f.number)
             && let Some((_, name)) = spec_project_and_name(f).filter(|(p, _)| p == project)
         {
             owned.insert((f.number, name), *f);
@@ -182,6 +192,12 @@ impl Named for DataSource {
 }
 
 impl Named for FeatureService {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for Permission {
     fn name(&self) -> &str {
         &self.name
     }
@@ -259,6 +275,16 @@ impl Objects<'_> {
         })
     }
 
+    fn put_permissions(&mut self, desired: &Registry, existing: &Registry) -> Result<()> {
+        let Some(permissions) = &desired.permissions else { return Ok(()) };
+        let current: BTreeMap<String, Permission> =
+            existing.permissions.iter().flatten().map(|p| (p.name.clone(), p.clone())).collect();
+        let project = desired.project.as_str();
+        self.put_each(rf::PERMISSIONS, permissions, &current, |p, t| {
+            Ok(convert::permission_to_proto(p, project, t).encode_to_vec())
+        })
+    }
+
     fn put_views(&mut self, desired: &Registry, existing: &Registry) -> Result<()> {
         for v in desired.feature_views.values() {
             let old = existing.feature_views.get(&v.name);
@@ -294,13 +320,14 @@ fn rewrite(
     fields: &[RawField<'_>],
     capacity: usize,
     project: &str,
+    kinds: &[u32],
     owned: &BTreeMap<u32, Vec<Vec<u8>>>,
     now: EventTime,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(capacity);
     for f in fields {
         match f.number {
-            n if OWNED.contains(&n) => {
+            n if kinds.contains(&n) => {
                 let ours = spec_project_and_name(f).is_some_and(|(p, _)| p == project);
                 if !ours {
                     out.extend_from_slice(f.raw);

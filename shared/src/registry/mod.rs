@@ -12,6 +12,7 @@ pub mod cache;
 pub mod convert;
 pub mod edit;
 pub mod model;
+pub mod permission;
 pub mod store;
 pub mod yaml;
 

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use super::permission::{AuthzAction, Permission, Policy, ResourceType};
 use crate::error::{Error, ObjectKind, Result};
 use crate::keys::{self, KeyEncoder};
 use crate::time::EventTime;
@@ -231,6 +232,19 @@ impl FeatureView {
 
 static EMPTY_MAPPING: BTreeMap<String, String> = BTreeMap::new();
 
+/// A name pattern as Feast applies it (`re.fullmatch`): the whole name must match. A pattern
+/// Rust's regex syntax cannot compile (Python's lookarounds, backreferences) matches nothing,
+/// so a permission never grants more than its author wrote; it is logged once, at load.
+pub fn full_match(pattern: &str) -> Option<regex::Regex> {
+    match regex::Regex::new(&format!("^(?:{pattern})$")) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(pattern, error = %e, "permission name pattern is not a valid regular expression; it matches nothing");
+            None
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Projection {
     pub view: String,
@@ -269,6 +283,12 @@ pub struct Registry {
     pub on_demand_views: BTreeSet<String>,
     /// Push source name -> the names of the views it feeds.
     pub push_index: HashMap<String, Vec<String>>,
+    /// The project's permissions. In definitions, `None` when `features.yaml` has no
+    /// `permissions:` section (apply then leaves the registry's permissions as they are).
+    pub permissions: Option<Vec<Permission>>,
+    /// Each permission's name patterns, compiled (`None`: a pattern that is not a valid regular
+    /// expression, which matches nothing).
+    pub permission_patterns: Vec<Vec<Option<regex::Regex>>>,
     pub version_id: String,
     pub last_updated: Option<EventTime>,
 }
@@ -282,6 +302,12 @@ impl Registry {
                 self.push_index.entry(src.to_string()).or_default().push(view.name.clone());
             }
         }
+        self.permission_patterns = self
+            .permissions
+            .iter()
+            .flatten()
+            .map(|p| p.name_patterns.iter().map(|pat| full_match(pat)).collect())
+            .collect();
     }
 
     pub fn view(&self, name: &str) -> Result<&Arc<FeatureView>> {

@@ -95,6 +95,36 @@ struct File {
     feature_views: Ordered<ViewDef>,
     #[serde(default)]
     feature_services: Ordered<ServiceDef>,
+    /// `None` when the file has no `permissions:` key: apply leaves permissions alone.
+    #[serde(default)]
+    permissions: Option<Ordered<PermissionDef>>,
+}
+
+/// A permission, as Feast's `Permission(...)` takes it: `types` (default: every type),
+/// `name_patterns` (default: every name), `required_tags`, `actions` (Feast's names, or the
+/// shorthands `READ`, `WRITE`, `CRUD`, `ALL_ACTIONS`) and a `policy`: `{roles: [...]}`,
+/// `{groups: [...]}`, `{namespaces: [...]}` or `{groups: [...], namespaces: [...]}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PermissionDef {
+    #[serde(default)]
+    types: OneOrMany,
+    #[serde(default)]
+    name_patterns: OneOrMany,
+    #[serde(default)]
+    required_tags: BTreeMap<String, String>,
+    actions: OneOrMany,
+    policy: PolicyDef,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyDef {
+    roles: Option<Vec<String>>,
+    groups: Option<Vec<String>>,
+    namespaces: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -358,6 +388,24 @@ impl<'de> Deserialize<'de> for StringList {
     }
 }
 
+/// A string or a list of them (Feast's `Permission` takes either).
+#[derive(Default)]
+struct OneOrMany(Vec<String>);
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match Form::deserialize(d).map_err(|_| de::Error::custom("expected a name or a list of names"))? {
+            Form::One(s) => OneOrMany(vec![s]),
+            Form::Many(v) => OneOrMany(v),
+        })
+    }
+}
+
 /// Finds the line where `name:` is defined under the top-level `section:`, for messages about
 /// problems serde cannot see (dangling references). 1-based; `None` if not found.
 fn locate(text: &str, section: &str, name: &str) -> Option<usize> {
@@ -409,6 +457,7 @@ pub fn parse(text: &str, origin: &str, project: &str, key_version: u32) -> Resul
     reg.data_sources = parse_sources(file.sources, &at)?;
     reg.feature_views = parse_views(file.feature_views, &at, &reg, key_version)?;
     reg.feature_services = parse_services(file.feature_services, &at, &reg.feature_views)?;
+    reg.permissions = file.permissions.map(|defs| parse_permissions(defs, &at)).transpose()?;
     reg.reindex();
     reg.validate().map_err(|e| Error::Config(format!("{origin}: {e}")))?;
     Ok(reg)
@@ -595,6 +644,69 @@ fn features(view: &str, defs: Ordered<FeatureDef>, here: &str) -> Result<Vec<Fie
         return Err(Error::Config(format!("{here}: feature view '{view}' has no features")));
     }
     Ok(features)
+}
+
+fn parse_permissions(defs: Ordered<PermissionDef>, at: &Origin) -> Result<Vec<Permission>> {
+    defs.0.into_iter().map(|(name, p)| permission(name.clone(), p, &at.of("permissions", &name))).collect()
+}
+
+fn permission(name: String, p: PermissionDef, here: &str) -> Result<Permission> {
+    let types = p
+        .types
+        .0
+        .iter()
+        .map(|t| {
+            ResourceType::parse(t).ok_or_else(|| {
+                Error::Config(format!(
+                    "{here}: permission '{name}': '{t}' is not a type (FEATURE_VIEW, STREAM_FEATURE_VIEW, FEATURE_SERVICE, ENTITY, DATA_SOURCE, ...)"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut actions = Vec::new();
+    for a in &p.actions.0 {
+        let group = AuthzAction::parse_group(a).ok_or_else(|| {
+            Error::Config(format!(
+                "{here}: permission '{name}': '{a}' is not an action (READ_ONLINE, WRITE_ONLINE, ..., or READ, WRITE, CRUD, ALL_ACTIONS)"
+            ))
+        })?;
+        for action in group {
+            if !actions.contains(&action) {
+                actions.push(action);
+            }
+        }
+    }
+    if actions.is_empty() {
+        return Err(Error::Config(format!("{here}: permission '{name}' lists no actions")));
+    }
+    if let Some(bad) = p.name_patterns.0.iter().find(|pat| regex::Regex::new(&format!("^(?:{pat})$")).is_err()) {
+        return Err(Error::Config(format!(
+            "{here}: permission '{name}': name pattern '{bad}' is not a regular expression Larder can match"
+        )));
+    }
+    let policy = match (p.policy.roles, p.policy.groups, p.policy.namespaces) {
+        (Some(roles), None, None) => Policy::Roles(roles),
+        (None, Some(groups), None) => Policy::Groups(groups),
+        (None, None, Some(namespaces)) => Policy::Namespaces(namespaces),
+        (None, Some(groups), Some(namespaces)) => Policy::GroupsOrNamespaces { groups, namespaces },
+        // An empty policy is Feast's AllowAll, which Feast cannot read back from a registry.
+        _ => {
+            return Err(Error::Config(format!(
+                "{here}: permission '{name}': policy takes roles, groups, namespaces, or groups and namespaces \
+                 (an allow-all policy cannot be written: Feast cannot read it back; a project without \
+                 permissions admits every authenticated caller)"
+            )));
+        }
+    };
+    Ok(Permission {
+        name,
+        types,
+        name_patterns: p.name_patterns.0,
+        required_tags: p.required_tags,
+        actions,
+        policy,
+        tags: p.tags,
+    })
 }
 
 fn parse_services(

@@ -10,11 +10,23 @@ use crate::peers::{Peer, free_port, wait_for_port, workspace_bin};
 
 /// Sends one request to 127.0.0.1:`port` and returns (status, body).
 pub fn request(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    request_with(port, method, path, &[], body)
+}
+
+/// [`request`] with extra header lines (`("Authorization", "Bearer ...")`).
+pub fn request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     )?;
     s.write_all(body)?;
@@ -45,7 +57,17 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 
 /// POSTs JSON and parses the JSON answer.
 pub fn post_json(port: u16, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-    let (status, bytes) = request(port, "POST", path, body.to_string().as_bytes()).expect("HTTP request");
+    post_json_with(port, path, &[], body)
+}
+
+/// [`post_json`] with extra header lines.
+pub fn post_json_with(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let (status, bytes) = request_with(port, "POST", path, headers, body.to_string().as_bytes()).expect("HTTP request");
     let json = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, json)

@@ -147,6 +147,7 @@ fn an_existing_cache_with_its_password_in_secrets_manager() {
     };
     let gof_env = env_of("get-online-features");
     assert!(gof_env.contains(&("LARDER_REDIS_AUTH".into(), "secret".into())), "{gof_env:?}");
+    assert!(gof_env.contains(&("LARDER_AUTH".into(), "apigateway".into())), "{gof_env:?}");
     let watch = LambdaWatch::start_each(&[
         ("get-online-features", gof_env),
         ("push", env_of("push")),
@@ -182,6 +183,12 @@ fn an_existing_cache_with_its_password_in_secrets_manager() {
     assert_eq!(answer["statusCode"], json!(200), "{answer}");
     let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["results"][1]["statuses"][0], json!("PRESENT"), "{body}");
+    // The template sets LARDER_AUTH=apigateway: a request no authorizer vouched for (a direct
+    // URL invocation with an API Gateway-shaped event) is refused, not served.
+    let mut anonymous: Value = serde_json::from_str(&event("apigw-http-get-online-features.json")).unwrap();
+    anonymous["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    let answer = invoke("get-online-features", &anonymous.to_string());
+    assert_eq!(answer["statusCode"], json!(401), "{answer}");
 
     // Push: a Kinesis batch (the default push source from the template), a poison record to
     // the dead-letter queue the template names, and ?mode=async onto the stream it names.

@@ -25,7 +25,9 @@ pub struct Request {
 }
 
 /// `entities: {column: [values]}` with the client's column order kept (it is the order of the
-/// join-key columns in the answer). A scalar instead of a list is one row.
+/// join-key columns in the answer). A single value where the list belongs is refused (400), as
+/// Feast's server refuses it (its model is `Dict[str, List[Any]]`): accepting it as one row would
+/// hide a client that builds the body wrongly.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EntityColumns(pub Vec<(String, Vec<serde_json::Value>)>);
 
@@ -42,7 +44,12 @@ impl<'de> Deserialize<'de> for EntityColumns {
                 while let Some(name) = map.next_key::<String>()? {
                     let values = match map.next_value::<serde_json::Value>()? {
                         serde_json::Value::Array(items) => items,
-                        scalar => vec![scalar],
+                        single => {
+                            let shown: String = single.to_string().chars().take(40).collect();
+                            return Err(serde::de::Error::custom(format!(
+                                "entities.{name} must be a list of values, one per row (e.g. [{shown}]), not a single value"
+                            )));
+                        }
                     };
                     match cols.iter_mut().find(|(n, _)| *n == name) {
                         Some(existing) => existing.1 = values,
@@ -89,8 +96,10 @@ mod tests {
         assert_eq!(r.entities.0.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["z", "a"]);
         assert_eq!(r.entities.get("a").unwrap(), &[json!("x"), json!("y")]);
         assert!(!r.full_feature_names);
-        let scalar = Request::parse(br#"{"feature_service":"s","entities":{"id":5}}"#).unwrap();
-        assert_eq!(scalar.entities.get("id").unwrap(), &[json!(5)]);
+        let single = Request::parse(br#"{"feature_service":"s","entities":{"id":5}}"#).unwrap_err();
+        assert_eq!(single.status(), 400);
+        assert!(single.to_string().contains("entities.id must be a list of values"), "{single}");
+        assert!(single.to_string().contains("[5]"), "{single}");
     }
 
     #[test]

@@ -5,9 +5,11 @@
 #   scripts/test.sh --quick    unit tests of the larder crate only
 #
 # Then the deployable artifacts: scripts/check-deploy.sh builds them as `sam build` does and runs
-# them under qemu-aarch64 (LARDER_SKIP_DEPLOY_CHECK=1 skips it, for a quicker local run).
+# them under qemu-aarch64 (LARDER_SKIP_DEPLOY_CHECK=1 skips it, for a quicker local run), and
+# every fuzz target runs for 10 seconds (scripts/fuzz.sh; LARDER_SKIP_FUZZ=1 skips it).
 #
 # Installs, only when missing: redis-server, redis-tools, openssl, wrk (apt), cargo-machete,
+# the nightly toolchain and cargo-fuzz (scripts/fuzz.sh),
 # and a virtualenv ($LARDER_VENV, default ~/.cache/larder/venv) with Feast 0.67, moto_server,
 # cargo-lambda, cfn-lint, cfn-lint-serverless, SAM CLI and jsonata-python
 # (scripts/requirements-test.txt); infra/lint.sh keeps checkov in a virtualenv of its own. Tests start their own servers on free loopback
@@ -63,6 +65,7 @@ export PATH="$LARDER_VENV/bin:$PATH"
 
 log "cargo fmt --check"
 cargo fmt --all --check
+(cd fuzz && cargo fmt --check)   # the fuzz targets are a workspace of their own
 
 log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
@@ -121,6 +124,14 @@ nothing_outlives_the_tests
 if [ "${LARDER_SKIP_DEPLOY_CHECK:-}" != 1 ]; then
   log "deployable artifacts (scripts/check-deploy.sh)"
   scripts/check-deploy.sh
+fi
+
+# Every decoder of outside input under libFuzzer for a few seconds each, after replaying the
+# inputs earlier runs found (docs/fuzzing.md; LARDER_SKIP_FUZZ=1 skips it, for a quicker local
+# run). The build is the slow part (about 7 minutes cold on 2 cores); the runs take 2.
+if [ "${LARDER_SKIP_FUZZ:-}" != 1 ]; then
+  log "fuzzing every decoder (scripts/fuzz.sh ${LARDER_FUZZ_SECONDS:-10})"
+  scripts/fuzz.sh "${LARDER_FUZZ_SECONDS:-10}"
 fi
 
 log "all checks passed"

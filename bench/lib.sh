@@ -5,7 +5,7 @@
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 echo "building (cargo build --profile bench-fast --workspace) ..." >&2
 (cd "$root" && cargo build -q --profile bench-fast --workspace --bins)
-bin=$root/target/bench-fast
+bin=${CARGO_TARGET_DIR:-$root/target}/bench-fast   # cargo builds there when CARGO_TARGET_DIR is set
 
 work=$(mktemp -d)
 pids=()

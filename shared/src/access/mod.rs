@@ -27,6 +27,7 @@ pub mod oidc;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::config::AuthConfig;
 use crate::error::{Error, Result};
@@ -76,7 +77,7 @@ impl Authenticator {
     /// The user permissions are checked for; `None` when they are not checked at all
     /// (authentication off, or a trusted invoker). A caller that should be identified and is
     /// not is a 401.
-    pub async fn user(&self, caller: &Caller) -> Result<Option<User>> {
+    pub async fn user(&self, caller: &Caller) -> Result<Option<Arc<User>>> {
         match (self, caller) {
             (Authenticator::Off, _) | (_, Caller::Invoker) => Ok(None),
             (Authenticator::Tokens(v), Caller::Bearer(token)) => v.user(token).await.map(Some),
@@ -84,10 +85,10 @@ impl Authenticator {
                 "this endpoint needs a bearer token: send Authorization: Bearer <token>".into(),
             )),
             (Authenticator::ApiGateway { client_id, .. }, Caller::Jwt { claims, .. }) => {
-                claims::user_from_gateway_claims(claims, client_id.as_deref()).map(Some)
+                claims::user_from_gateway_claims(claims, client_id.as_deref()).map(|u| Some(Arc::new(u)))
             }
             (Authenticator::ApiGateway { iam_roles, .. }, Caller::Iam { user_arn, .. }) => {
-                Ok(Some(iam_roles.user(user_arn)))
+                Ok(Some(Arc::new(iam_roles.user(user_arn))))
             }
             (Authenticator::ApiGateway { .. }, _) => Err(Error::Unauthenticated(
                 "no authorizer identified the caller: call through API Gateway with IAM (SigV4) or a JWT".into(),

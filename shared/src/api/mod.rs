@@ -168,7 +168,7 @@ pub struct Call<'a> {
     pub req: &'a ApiRequest<'a>,
     /// The caller permissions are checked for; `None` when they are not checked (authentication
     /// off, a trusted invoker, or a route open to all).
-    pub user: Option<User>,
+    pub user: Option<std::sync::Arc<User>>,
 }
 
 impl Call<'_> {

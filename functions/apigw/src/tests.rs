@@ -140,8 +140,13 @@ fn stages_are_stripped() {
 
 #[tokio::test]
 async fn the_authorizers_caller_reaches_the_router() {
-    // No authorizer: anonymous.
+    // The sample event is what the default stack (ApiAuth=AWS_IAM) delivers: the IAM signer.
     let (_, body) = answer_json(event!("apigw-http-health.json")).await;
+    assert!(body["caller"].as_str().unwrap().contains("assumed-role/feature-client/ci"), "{body}");
+    // No authorizer: anonymous.
+    let mut e: Value = serde_json::from_str(event!("apigw-http-health.json")).unwrap();
+    e["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    let (_, body) = answer_json(&e.to_string()).await;
     assert_eq!(body["caller"], "Anonymous");
     // An HTTP API JWT authorizer: its claims and scopes.
     let mut e: Value = serde_json::from_str(event!("push-apigw-http.json")).unwrap();

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Larder end to end on one machine, no AWS: builds the `larder` CLI, starts a private Redis on a
 # free loopback port, creates the driver example repository, generates data, applies the
-# definitions, materializes them into Redis, pushes a fresh row, and answers
-# get-online-features over HTTP with `larder serve`. Installs what is missing on Debian/Ubuntu
+# definitions, materializes them into Redis, pushes a fresh row, answers get-online-features
+# over HTTP with `larder serve`, and ends with `larder freshness` and `larder get` printing the
+# same answer as a table. Installs what is missing on Debian/Ubuntu
 # (build tools, curl, redis-server; Rust via rustup).
 #
 #   scripts/demo.sh [WORKDIR]      (default: a new temporary directory, kept for you to explore)
@@ -85,10 +86,17 @@ serve_pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$hport/health" >/dev/null && break; sleep 0.1; done
 curl -s "http://127.0.0.1:$hport/health"; echo
 
-step "POST /get-online-features (a feature service mixing the batch and the pushed view)"
-curl -s -X POST "http://127.0.0.1:$hport/get-online-features" -H 'content-type: application/json' \
+step "POST /get-online-features: a feature service mixing the batch and the pushed view (HTTP status)"
+curl -s -o /dev/null -w '%{http_code}\n' -X POST "http://127.0.0.1:$hport/get-online-features" \
+  -H 'content-type: application/json' \
   -d '{"feature_service": "driver_model_v2", "entities": {"driver_id": [1001, 1002, 999999]}, "full_feature_names": true}'
-echo
+
+step "larder freshness: newest stored event and last materialization per view"
+"$larder" freshness
+
+step "larder get: the same request as a table (--json prints the HTTP body; 999999 has no row)"
+"$larder" get --feature-service driver_model_v2 --entity driver_id=1001 --entity driver_id=1002 \
+  --entity driver_id=999999 --full-feature-names
 
 step "done"
 echo "The repository is in $work/repo; Redis and the server are stopped now."

@@ -8,6 +8,8 @@
 //! - [`retrieval`], [`push`], [`materialize`]: the three operations, plain async functions
 //!   over the traits below; they know nothing of HTTP.
 //! - [`online`]: the online store trait, Redis, and an in-memory store with identical semantics.
+//! - [`freshness`]: how old each view's stored features are (a sample of keys, the last
+//!   materialized interval), for `larder freshness`.
 //! - [`offline`]: parquet history for materialization.
 //! - [`registry`]: entities, feature views, sources and services; Feast's `registry.db` and
 //!   Larder's `features.yaml`; conditional saving; caching.
@@ -16,6 +18,7 @@
 //! - [`value`], [`keys`], [`proto`], [`time`]: Feast's wire formats.
 //! - [`aws`]: the AWS SDK clients a binary's `main` builds and passes down.
 //! - [`access`]: who the caller is, and Feast's permissions enforced for them.
+//! - [`telemetry`]: metric names and recording (Prometheus in `larder serve`, EMF in Lambda).
 //! - [`error`]: the one error type; every variant has an HTTP status and a stable code.
 
 pub mod access;
@@ -24,6 +27,7 @@ pub mod aws;
 pub mod config;
 pub mod error;
 pub mod example_data;
+pub mod freshness;
 pub mod keys;
 pub mod materialize;
 pub mod offline;
@@ -35,6 +39,7 @@ pub mod registry;
 pub mod retrieval;
 pub mod retry;
 pub mod storage;
+pub mod telemetry;
 pub mod time;
 pub mod value;
 

@@ -128,6 +128,7 @@ macro_rules! conformance_tests {
             mixed_outcomes_across_many_keys,
             wide_views_are_written_whole,
             empty_and_invalid_input,
+            sample_keys_of_one_project,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {
@@ -1022,6 +1023,54 @@ pub async fn empty_and_invalid_input(s: &Subject) {
     }
     s.store.ping().await.unwrap();
     assert!(!s.store.describe().is_empty());
+}
+
+/// `sample_keys` answers keys of the project asked for and no other, each once, at most as
+/// many as asked (on a cluster: from every primary), and leaves out expired keys.
+pub async fn sample_keys_of_one_project(s: &Subject) {
+    let project = "sampled_keys";
+    let reg = registry(project, &[("v", &[("id", "Int64")], &[("a", "Float64")])]);
+    let v = view(&reg, "v");
+    let ours: Vec<Vec<u8>> = (0..60).map(|id| key(v, project, id)).collect();
+    let rows = ours.iter().map(|k| row(k, t(1, 0), 1.0, 1)).collect();
+    assert_eq!(write(s, v, rows, WriteMode::NewestWins, None).await.written, 60);
+    // Keys that only end like ours (another project's name ends in ours), or only start so.
+    for other in ["not_sampled_keys", "sampled_keys_too"] {
+        let rows = (0..5).map(|id| row(&key(v, other, id), t(1, 0), 1.0, 1)).collect();
+        assert_eq!(write(s, v, rows, WriteMode::NewestWins, None).await.written, 5);
+    }
+
+    let sorted = |mut keys: Vec<Vec<u8>>| {
+        keys.sort();
+        keys
+    };
+    let all = s.store.sample_keys(project, 1000).await.unwrap();
+    assert_eq!(all.len(), 60, "each key once");
+    assert_eq!(sorted(all), sorted(ours.clone()));
+
+    let some = s.store.sample_keys(project, 7).await.unwrap();
+    assert_eq!(some.len(), 7);
+    let distinct: std::collections::BTreeSet<&Vec<u8>> = some.iter().collect();
+    assert_eq!(distinct.len(), 7);
+    assert!(some.iter().all(|k| ours.contains(k)), "{some:?}");
+
+    assert!(s.store.sample_keys(project, 0).await.unwrap().is_empty());
+    assert!(s.store.sample_keys("no_such_project", 10).await.unwrap().is_empty());
+
+    // A project name with glob characters is matched literally.
+    let glob = "g*[?]";
+    let rows = (0..3).map(|id| row(&key(v, glob, id), t(1, 0), 1.0, 1)).collect();
+    write(s, v, rows, WriteMode::NewestWins, None).await;
+    write(s, v, vec![row(&key(v, "gx[?]", 0), t(1, 0), 1.0, 1)], WriteMode::NewestWins, None).await;
+    let found = s.store.sample_keys(glob, 10).await.unwrap();
+    assert_eq!(sorted(found), sorted((0..3).map(|id| key(v, glob, id)).collect()));
+
+    // Expired keys are gone from the sample too.
+    let short = "sampled_expiring";
+    write(s, v, vec![row(&key(v, short, 1), t(1, 0), 1.0, 1)], WriteMode::NewestWins, Some(1)).await;
+    assert_eq!(s.store.sample_keys(short, 10).await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(s.store.sample_keys(short, 10).await.unwrap().is_empty());
 }
 
 /// Something that can be stopped and started again on the same address.

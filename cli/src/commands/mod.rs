@@ -2,11 +2,16 @@
 //! then a variant below.
 
 mod apply;
+mod describe;
 mod example_data;
+mod freshness;
+mod get;
 mod init;
+mod list;
 mod materialize;
 mod push;
 mod serve;
+mod table;
 
 use std::path::PathBuf;
 
@@ -33,6 +38,14 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Push Feast push requests or rows (JSON, JSON array or JSON lines; files or stdin) to the online store.
     Push(push::PushArgs),
+    /// Read features as the HTTP API's get-online-features answers, printed as a table.
+    Get(get::GetArgs),
+    /// List entities, data sources, feature views and feature services in the registry.
+    List(list::ListArgs),
+    /// Show one entity, data source, feature view or feature service in full.
+    Describe(describe::DescribeArgs),
+    /// Per online view: the newest event in a sample of stored keys and the last materialization.
+    Freshness(freshness::FreshnessArgs),
 }
 
 /// `--repo DIR`: the feature repository (where feature_store.yaml is).
@@ -60,5 +73,9 @@ pub async fn run(command: Command, aws: &Aws) -> Result<()> {
         Command::Materialize(a) => materialize::run(a, aws).await,
         Command::MaterializeIncremental(a) => materialize::run_incremental(a, aws).await,
         Command::Push(a) => push::run(a, aws).await,
+        Command::Get(a) => get::run(a, aws).await,
+        Command::List(a) => list::run(a, aws).await,
+        Command::Describe(a) => describe::run(a, aws).await,
+        Command::Freshness(a) => freshness::run(a, aws).await,
     }
 }

@@ -16,6 +16,7 @@ use larder::push::PushSettings;
 use larder::registry::RegistryCache;
 use larder::storage::Storage;
 use larder::{Error, Result};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::RepoArgs;
 
@@ -32,6 +33,9 @@ pub struct ServeArgs {
     /// Serve from an in-memory store instead of Redis (nothing persists; for trying things out).
     #[arg(long)]
     pub memory: bool,
+    /// Do not record metrics, and do not serve GET /metrics.
+    #[arg(long)]
+    pub no_metrics: bool,
 }
 
 pub async fn run(a: ServeArgs, aws: &Aws) -> Result<()> {
@@ -58,7 +62,23 @@ pub async fn run(a: ServeArgs, aws: &Aws) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
-    let app = axum::Router::new().fallback(route).with_state(Arc::new(router));
+    let router = Arc::new(router);
+    let mut app = axum::Router::new();
+    if !a.no_metrics {
+        let handle = install_prometheus()?;
+        let router = Arc::clone(&router);
+        app = app.route(
+            "/metrics",
+            axum::routing::get(move || {
+                let (handle, router) = (handle.clone(), Arc::clone(&router));
+                async move {
+                    router.services().observe();
+                    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render())
+                }
+            }),
+        );
+    }
+    let app = app.fallback(route).with_state(router);
     eprintln!("larder serve: listening on http://{addr} ({})", if a.memory { "in-memory store" } else { "Redis" });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
@@ -66,6 +86,40 @@ pub async fn run(a: ServeArgs, aws: &Aws) -> Result<()> {
         .map_err(|e| Error::internal(format!("server error: {e}")))?;
     eprintln!("larder serve: stopped");
     Ok(())
+}
+
+/// Installs the Prometheus recorder: histograms with buckets (so `histogram_quantile` works
+/// across instances), and an upkeep task that folds recorded samples into them between scrapes.
+fn install_prometheus() -> Result<PrometheusHandle> {
+    use larder::telemetry::names;
+    const SECONDS: &[f64] =
+        &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+    const ROWS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0];
+    const LAG: &[f64] = &[0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0];
+    const RUN: &[f64] = &[0.1, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
+    let bad = |e: metrics_exporter_prometheus::BuildError| Error::Config(format!("cannot set up metrics: {e}"));
+    let mut builder = PrometheusBuilder::new();
+    for (name, buckets) in [
+        (names::REQUEST_SECONDS, SECONDS),
+        (names::REDIS_SECONDS, SECONDS),
+        (names::ENTITY_ROWS, ROWS),
+        (names::PUSH_LAG_SECONDS, LAG),
+        (names::STREAM_BATCH_AGE_SECONDS, LAG),
+        (names::MATERIALIZE_SECONDS, RUN),
+    ] {
+        builder = builder.set_buckets_for_metric(Matcher::Full(name.to_string()), buckets).map_err(bad)?;
+    }
+    let handle = builder.install_recorder().map_err(bad)?;
+    larder::telemetry::describe();
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }
 
 async fn route(State(router): State<Arc<Router>>, req: Request<Body>) -> Response<Body> {

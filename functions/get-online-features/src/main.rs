@@ -8,9 +8,11 @@
 
 mod handler;
 
-use lambda_runtime::{Error, run, service_fn, tracing};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use larder::api::{Health, Retrieval, Router, Services};
 use larder::aws::Aws;
+use larder::telemetry::emf::Emf;
+use serde_json::value::RawValue;
 
 // One invocation at a time per process: a current-thread runtime avoids a cross-thread hop
 // on every Redis round trip (measured in docs/benchmarks/online-store.md).
@@ -23,5 +25,16 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %e.report(), "cannot start get-online-features");
     })?;
     let router = Router::new(services).with(Health).with(Retrieval);
-    run(service_fn(|event| handler::handle(&router, event))).await
+    // Metrics as EMF lines on stdout, written after each invocation (no API call).
+    let emf = Emf::from_env()?;
+    run(service_fn(|event: LambdaEvent<Box<RawValue>>| async {
+        let request_id = event.context.request_id.clone();
+        let answer = handler::handle(&router, event).await;
+        if let Some(emf) = &emf {
+            router.services().observe();
+            emf.flush(&request_id);
+        }
+        answer
+    }))
+    .await
 }

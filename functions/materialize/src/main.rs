@@ -19,14 +19,20 @@ async fn main() -> Result<(), Error> {
     let services = Arc::new(services().await.inspect_err(|e| {
         lambda_runtime::tracing::error!(error = %e.report(), "cannot start materialize");
     })?);
+    // Metrics as EMF lines on stdout, written after each invocation (no API call).
+    let emf = Arc::new(larder::telemetry::emf::Emf::from_env()?);
     run(service_fn(move |event: LambdaEvent<Value>| {
-        let services = Arc::clone(&services);
+        let (services, emf) = (Arc::clone(&services), Arc::clone(&emf));
         async move {
             let deadline = handler::deadline(event.context.deadline);
-            handler::handle(&services, event.payload, deadline).await.map_err(|e| {
+            let answer = handler::handle(&services, event.payload, deadline).await.map_err(|e| {
                 lambda_runtime::tracing::error!(code = e.code(), error = %e.report(), "materialize failed");
                 Error::from(format!("{}: {e}", e.code()))
-            })
+            });
+            if let Some(emf) = emf.as_ref() {
+                emf.flush(&event.context.request_id);
+            }
+            answer
         }
     }))
     .await

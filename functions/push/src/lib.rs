@@ -28,10 +28,12 @@ use lambda_runtime::{Error, LambdaEvent};
 use larder::api::{Health, PushRoutes, Router, Services};
 use larder::aws::Aws;
 use larder::push::dead_letter::{DeadLetterSink, Position};
-use larder::push::stream::{Lane, OnFailure, Processor, StreamRecord};
+use larder::push::stream::{BatchOutcome, Lane, OnFailure, Processor, StreamRecord};
 use larder::push::{PushSettings, WriteOptions};
+use larder::telemetry;
 use serde_json::value::RawValue;
 use serde_json::{Value as Json, json};
+use tracing::Instrument;
 
 pub use event::Event;
 
@@ -86,6 +88,23 @@ impl App {
     /// A Kinesis batch (one shard): `{"batchItemFailures": [{"itemIdentifier": seq}, ...]}`.
     pub async fn kinesis(&self, event: KinesisEvent) -> Json {
         let stream = event.records.first().and_then(|r| r.event_source_arn.clone()).unwrap_or_default();
+        let shard = event.records.first().and_then(|r| r.event_id.as_deref()).and_then(|id| id.split_once(':'));
+        let span = tracing::info_span!(
+            "batch",
+            trigger = "kinesis",
+            stream = %larder::push::settings::stream_name(&stream),
+            shard = shard.map_or("", |(s, _)| s)
+        );
+        // How long the oldest record waited in the stream: the stream's lag as this function
+        // sees it (Kinesis' own IteratorAge, per batch).
+        if let Some(oldest) = event.records.iter().map(|r| r.kinesis.approximate_arrival_timestamp.0).min() {
+            let age = (now_millis() - oldest.timestamp_millis()) as f64 / 1000.0;
+            telemetry::stream_batch_age("kinesis", age.max(0.0));
+        }
+        self.kinesis_batch(event, stream).instrument(span).await
+    }
+
+    async fn kinesis_batch(&self, event: KinesisEvent, stream: String) -> Json {
         let mut sequence_numbers = Vec::with_capacity(event.records.len());
         let records = event
             .records
@@ -107,6 +126,7 @@ impl App {
             .collect();
         let lane = Lane { stream, records };
         let outcome = self.processor().process(std::slice::from_ref(&lane), OnFailure::RetryFromFirstFailure).await;
+        record_batch("kinesis", &outcome);
         let mut answer = KinesisEventResponse::default();
         if let Some(from) = outcome.lanes.first().and_then(|l| l.failed_from) {
             answer.set_failures(sequence_numbers.drain(from..));
@@ -148,7 +168,14 @@ impl App {
         }
         let partial = self.settings.kafka_partial_batch;
         let on_failure = if partial { OnFailure::RetryFromFirstFailure } else { OnFailure::RetryWholeBatch };
-        let outcome = self.processor().process(&lanes, on_failure).await;
+        let span = tracing::info_span!(
+            "batch",
+            trigger = "kafka",
+            topic = lanes.first().map_or("", |l| l.stream.as_str()),
+            partitions = lanes.len()
+        );
+        let outcome = self.processor().process(&lanes, on_failure).instrument(span).await;
+        record_batch("kafka", &outcome);
         let failed: Vec<(usize, usize)> =
             outcome.lanes.iter().enumerate().filter_map(|(l, o)| o.failed_from.map(|f| (l, f))).collect();
         if failed.is_empty() {
@@ -172,6 +199,17 @@ impl App {
             offsets[l][f]
         )))
     }
+}
+
+/// A stream batch's counts (`larder_push_*_total{trigger}`).
+fn record_batch(trigger: &'static str, outcome: &BatchOutcome) {
+    let s = &outcome.stats;
+    telemetry::push(trigger, outcome.records as u64, s.rows as u64, s.written as u64, s.skipped as u64);
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn now_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use larder::api::Services;
 use larder::aws::Aws;
 use larder::push::PushSettings;
+use larder::telemetry::emf::Emf;
 use push_function::App;
 use serde_json::value::RawValue;
 
@@ -39,9 +40,19 @@ async fn main() -> Result<(), Error> {
         "push ready"
     );
     let app = Arc::new(App::new(services, settings, &aws, dead_letters));
+    // Metrics as EMF lines on stdout, written after each invocation (no API call).
+    let emf = Arc::new(Emf::from_env()?);
     run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
-        let app = Arc::clone(&app);
-        async move { app.handle(event).await }
+        let (app, emf) = (Arc::clone(&app), Arc::clone(&emf));
+        async move {
+            let request_id = event.context.request_id.clone();
+            let answer = app.handle(event).await;
+            if let Some(emf) = emf.as_ref() {
+                app.services().observe();
+                emf.flush(&request_id);
+            }
+            answer
+        }
     }))
     .await
 }

@@ -18,8 +18,10 @@ mod push;
 mod retrieval;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
+use tracing::Instrument;
 
 pub use crate::access::{Caller, User};
 pub use health::Health;
@@ -34,6 +36,7 @@ use crate::error::{Error, Result};
 use crate::online::OnlineStore;
 use crate::registry::RegistryCache;
 use crate::storage::Storage;
+use crate::telemetry;
 
 /// Request limits, from the environment (`LARDER_MAX_BODY_BYTES`, `LARDER_MAX_ENTITY_ROWS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +96,12 @@ impl Services {
     /// Lambda function builds once at start.
     pub async fn from_env(aws: &Aws) -> Result<Services> {
         Self::connect(RepoConfig::load(None)?, aws).await
+    }
+
+    /// Sets the gauges read from state rather than events (the registry copy's age); called
+    /// before metrics are exported (after each invocation, on each scrape).
+    pub fn observe(&self) {
+        telemetry::registry_age(self.registry.health().age);
     }
 
     /// Loads the registry and connects the online store named by `config`.
@@ -203,6 +212,13 @@ pub trait Routes: Send + Sync {
     async fn answer(&self, call: &Call<'_>) -> Result<ApiResponse>;
 }
 
+/// The route label of a request that matched no route.
+pub const UNMATCHED: &str = "unmatched";
+
+fn too_large(len: usize, limit: usize) -> Error {
+    Error::TooLarge(format!("request body is {len} bytes; the limit is {limit} (LARDER_MAX_BODY_BYTES)"))
+}
+
 /// The routes one binary serves, over its services.
 pub struct Router {
     services: Services,
@@ -224,36 +240,55 @@ impl Router {
         &self.services
     }
 
-    /// Answers one request. Never fails: errors become responses.
+    /// Answers one request. Never fails: errors become responses. Every answer is counted by
+    /// route and status, and timed (`larder_requests_total`, `larder_request_duration_seconds`).
+    ///
+    /// Logs inside a request carry its method and path (an `info` span: in the Lambda
+    /// functions' JSON logs, next to the runtime's request id and trace id); one `debug` line
+    /// per request gives route, status and time, and failures are logged by [`ApiResponse::error`].
     pub async fn handle(&self, req: ApiRequest<'_>) -> ApiResponse {
-        self.route(&req).await.unwrap_or_else(|e| ApiResponse::error(&e))
+        let started = Instant::now();
+        let span = tracing::info_span!("request", method = req.method, path = req.path);
+        let (route, answer) = self.route(&req).instrument(span.clone()).await;
+        let _entered = span.enter();
+        let response = answer.unwrap_or_else(|e| ApiResponse::error(&e));
+        let elapsed = started.elapsed();
+        telemetry::request(route, response.status, elapsed);
+        tracing::debug!(route, status = response.status, micros = elapsed.as_micros() as u64, "answered");
+        response
     }
 
-    async fn route(&self, req: &ApiRequest<'_>) -> Result<ApiResponse> {
+    /// The route matched (a path of a group, or [`UNMATCHED`]: metric labels stay bounded
+    /// whatever paths clients send) and its answer.
+    async fn route(&self, req: &ApiRequest<'_>) -> (&'static str, Result<ApiResponse>) {
         let limit = self.services.limits.max_body_bytes;
-        if req.body.len() > limit {
-            return Err(Error::TooLarge(format!(
-                "request body is {} bytes; the limit is {limit} (LARDER_MAX_BODY_BYTES)",
-                req.body.len()
-            )));
-        }
         let path = req.path.trim_end_matches('/');
-        let mut path_known = false;
+        let mut path_known = None;
         for group in &self.groups {
             for (method, p) in group.routes() {
                 if *p == path {
                     if *method == req.method {
-                        let user = if group.needs_caller() { self.services.auth.user(req.caller).await? } else { None };
-                        return group.answer(&Call { services: &self.services, path: p, req, user }).await;
+                        if req.body.len() > limit {
+                            return (p, Err(too_large(req.body.len(), limit)));
+                        }
+                        return (p, self.answer(group.as_ref(), p, req).await);
                     }
-                    path_known = true;
+                    path_known = Some(*p);
                 }
             }
         }
-        if path_known {
-            return Err(Error::MethodNotAllowed(format!("{} is not allowed on {}", req.method, req.path)));
+        if req.body.len() > limit {
+            return (path_known.unwrap_or(UNMATCHED), Err(too_large(req.body.len(), limit)));
         }
-        Err(Error::NoRoute { route: format!("{} {}", req.method, req.path), served: self.served() })
+        if let Some(p) = path_known {
+            return (p, Err(Error::MethodNotAllowed(format!("{} is not allowed on {}", req.method, req.path))));
+        }
+        (UNMATCHED, Err(Error::NoRoute { route: format!("{} {}", req.method, req.path), served: self.served() }))
+    }
+
+    async fn answer(&self, group: &dyn Routes, path: &'static str, req: &ApiRequest<'_>) -> Result<ApiResponse> {
+        let user = if group.needs_caller() { self.services.auth.user(req.caller).await? } else { None };
+        group.answer(&Call { services: &self.services, path, req, user }).await
     }
 
     /// `GET /health, POST /get-online-features, ...`: what this router answers.

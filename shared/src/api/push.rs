@@ -12,6 +12,7 @@ use crate::aws::{Aws, Kinesis};
 use crate::error::{Error, Result};
 use crate::push::{self, Destination, PushRequest, PushSettings, WriteOptions, WriteRequest, enqueue};
 use crate::registry::{AuthzAction, Registry};
+use crate::telemetry;
 
 /// The push routes, with the stream `?mode=async` enqueues to, if any.
 pub struct PushRoutes {
@@ -33,6 +34,7 @@ impl PushRoutes {
             Mode::Sync => {
                 let options = WriteOptions::from_config(&services.config);
                 let stats = push::apply(&services.registry, services.store.as_ref(), options, &push).await?;
+                telemetry::push("http", 1, stats.rows as u64, stats.written as u64, stats.skipped as u64);
                 tracing::debug!(destination = %push.destination, rows = stats.rows, written = stats.written, skipped = stats.skipped, "pushed");
                 Ok(ok)
             }

@@ -43,6 +43,7 @@ use crate::offline::{Location, ParquetFile};
 use crate::online::{OnlineStore, WriteStats};
 use crate::registry::{self, FeatureView, Interval, Registry};
 use crate::storage::Storage;
+use crate::telemetry;
 use crate::time::EventTime;
 use scan::{Group, OpenFile, Task};
 
@@ -206,22 +207,32 @@ pub async fn materialize(
     opts: &Options,
 ) -> Result<Report> {
     let started = Instant::now();
-    let registry = registry::load(cfg, storage).await?;
-    let (windows, up_to_date) = windows(&registry, req, EventTime::now())?;
-    let groups = scan::build_groups(cfg, storage, &registry, &windows)?;
-    let mut prepared = Vec::with_capacity(groups.len());
-    for g in groups {
-        let files = scan::open_group(&g).await?;
-        let tasks = all_tasks(&files, None);
-        prepared.push((g, files, tasks));
-    }
-    let mut report = execute(cfg, store, prepared, opts, started).await?;
-    report.up_to_date = up_to_date;
-    if report.complete && !windows.is_empty() {
-        record(cfg, storage, &windows).await?;
-        report.recorded = true;
-    }
+    let run = async {
+        let registry = registry::load(cfg, storage).await?;
+        let (windows, up_to_date) = windows(&registry, req, EventTime::now())?;
+        let groups = scan::build_groups(cfg, storage, &registry, &windows)?;
+        let mut prepared = Vec::with_capacity(groups.len());
+        for g in groups {
+            let files = scan::open_group(&g).await?;
+            let tasks = all_tasks(&files, None);
+            prepared.push((g, files, tasks));
+        }
+        let mut report = execute(cfg, store, prepared, opts, started).await?;
+        report.up_to_date = up_to_date;
+        if report.complete && !windows.is_empty() {
+            record(cfg, storage, &windows).await?;
+            report.recorded = true;
+        }
+        Ok::<_, Error>(report)
+    };
+    let report = run.await.inspect_err(|_| telemetry::materialize_run("failed", started.elapsed()))?;
     log_report(&report);
+    let outcome = match (report.recorded, report.complete) {
+        (true, _) => "recorded",
+        (false, true) => "up_to_date",
+        (false, false) => "incomplete",
+    };
+    observe(&report, outcome, started);
     Ok(report)
 }
 
@@ -309,7 +320,17 @@ pub async fn run_item(
     let tasks = all_tasks(&files, Some(item.row_groups.start..item.row_groups.end));
     let report = execute(cfg, store, vec![(group, files, tasks)], opts, started).await?;
     log_report(&report);
+    observe(&report, "item", started);
     Ok(report)
+}
+
+/// A run's or item's metrics: what it read and wrote, how long it took, how it ended.
+fn observe(report: &Report, outcome: &'static str, started: Instant) {
+    telemetry::materialize_run(outcome, started.elapsed());
+    telemetry::materialize_read(report.rows_read, report.row_groups_skipped as u64);
+    for v in &report.views {
+        telemetry::materialize_keys(&v.view, v.written);
+    }
 }
 
 /// Records the windows of a completed run in the registry (conditional, retried).
@@ -325,6 +346,9 @@ async fn record(cfg: &RepoConfig, storage: &Storage, windows: &[ViewWindow]) -> 
         windows.iter().map(|w| Interval { view: w.view.clone(), start: w.start, end: w.end }).collect();
     registry::record_materialization(cfg, storage, &intervals).await?;
     tracing::info!(views = windows.len(), "materialization recorded in the registry");
+    for w in windows {
+        telemetry::materialized_until(&w.view, w.end.as_secs_f64());
+    }
     Ok(())
 }
 

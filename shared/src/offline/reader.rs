@@ -46,6 +46,7 @@ impl ObjectReader {
             return Ok(Vec::new());
         }
         let merged = merge_ranges(&ranges);
+        crate::telemetry::parquet_bytes(merged.iter().map(|r| r.end - r.start).sum());
         let parts = self.ranges.read_ranges(&merged).await.map_err(|e| ParquetError::External(Box::new(e)))?;
         // Cut each requested range out of the merged buffer that holds it.
         Ok(ranges

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{KeyRead, OnlineStore, ViewWrite, WriteMode, WriteStats, newest_per_key};
+use super::{KeyRead, OnlineStore, ViewWrite, WriteMode, WriteStats, is_project_key, newest_per_key};
 use crate::error::{Error, Result};
 use crate::time::EventTime;
 
@@ -114,6 +114,16 @@ impl OnlineStore for MemoryStore {
             written += 1;
         }
         Ok(WriteStats { written, skipped })
+    }
+
+    async fn sample_keys(&self, project: &str, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(data
+            .iter()
+            .filter(|(k, e)| !expired(e) && is_project_key(k, project))
+            .map(|(k, _)| k.clone())
+            .take(limit)
+            .collect())
     }
 
     async fn ping(&self) -> Result<()> {

@@ -177,6 +177,14 @@ pub trait OnlineStore: Send + Sync {
         Ok(out)
     }
 
+    /// Up to `limit` keys of `project` (see [`is_project_key`]), in no particular order, each
+    /// once. A sample, not a listing: operators ask "how fresh is what is stored" without
+    /// knowing any entity, and a store of millions of keys must answer that without walking
+    /// them all, so a store stops as soon as it has `limit` (Redis: `SCAN ... MATCH *<project>`
+    /// with a bounded `COUNT`, on every primary of a cluster). Fewer than `limit` means the
+    /// store holds no more.
+    async fn sample_keys(&self, project: &str, limit: usize) -> Result<Vec<Vec<u8>>>;
+
     /// Checks the store answers (used by `/health`).
     async fn ping(&self) -> Result<()>;
 
@@ -196,12 +204,63 @@ impl<S: OnlineStore + ?Sized> OnlineStore for std::sync::Arc<S> {
     async fn write_views(&self, batches: &[ViewWrite<'_>]) -> Result<Vec<WriteStats>> {
         (**self).write_views(batches).await
     }
+    async fn sample_keys(&self, project: &str, limit: usize) -> Result<Vec<Vec<u8>>> {
+        (**self).sample_keys(project, limit).await
+    }
     async fn ping(&self) -> Result<()> {
         (**self).ping().await
     }
     fn describe(&self) -> String {
         (**self).describe()
     }
+}
+
+/// Whether `key` is a key of `project`: the serialized entity key followed by the project's
+/// name, nothing in between (`keys.rs`).
+///
+/// Ending in the name is not enough: a key of project `driver_demo` ends in `demo` too, so
+/// where the entity key can be measured (Feast's version 3 layout, the default: a count, then
+/// length-prefixed names and values) its end must be exactly where the name begins. A version
+/// 2 key cannot be measured (its names carry no length) and is taken on its ending alone; its
+/// second word is the first name's text, never the string tag a version 3 name carries, so it
+/// is never mistaken for a version 3 key.
+pub fn is_project_key(key: &[u8], project: &str) -> bool {
+    let Some(entity_len) = key.len().checked_sub(project.len()) else { return false };
+    if &key[entity_len..] != project.as_bytes() {
+        return false;
+    }
+    match v3_entity_key_len(key) {
+        Some(len) => len == entity_len,
+        None => true,
+    }
+}
+
+/// The length of the version 3 serialized entity key at the start of `key`: `count`, then
+/// `count` names (string tag, length, bytes), then `count` values (tag, length, bytes); all
+/// numbers u32 little-endian. `None` when `key` does not start with one.
+fn v3_entity_key_len(key: &[u8]) -> Option<usize> {
+    const TAG_STRING: u32 = 2;
+    let word = |at: usize| -> Option<u32> {
+        key.get(at..at.checked_add(4)?).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let count = word(0)? as usize;
+    // Each join key needs at least 16 bytes; a larger count is not a key of this layout.
+    if count.checked_mul(16)? > key.len() {
+        return None;
+    }
+    let mut at = 4;
+    for name in 0..2 * count {
+        let tag = word(at)?;
+        if name < count && tag != TAG_STRING {
+            return None;
+        }
+        let len = word(at + 4)? as usize;
+        at = at.checked_add(8)?.checked_add(len)?;
+        if at > key.len() {
+            return None;
+        }
+    }
+    Some(at)
 }
 
 /// Resolves rows of one batch that share a key: keeps, per key, the row with the greatest event
@@ -259,11 +318,7 @@ pub fn newest_per_key_refs(rows: &[WriteRow]) -> (Vec<&WriteRow>, usize) {
 /// anyway, with a warning, and calls answer [`Error::Unavailable`] until Redis is back. A
 /// function that starts while Redis is briefly away must still start.
 pub async fn connect(cfg: &RepoConfig, aws: &Aws) -> Result<Arc<dyn OnlineStore>> {
-    let redis = cfg.redis()?;
-    let mut target = redis::RedisTarget::parse(&redis.connection_string)?;
-    // Credentials that are not in the string: an IAM token signer, or a secret's password.
-    let tokens = redis::AuthSetting::from_env()?.resolve(&mut target, aws).await?;
-    let store = redis::RedisStore::with_tokens(target, redis.redis_type, redis::RedisOptions::from_env()?, tokens)?;
+    let store = open(cfg, aws).await?;
     match store.ping().await {
         Ok(()) => tracing::info!(store = %store.describe(), "online store connected"),
         Err(e) => {
@@ -271,6 +326,25 @@ pub async fn connect(cfg: &RepoConfig, aws: &Aws) -> Result<Arc<dyn OnlineStore>
         }
     }
     Ok(Arc::new(store))
+}
+
+/// [`connect`] for a command run by hand (`larder get`, `larder freshness`): Redis must answer
+/// now, or this is the error. A process that serves can wait for Redis to come back; an
+/// operator at a prompt wants one line saying Redis cannot be reached, not warnings and then
+/// the same error. The check is one PING without retries (nothing logged on the way).
+pub async fn connect_now(cfg: &RepoConfig, aws: &Aws) -> Result<Arc<dyn OnlineStore>> {
+    let store = open(cfg, aws).await?;
+    store.ping_now().await?;
+    Ok(Arc::new(store))
+}
+
+/// The Redis store the configuration describes, not yet connected.
+async fn open(cfg: &RepoConfig, aws: &Aws) -> Result<redis::RedisStore> {
+    let redis = cfg.redis()?;
+    let mut target = redis::RedisTarget::parse(&redis.connection_string)?;
+    // Credentials that are not in the string: an IAM token signer, or a secret's password.
+    let tokens = redis::AuthSetting::from_env()?.resolve(&mut target, aws).await?;
+    redis::RedisStore::with_tokens(target, redis.redis_type, redis::RedisOptions::from_env()?, tokens)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -381,6 +455,33 @@ pub async fn read_views(store: &dyn OnlineStore, reads: &[ViewRead<'_>]) -> Resu
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn project_keys_end_exactly_in_the_project() {
+        let int64 = |i: i64| Value { val: Some(crate::proto::types::value::Val::Int64Val(i)) };
+        let string = |s: &str| Value { val: Some(crate::proto::types::value::Val::StringVal(s.into())) };
+        for version in [3, 2] {
+            let entity = crate::keys::serialize_entity_key(&["driver_id"], &[&int64(1001)], version).unwrap();
+            let key = crate::keys::redis_key(&entity, "demo");
+            assert!(is_project_key(&key, "demo"), "v{version}");
+            assert!(!is_project_key(&key, "other"), "v{version}");
+            assert!(!is_project_key(b"de", "demo"));
+        }
+        // A version 3 key of `driver_demo` ends in `demo` but is not one of its keys.
+        let multi = crate::keys::serialize_entity_key(&["a", "b"], &[&string("x"), &int64(-1)], 3).unwrap();
+        let key = crate::keys::redis_key(&multi, "driver_demo");
+        assert!(is_project_key(&key, "driver_demo"));
+        assert!(!is_project_key(&key, "demo"));
+        assert!(!is_project_key(&key, "_demo"));
+        // Version 2 keys cannot be measured: their ending decides.
+        let v2 =
+            crate::keys::redis_key(&crate::keys::serialize_entity_key(&["id"], &[&int64(5)], 2).unwrap(), "p_demo");
+        assert!(is_project_key(&v2, "demo") && is_project_key(&v2, "p_demo"));
+        // Not an entity key at all: its ending decides too.
+        assert!(is_project_key(b"queue:demo", "demo"));
+        assert_eq!(v3_entity_key_len(b"\xff\xff\xff\xff"), None);
+        assert_eq!(v3_entity_key_len(&[0, 0, 0, 0]), Some(4));
+    }
 
     #[test]
     fn write_rows_from_json_are_typed_by_the_view() {

@@ -103,6 +103,11 @@ impl<S: OnlineStore> OnlineStore for FaultyStore<S> {
         self.inner.write(batch).await
     }
 
+    /// Passed through: only writes fail here.
+    async fn sample_keys(&self, project: &str, limit: usize) -> Result<Vec<Vec<u8>>> {
+        self.inner.sample_keys(project, limit).await
+    }
+
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
     }
@@ -123,6 +128,11 @@ impl OnlineStore for NullStore {
 
     async fn write(&self, batch: &ViewWrite<'_>) -> Result<WriteStats> {
         Ok(WriteStats { written: batch.rows.len(), skipped: 0 })
+    }
+
+    /// Nothing is kept, so there is nothing to sample.
+    async fn sample_keys(&self, _project: &str, _limit: usize) -> Result<Vec<Vec<u8>>> {
+        Ok(Vec::new())
     }
 
     async fn ping(&self) -> Result<()> {

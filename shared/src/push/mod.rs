@@ -35,6 +35,8 @@ use crate::error::Result;
 pub use crate::online::WriteOptions;
 use crate::online::{OnlineStore, ViewWrite, WriteRow};
 use crate::registry::{FeatureView, Registry, RegistryCache};
+use crate::telemetry;
+use crate::time::EventTime;
 
 /// A push converted for every view it writes: rows per view, in push order.
 #[derive(Debug, Default)]
@@ -108,14 +110,24 @@ impl std::ops::AddAssign for PushStats {
 pub async fn write(store: &dyn OnlineStore, prepared: Prepared, options: WriteOptions) -> Result<PushStats> {
     let mut stats = PushStats { rows: prepared.rows(), ..Default::default() };
     let (views, rows): (Vec<Arc<FeatureView>>, Vec<Vec<WriteRow>>) = prepared.views.into_iter().unzip();
+    // The newest event of each view's rows: its lag behind the write is how far behind the
+    // stream is (one sample per view and write, not per row: a batch has thousands of rows).
+    let newest: Vec<Option<EventTime>> = rows.iter().map(|r| r.iter().map(|r| r.event_time).max()).collect();
     let batches: Vec<ViewWrite<'_>> = views
         .iter()
         .zip(rows)
         .map(|(view, rows)| ViewWrite::for_view(view, rows, options.mode, options.key_ttl_seconds))
         .collect();
-    for w in store.write_views(&batches).await? {
+    let started = std::time::Instant::now();
+    let written = store.write_views(&batches).await?;
+    telemetry::redis("write", started.elapsed());
+    let now = EventTime::now().as_secs_f64();
+    for ((view, w), newest) in views.iter().zip(written).zip(newest) {
         stats.written += w.written;
         stats.skipped += w.skipped;
+        if let Some(t) = newest {
+            telemetry::push_lag(&view.name, now - t.as_secs_f64());
+        }
     }
     Ok(stats)
 }

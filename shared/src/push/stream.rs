@@ -32,6 +32,7 @@ use super::{Prepared, PushSettings, PushStats, WriteOptions, prepare, refresh_re
 use crate::error::{Error, ObjectKind};
 use crate::online::OnlineStore;
 use crate::registry::{Registry, RegistryCache};
+use crate::telemetry;
 use crate::time::EventTime;
 
 /// Rows per chunk: one store write per view per chunk. A failed write fails its chunk's records
@@ -119,6 +120,20 @@ struct LaneRun {
     error: Option<Error>,
 }
 
+/// Dead letters sent, counted by reason (the error code).
+fn count_dead_letters(letters: &[DeadLetter]) {
+    let mut by_code: Vec<(&'static str, u64)> = Vec::new();
+    for l in letters {
+        match by_code.iter_mut().find(|(c, _)| *c == l.code) {
+            Some((_, n)) => *n += 1,
+            None => by_code.push((l.code, 1)),
+        }
+    }
+    for (code, n) in by_code {
+        telemetry::dead_letters(code, n);
+    }
+}
+
 impl Processor<'_> {
     pub async fn process(&self, lanes: &[Lane], on_failure: OnFailure) -> BatchOutcome {
         let records: usize = lanes.iter().map(|l| l.records.len()).sum();
@@ -149,7 +164,10 @@ impl Processor<'_> {
         }
         if !letters.is_empty() {
             match self.dead_letters.send(&letters).await {
-                Ok(()) => outcome.dead_lettered = letters.len(),
+                Ok(()) => {
+                    outcome.dead_lettered = letters.len();
+                    count_dead_letters(&letters);
+                }
                 Err(failure) => {
                     tracing::error!(
                         destination = %self.dead_letters.describe(),
@@ -159,6 +177,7 @@ impl Processor<'_> {
                         "dead-letter destination failed; the records from the first one not kept will be retried"
                     );
                     outcome.dead_lettered = failure.kept;
+                    count_dead_letters(&letters[..failure.kept]);
                     for &(l, i) in &owners[failure.kept..] {
                         let f = &mut outcome.lanes[l].failed_from;
                         *f = Some(f.map_or(i, |f| f.min(i)));

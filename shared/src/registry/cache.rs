@@ -21,6 +21,9 @@ struct State {
     registry: Arc<Registry>,
     version: String,
     checked_at: Instant,
+    /// When the store last confirmed this copy is current (a load, or a refresh that found it
+    /// unchanged or replaced it): the copy's age. A failing refresh does not move it.
+    confirmed_at: Instant,
     last_error: Option<String>,
 }
 
@@ -54,6 +57,7 @@ impl RegistryCache {
                 registry: Arc::new(registry),
                 version,
                 checked_at: Instant::now(),
+                confirmed_at: Instant::now(),
                 last_error: None,
             }),
             refreshing: AtomicBool::new(false),
@@ -71,6 +75,7 @@ impl RegistryCache {
                 registry: Arc::new(registry),
                 version: String::new(),
                 checked_at: Instant::now(),
+                confirmed_at: Instant::now(),
                 last_error: None,
             }),
             refreshing: AtomicBool::new(false),
@@ -107,6 +112,7 @@ impl RegistryCache {
         state.checked_at = Instant::now();
         match outcome {
             Ok(None) => {
+                state.confirmed_at = state.checked_at;
                 state.last_error = None;
                 Ok(false)
             }
@@ -114,11 +120,13 @@ impl RegistryCache {
                 tracing::info!(registry = %self.store.location(), version = %version, "registry reloaded");
                 state.registry = Arc::new(registry);
                 state.version = version;
+                state.confirmed_at = state.checked_at;
                 state.last_error = None;
                 Ok(true)
             }
             Err(e) => {
                 tracing::warn!(registry = %self.store.location(), error = %e.report(), "registry refresh failed; serving the last good one");
+                crate::telemetry::registry_refresh_error();
                 state.last_error = Some(e.to_string());
                 Err(e)
             }
@@ -129,7 +137,7 @@ impl RegistryCache {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         RegistryHealth {
             version: state.version.clone(),
-            age: state.checked_at.elapsed(),
+            age: state.confirmed_at.elapsed(),
             last_error: state.last_error.clone(),
         }
     }

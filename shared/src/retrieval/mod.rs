@@ -22,16 +22,17 @@ pub use request::{EntityColumns, Request};
 use crate::error::{Error, Result};
 use crate::online::{self, Cell, OnlineStore, ViewRead};
 use crate::registry::{FeatureView, Registry};
+use crate::telemetry;
 use crate::time::EventTime;
 use crate::value::{self, Value, ValueType};
 
-/// `FieldStatus`.
+/// `FieldStatus`. The order is [`telemetry::feature_answers`]' order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
-    Present,
-    NullValue,
-    NotFound,
-    OutsideMaxAge,
+    Present = 0,
+    NullValue = 1,
+    NotFound = 2,
+    OutsideMaxAge = 3,
 }
 
 impl Status {
@@ -184,7 +185,10 @@ pub async fn get_online_features(
         .zip(&group_keys)
         .map(|(g, &k)| ViewRead { view: &g.view, features: &g.features, keys: &keys[k] })
         .collect();
+    let read_started = std::time::Instant::now();
     let mut results = online::read_views(store, &reads).await?;
+    telemetry::redis("read", read_started.elapsed());
+    telemetry::entity_rows(rows);
 
     let mut columns = Vec::with_capacity(key_columns.len() + plan.outputs.len());
     for (name, values) in &req.entities.0 {
@@ -202,8 +206,12 @@ pub async fn get_online_features(
             });
         }
     }
+    // Answers per view and status, counted here and recorded once per view (a miss rate per
+    // view is what an operator watches).
+    let mut answers = vec![[0u64; 4]; plan.groups.len()];
     for out in &plan.outputs {
         let ttl = plan.groups[out.group].view.ttl;
+        let counts = &mut answers[out.group];
         let group_rows = &mut results[out.group];
         let mut col = Column {
             name: out.name.clone(),
@@ -221,11 +229,15 @@ pub async fn get_online_features(
                     Cell::Value(v) => (v, Status::Present, r.event_time),
                 },
             };
+            counts[status as usize] += 1;
             col.values.push(value);
             col.statuses.push(status);
             col.event_timestamps.push(ts);
         }
         columns.push(col);
+    }
+    for (g, counts) in plan.groups.iter().zip(answers) {
+        telemetry::feature_answers(&g.view.name, counts);
     }
     Ok(Response { columns })
 }

@@ -267,6 +267,29 @@ impl Cluster {
             .collect()
     }
 
+    /// One slot of each primary, one per primary: a command routed by it reaches that primary.
+    /// SCAN walks only the keys of the node it is sent to, so a sample of the cluster's keys
+    /// needs a SCAN per primary; replicas hold copies and are left out.
+    pub async fn primary_slots(&self) -> RedisResult<Vec<u16>> {
+        self.connection().await?;
+        let (map, _) = self.snapshot();
+        let mut first: Vec<Option<u16>> = vec![None; map.nodes.len()];
+        for (slot, &owner) in map.owner.iter().enumerate() {
+            if owner != UNOWNED && first[owner as usize].is_none() {
+                first[owner as usize] = Some(slot as u16);
+            }
+        }
+        Ok(first.into_iter().flatten().collect())
+    }
+
+    /// One command to the primary that owns `slot` (a cursor of one node's SCAN must go back
+    /// to that node).
+    pub async fn on_primary_of(&self, slot: u16, command: Cmd) -> RedisResult<Value> {
+        let mut conn = self.connection().await?;
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master)));
+        conn.route_command(command, route).await.and_then(super::reply)
+    }
+
     /// One command to every primary (SCRIPT LOAD, PING).
     pub async fn all_primaries(&self, command: Cmd) -> RedisResult<Value> {
         let mut conn = self.connection().await?;

@@ -29,7 +29,7 @@ pub mod retry;
 pub mod script;
 pub mod standalone;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -44,7 +44,7 @@ pub use self::connection::RedisTarget;
 use self::retry::Policy;
 pub use self::retry::RedisOptions;
 use self::script::KeyRows;
-use super::{KeyRead, OnlineStore, ViewWrite, WriteMode, WriteRow, WriteStats, newest_per_key_refs};
+use super::{KeyRead, OnlineStore, ViewWrite, WriteMode, WriteRow, WriteStats, is_project_key, newest_per_key_refs};
 use crate::config::{OnlineStoreConfig, RedisType};
 use crate::error::{Error, Result};
 
@@ -70,6 +70,24 @@ impl Backend {
         match self {
             Backend::Standalone(s) => s.exec(pipe).await,
             Backend::Cluster(c) => c.exec(pipe, keys).await,
+        }
+    }
+
+    /// Where SCAN must go to see every key: the server (`None`), or each primary of a cluster
+    /// (a slot it owns).
+    async fn key_holders(&self) -> ::redis::RedisResult<Vec<Option<u16>>> {
+        match self {
+            Backend::Standalone(_) => Ok(vec![None]),
+            Backend::Cluster(c) => Ok(c.primary_slots().await?.into_iter().map(Some).collect()),
+        }
+    }
+
+    /// One command for one of the [`Self::key_holders`].
+    async fn on(&self, holder: Option<u16>, command: Cmd) -> ::redis::RedisResult<Value> {
+        match (self, holder) {
+            (Backend::Cluster(c), Some(slot)) => c.on_primary_of(slot, command).await,
+            (Backend::Cluster(c), None) => c.all_primaries(command).await,
+            (Backend::Standalone(s), _) => s.query(&command).await,
         }
     }
 
@@ -214,6 +232,64 @@ impl RedisStore {
         Ok(stats)
     }
 
+    /// Up to `limit` keys of `project` from one of the [`Backend::key_holders`]: SCAN with
+    /// MATCH on the name's ending (Redis filters, so only matches cross the network), then the
+    /// exact check of [`is_project_key`]. Stops as soon as it has `limit`; a SCAN may answer a
+    /// key twice (while Redis resizes its table), so keys are kept once.
+    async fn scan_holder(&self, holder: Option<u16>, project: &str, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let pattern = scan_pattern(project);
+        let mut cursor = b"0".to_vec();
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut out = Vec::new();
+        loop {
+            let mut c = cmd("SCAN");
+            c.arg(&cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(SCAN_COUNT);
+            let answer = self.policy.run("scan", || self.backend.on(holder, c.clone())).await?;
+            let (next, keys) = match answer {
+                Value::Array(mut parts) if parts.len() == 2 => match (parts.remove(0), parts.remove(0)) {
+                    (Value::BulkString(next), Value::Array(keys)) => (next, keys),
+                    (next, keys) => return Err(self.unexpected_scan(&Value::Array(vec![next, keys]))),
+                },
+                other => return Err(self.unexpected_scan(&other)),
+            };
+            for k in keys {
+                let Value::BulkString(k) = k else { return Err(self.unexpected_scan(&k)) };
+                if is_project_key(&k, project) && seen.insert(k.clone()) {
+                    out.push(k);
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            if next == b"0" {
+                return Ok(out);
+            }
+            cursor = next;
+        }
+    }
+
+    /// PING (every primary of a cluster) under `policy`.
+    async fn ping_with(&self, policy: &Policy) -> Result<()> {
+        let mut c = cmd("PING");
+        c.arg("larder");
+        match policy.run("ping", || self.backend.everywhere(c.clone())).await? {
+            Value::BulkString(b) if b == b"larder" => Ok(()),
+            other => Err(Error::internal(format!("Redis {}: PING answered {other:?}", policy.store))),
+        }
+    }
+
+    /// One PING, not retried: whether Redis answers right now. For a command run by hand
+    /// ([`crate::online::connect_now`]), where a retry would only log warnings before the same
+    /// answer; calls after it keep the configured retries.
+    pub async fn ping_now(&self) -> Result<()> {
+        let once = Policy { timeout: self.policy.timeout, retries: 0, store: self.policy.store.clone() };
+        self.ping_with(&once).await
+    }
+
+    fn unexpected_scan(&self, answer: &Value) -> Error {
+        Error::internal(format!("Redis {}: SCAN answered {answer:?}", self.policy.store))
+    }
+
     fn unexpected(&self, answer: &Value, keys: usize) -> Error {
         Error::internal(format!(
             "Redis {}: the newest-wins script answered {answer:?} for {keys} keys",
@@ -350,6 +426,22 @@ impl RedisStore {
             }
         }
     }
+}
+
+/// Keys SCAN examines per call (its COUNT): enough that a sample of a thousand keys takes a
+/// round trip or two, few enough that one call holds Redis for well under a millisecond.
+const SCAN_COUNT: usize = 1000;
+
+/// SCAN's MATCH pattern for keys ending in `project`'s name, its glob characters escaped.
+fn scan_pattern(project: &str) -> Vec<u8> {
+    let mut pattern = b"*".to_vec();
+    for &b in project.as_bytes() {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            pattern.push(b'\\');
+        }
+        pattern.push(b);
+    }
+    pattern
 }
 
 /// Views per key in a script call at most: the script answers with a bit per view in a Lua
@@ -498,13 +590,35 @@ impl OnlineStore for RedisStore {
         Ok(out)
     }
 
-    async fn ping(&self) -> Result<()> {
-        let mut c = cmd("PING");
-        c.arg("larder");
-        match self.policy.run("ping", || self.backend.everywhere(c.clone())).await? {
-            Value::BulkString(b) if b == b"larder" => Ok(()),
-            other => Err(Error::internal(format!("Redis {}: PING answered {other:?}", self.policy.store))),
+    async fn sample_keys(&self, project: &str, limit: usize) -> Result<Vec<Vec<u8>>> {
+        if limit == 0 {
+            return Ok(Vec::new());
         }
+        let holders = self.policy.run("scan", || self.backend.key_holders()).await?;
+        // Every primary at once, each for up to `limit`: keys spread evenly over slots, so
+        // taking them in turn keeps the sample spread over the cluster.
+        let per_holder =
+            futures::future::try_join_all(holders.into_iter().map(|h| self.scan_holder(h, project, limit))).await?;
+        let mut lists: Vec<std::vec::IntoIter<Vec<u8>>> = per_holder.into_iter().map(Vec::into_iter).collect();
+        let mut out = Vec::with_capacity(limit.min(lists.iter().map(|l| l.len()).sum()));
+        while out.len() < limit {
+            let before = out.len();
+            for list in &mut lists {
+                if out.len() < limit
+                    && let Some(k) = list.next()
+                {
+                    out.push(k);
+                }
+            }
+            if out.len() == before {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.ping_with(&self.policy).await
     }
 
     fn describe(&self) -> String {
@@ -520,6 +634,12 @@ impl OnlineStore for RedisStore {
 mod tests {
     use super::*;
     use crate::time::EventTime;
+
+    #[test]
+    fn scan_patterns_match_the_project_name_literally() {
+        assert_eq!(scan_pattern("driver_demo"), b"*driver_demo");
+        assert_eq!(scan_pattern(r"a*b?[c]\d"), br"*a\*b\?\[c\]\\d");
+    }
 
     #[test]
     fn overwrite_keeps_the_last_row_per_key() {

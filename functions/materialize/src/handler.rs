@@ -175,6 +175,33 @@ fn report_json(report: &materialize::Report) -> Value {
 }
 
 /// Runs one invocation.
+/// Keys sampled per run to find each view's newest event (one SCAN page per node, then one
+/// read per key): enough to see a stream that stopped, cheap next to a materialization.
+const FRESHNESS_SAMPLE: usize = 1000;
+
+/// Sets each online view's freshness gauges (`larder_view_*_age_seconds`,
+/// `larder_view_staleness_seconds`). Best effort: a failure is logged, never fails the run.
+async fn observe_freshness(services: &Services) {
+    let now = EventTime::now();
+    let measured = async {
+        let registry = larder::registry::load(&services.config, &services.storage).await?;
+        larder::freshness::freshness(&registry, services.store.as_ref(), FRESHNESS_SAMPLE, now).await
+    };
+    match measured.await {
+        Ok(views) => {
+            for v in views {
+                let newest = v.newest_age_secs().map(|s| s as f64);
+                let materialized = v.materialized_age_secs().map(|s| s as f64);
+                larder::telemetry::view_freshness(&v.view, newest, materialized);
+                if let Some(until) = v.materialized_until {
+                    larder::telemetry::materialized_until(&v.view, until.as_secs_f64());
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e.report(), "could not measure the views' freshness"),
+    }
+}
+
 pub async fn handle(services: &Services, event: Value, deadline: Option<Instant>) -> Result<Value> {
     let invocation = parse(&event, EventTime::now())?;
     tracing::info!(invocation = ?invocation_kind(&invocation), "materialize invoked");
@@ -183,8 +210,11 @@ pub async fn handle(services: &Services, event: Value, deadline: Option<Instant>
         Invocation::Run(request) => {
             let report =
                 materialize::materialize(&services.config, &services.storage, services.store.as_ref(), &request, &opts)
-                    .await?;
-            Ok(report_json(&report))
+                    .await;
+            // Whether the run worked or not: the staleness alarm watches these gauges, and a
+            // failing run is when it matters most.
+            observe_freshness(services).await;
+            Ok(report_json(&report?))
         }
         Invocation::Plan { request, rows_per_item } => {
             let opts = Options { rows_per_item: rows_per_item.unwrap_or(services.rows_per_item).max(1), ..opts };

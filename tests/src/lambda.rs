@@ -175,3 +175,40 @@ impl LambdaWatch {
         }
     }
 }
+
+impl LambdaWatch {
+    /// The length of what `function` has written so far (stdout and stderr share one file).
+    fn output_len(&self, function: &str) -> u64 {
+        std::fs::metadata(self.dir.path().join(format!("{function}.log"))).map_or(0, |m| m.len())
+    }
+
+    /// Everything `function` has written to stdout and stderr so far, in the order written (the
+    /// two share one file).
+    pub fn function_output(&self, function: &str) -> String {
+        std::fs::read(self.dir.path().join(format!("{function}.log")))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// [`LambdaWatch::invoke`], and what the function wrote to stdout and stderr from the start
+    /// of the invocation until its answer arrived (with a function's first invocation, what it
+    /// wrote while starting too; with a retried invocation, every attempt's). What a function
+    /// writes after it has answered falls in the next capture.
+    pub fn invoke_capturing(
+        &self,
+        function: &str,
+        event: &str,
+        timeout: Duration,
+    ) -> Result<(serde_json::Value, String), String> {
+        use std::io::{Seek, SeekFrom};
+        self.ensure_started(function);
+        let from = self.output_len(function);
+        let answer = self.invoke(function, event, timeout)?;
+        let path = self.dir.path().join(format!("{function}.log"));
+        let mut file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        file.seek(SeekFrom::Start(from)).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok((answer, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+}

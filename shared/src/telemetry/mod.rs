@@ -1,13 +1,15 @@
 //! Metrics: one set of names ([`names`]), recorded through the `metrics` facade, exported by
 //! whichever recorder the binary installs: CloudWatch embedded metric format lines in the
 //! Lambda functions ([`emf`]), Prometheus text on `larder serve`'s `GET /metrics`. With no
-//! recorder installed (tests, `--no-metrics`) every call here is a no-op.
+//! recorder installed (tests, `--no-metrics`) every call here is a no-op. The calls made per
+//! request or per pushed batch reuse handles registered once per thread ([`handles`]).
 //!
 //! This module depends on nothing of Larder's: the operations call it with plain values, so any
 //! layer may record without a cycle. Cardinality is bounded by what callers pass as labels:
 //! routes, views, statuses, triggers and error codes, never an entity key.
 
 pub mod emf;
+mod handles;
 pub mod names;
 
 use std::time::Duration;
@@ -31,63 +33,31 @@ pub fn describe() {
     }
 }
 
-/// The status label of an HTTP status code, without allocating for the codes Larder answers.
-fn status_label(status: u16) -> metrics::SharedString {
-    let s = match status {
-        200 => "200",
-        202 => "202",
-        400 => "400",
-        401 => "401",
-        403 => "403",
-        404 => "404",
-        405 => "405",
-        409 => "409",
-        413 => "413",
-        415 => "415",
-        422 => "422",
-        500 => "500",
-        502 => "502",
-        503 => "503",
-        504 => "504",
-        other => return other.to_string().into(),
-    };
-    s.into()
-}
-
 /// One HTTP request answered. `route` is a route the router serves, or `"unmatched"`.
 pub fn request(route: &'static str, status: u16, elapsed: Duration) {
-    counter!(names::REQUESTS, "route" => route, "status" => status_label(status)).increment(1);
-    histogram!(names::REQUEST_SECONDS, "route" => route).record(elapsed.as_secs_f64());
+    handles::request(route, status, elapsed.as_secs_f64());
 }
 
 /// One online-store round trip (`operation`: `read` or `write`).
 pub fn redis(operation: &'static str, elapsed: Duration) {
-    histogram!(names::REDIS_SECONDS, "operation" => operation).record(elapsed.as_secs_f64());
+    handles::redis(operation, elapsed.as_secs_f64());
 }
 
 /// Entity rows of one get-online-features request.
 pub fn entity_rows(rows: usize) {
-    histogram!(names::ENTITY_ROWS).record(rows as f64);
+    handles::entity_rows(rows as f64);
 }
 
 /// Feature values answered for one view: counts of PRESENT, NULL_VALUE, NOT_FOUND and
 /// OUTSIDE_MAX_AGE, in that order (`retrieval::Status` order).
 pub fn feature_answers(view: &str, counts: [u64; 4]) {
-    const STATUSES: [&str; 4] = ["PRESENT", "NULL_VALUE", "NOT_FOUND", "OUTSIDE_MAX_AGE"];
-    for (status, n) in STATUSES.into_iter().zip(counts) {
-        if n > 0 {
-            counter!(names::FEATURE_ANSWERS, "view" => view.to_owned(), "status" => status).increment(n);
-        }
-    }
+    handles::feature_answers(view, counts);
 }
 
 /// What one push did (`trigger`: `http`, `kinesis` or `kafka`): records (or requests) received,
 /// rows converted, written, and not newer than stored.
 pub fn push(trigger: &'static str, records: u64, rows: u64, written: u64, not_newer: u64) {
-    counter!(names::PUSH_RECORDS, "trigger" => trigger).increment(records);
-    counter!(names::PUSH_ROWS, "trigger" => trigger).increment(rows);
-    counter!(names::PUSH_ROWS_WRITTEN, "trigger" => trigger).increment(written);
-    counter!(names::PUSH_ROWS_NOT_NEWER, "trigger" => trigger).increment(not_newer);
+    handles::push(trigger, [records, rows, written, not_newer]);
 }
 
 /// Stream records dead-lettered, by error code.
@@ -97,7 +67,7 @@ pub fn dead_letters(reason: &'static str, n: u64) {
 
 /// Write time minus the event time of the newest row written to `view` by one write.
 pub fn push_lag(view: &str, seconds: f64) {
-    histogram!(names::PUSH_LAG_SECONDS, "view" => view.to_owned()).record(seconds);
+    handles::push_lag(view, seconds);
 }
 
 /// The age of a stream batch's oldest record when it is processed.

@@ -221,6 +221,32 @@ impl Error {
     }
 }
 
+/// What a JSON text is when it is not an object ("a JSON array", "a JSON string", ...), or
+/// `None` for an object. Every body and event Larder reads is an object; checking first gives
+/// an error naming what was sent, where serde would read a struct from an array and answer with
+/// the struct's internal name ("invalid length 0, expected struct ... with 6 elements").
+pub fn not_an_object(json: &[u8]) -> Option<&'static str> {
+    match json.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => None,
+        Some(b'[') => Some("a JSON array"),
+        Some(b'"') => Some("a JSON string"),
+        Some(b'-' | b'0'..=b'9') => Some("a JSON number"),
+        Some(b't' | b'f') => Some("a JSON boolean"),
+        Some(b'n') => Some("JSON null"),
+        Some(_) => Some("not JSON"),
+        None => Some("empty"),
+    }
+}
+
+/// Parses a request body that must be a JSON object of `T`; `what` names it in errors
+/// ("push request").
+pub fn parse_json_object<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T> {
+    if let Some(kind) = not_an_object(body) {
+        return Err(Error::BadRequest(format!("the {what} must be a JSON object; the body is {kind}")));
+    }
+    serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid {what}: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,8 @@
 //! Materialization against Feast 0.67 on the same parquet file and the same Redis: every hash
 //! `larder materialize` writes is byte-identical to what `feast materialize` writes (keys,
 //! fields, values, `_ts` bytes), across key kinds, a view without entities, a push-sourced
-//! view, a field mapping, created-time ties, nulls, window edges, nanosecond timestamps and
-//! the scalar and list types.
+//! view, a field mapping, created-time ties, nulls (NaN floats and null timestamps among them),
+//! window edges, nanosecond timestamps and the scalar and list types.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -69,14 +69,24 @@ fn write_data(path: &std::path::Path) -> usize {
             }
             ev.push(ns);
             cr.push(created_us);
-            amt.push(if i % 11 == 0 { None } else { Some(i as f64 * 1.25 - 100.0) });
-            score.push(if i % 13 == 0 { None } else { Some(i as f32 / 7.0) });
+            // Nulls, and NaN (pandas' missing float), which Feast stores as a null too.
+            amt.push(match i {
+                _ if i % 11 == 0 => None,
+                _ if i % 19 == 0 => Some(f64::NAN),
+                _ => Some(i as f64 * 1.25 - 100.0),
+            });
+            score.push(match i {
+                _ if i % 13 == 0 => None,
+                _ if i % 23 == 0 => Some(f32::NAN),
+                _ => Some(i as f32 / 7.0),
+            });
             c32.push(if i % 2 == 0 { -(i as i32) } else { i as i32 * 1000 });
             c64.push(if i % 17 == 0 { None } else { Some(i * 1_000_000_007 - 5) });
             label.push(if i % 9 == 0 { None } else { Some(format!("label-{i}-é")) });
             flag.push(i % 3 == 0);
             blob.push(vec![(i % 256) as u8, 0, 255]);
-            seen.push((BASE - i * 17) * 1_000_000 + 500_000);
+            // A null UnixTimestamp: Feast stores pandas' NaT, the minimum int64, as the value.
+            seen.push(if i % 16 == 5 { None } else { Some((BASE - i * 17) * 1_000_000 + 500_000) });
             for k in 0..(i % 3) {
                 tags.values().append_value(format!("t{k}"));
             }
@@ -104,7 +114,7 @@ fn write_data(path: &std::path::Path) -> usize {
         Field::new("label", DataType::Utf8, true),
         Field::new("flag", DataType::Boolean, false),
         Field::new("blob", DataType::Binary, false),
-        Field::new("seen_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new("seen_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
         Field::new("tags", DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))), true),
         Field::new("vals", DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true))), true),
         Field::new("ints", DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true))), true),

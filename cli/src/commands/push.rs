@@ -53,10 +53,8 @@ pub struct PushArgs {
 /// One input record and where it is.
 fn split(path: &str, data: &[u8]) -> Vec<StreamRecord> {
     let line_of = |offset: usize| data[..offset].iter().filter(|b| **b == b'\n').count() + 1;
-    let record = |line: usize, bytes: &[u8]| StreamRecord {
-        position: Position::File { path: path.to_string(), line },
-        data: bytes.to_vec(),
-    };
+    let record =
+        |line: usize, bytes: &[u8]| StreamRecord::new(Position::File { path: path.to_string(), line }, bytes.to_vec());
     if let Ok(whole) = serde_json::from_slice::<&RawValue>(data) {
         let text = whole.get();
         if text.starts_with('[')

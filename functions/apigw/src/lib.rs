@@ -48,12 +48,16 @@ struct Probe<'a> {
 
 /// Whether a payload is an API Gateway event (it has a `requestContext`).
 pub fn is_http_event(payload: &str) -> bool {
-    serde_json::from_str::<Probe<'_>>(payload).is_ok_and(|p| p.request_context.is_some())
+    larder::error::not_an_object(payload.as_bytes()).is_none()
+        && serde_json::from_str::<Probe<'_>>(payload).is_ok_and(|p| p.request_context.is_some())
 }
 
 impl HttpEvent {
     /// Parses an API Gateway event; `version: "2.0"` picks the HTTP API payload.
     pub fn parse(payload: &str) -> Result<HttpEvent, String> {
+        if let Some(kind) = larder::error::not_an_object(payload.as_bytes()) {
+            return Err(format!("the event is {kind}; an API Gateway event is a JSON object with a requestContext"));
+        }
         let probe: Probe<'_> =
             serde_json::from_str(payload).map_err(|e| format!("the event is not a JSON object: {e}"))?;
         if probe.request_context.is_none() {

@@ -18,7 +18,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use larder::config::RepoConfig;
 use larder::materialize::{self, Options, Request, ViewWindow, WorkItem};
 use larder::online::OnlineStore;
@@ -92,12 +91,25 @@ fn time(field: &str, text: Option<&str>, now: EventTime) -> Result<EventTime> {
 pub fn parse(event: &Value, now: EventTime) -> Result<Invocation> {
     let obj = event.as_object().ok_or_else(|| Error::BadRequest("the event must be a JSON object".into()))?;
     if obj.contains_key("detail-type") {
-        let e: EventBridgeEvent<Value> =
-            serde_json::from_value(event.clone()).map_err(|e| Error::BadRequest(format!("EventBridge event: {e}")))?;
-        let detail: ScheduledDetail = serde_json::from_value(e.detail).unwrap_or_default();
-        let end = match e.time {
-            Some(t) => EventTime::new(t.timestamp(), t.timestamp_subsec_nanos()),
-            None => now,
+        // Only `time` and `detail` are read, each with an error naming it.
+        let end = match obj.get("time") {
+            None | Some(Value::Null) => now,
+            Some(Value::String(t)) => {
+                EventTime::parse(t).map_err(|e| Error::BadRequest(format!("EventBridge event, field 'time': {e}")))?
+            }
+            Some(other) => {
+                return Err(Error::BadRequest(format!(
+                    "EventBridge event, field 'time': expected an RFC 3339 time in a string, like \"2026-12-04T06:00:00Z\", got {other}"
+                )));
+            }
+        };
+        let detail: ScheduledDetail = match obj.get("detail") {
+            None | Some(Value::Null) => ScheduledDetail::default(),
+            Some(d) => serde_json::from_value(d.clone()).map_err(|e| {
+                Error::BadRequest(format!(
+                    "EventBridge event, field 'detail': expected an object, with 'feature_views' a list of view names if given ({e})"
+                ))
+            })?,
         };
         return Ok(Invocation::Run(Request::Incremental { end, views: detail.feature_views }));
     }

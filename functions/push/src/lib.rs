@@ -20,7 +20,6 @@ pub mod http;
 use std::sync::Arc;
 
 use aws_lambda_events::kafka::KafkaEvent;
-use aws_lambda_events::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -35,7 +34,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value as Json, json};
 use tracing::Instrument;
 
-pub use event::Event;
+pub use event::{Event, KinesisBatch};
 
 /// What every invocation uses, built once per process.
 pub struct App {
@@ -86,7 +85,7 @@ impl App {
     }
 
     /// A Kinesis batch (one shard): `{"batchItemFailures": [{"itemIdentifier": seq}, ...]}`.
-    pub async fn kinesis(&self, event: KinesisEvent) -> Json {
+    pub async fn kinesis(&self, event: KinesisBatch) -> Json {
         let stream = event.records.first().and_then(|r| r.event_source_arn.clone()).unwrap_or_default();
         let shard = event.records.first().and_then(|r| r.event_id.as_deref()).and_then(|id| id.split_once(':'));
         let span = tracing::info_span!(
@@ -97,14 +96,16 @@ impl App {
         );
         // How long the oldest record waited in the stream: the stream's lag as this function
         // sees it (Kinesis' own IteratorAge, per batch).
-        if let Some(oldest) = event.records.iter().map(|r| r.kinesis.approximate_arrival_timestamp.0).min() {
-            let age = (now_millis() - oldest.timestamp_millis()) as f64 / 1000.0;
+        if let Some(oldest) =
+            event.records.iter().filter_map(|r| r.kinesis.approximate_arrival_timestamp).min_by(f64::total_cmp)
+        {
+            let age = now_millis() as f64 / 1000.0 - oldest;
             telemetry::stream_batch_age("kinesis", age.max(0.0));
         }
         self.kinesis_batch(event, stream).instrument(span).await
     }
 
-    async fn kinesis_batch(&self, event: KinesisEvent, stream: String) -> Json {
+    async fn kinesis_batch(&self, event: KinesisBatch, stream: String) -> Json {
         let mut sequence_numbers = Vec::with_capacity(event.records.len());
         let records = event
             .records
@@ -113,14 +114,19 @@ impl App {
                 sequence_numbers.push(r.kinesis.sequence_number.clone());
                 let shard_id =
                     r.event_id.as_deref().and_then(|id| id.split_once(':')).map(|(shard, _)| shard.to_string());
-                StreamRecord {
-                    position: Position::Kinesis {
-                        stream: r.event_source_arn.unwrap_or_default(),
-                        shard_id,
-                        sequence_number: r.kinesis.sequence_number,
-                        partition_key: r.kinesis.partition_key,
-                    },
-                    data: r.kinesis.data.0,
+                let position = Position::Kinesis {
+                    stream: r.event_source_arn.unwrap_or_default(),
+                    shard_id,
+                    sequence_number: r.kinesis.sequence_number,
+                    partition_key: r.kinesis.partition_key,
+                };
+                match B64.decode(&r.kinesis.data) {
+                    Ok(data) => StreamRecord::new(position, data),
+                    Err(e) => StreamRecord::undecodable(
+                        position,
+                        r.kinesis.data,
+                        format!("the record's Kinesis data is not base64 ({e}); Lambda delivers base64 data"),
+                    ),
                 }
             })
             .collect();
@@ -151,16 +157,22 @@ impl App {
             offsets.push(records.iter().map(|r| r.offset).collect());
             let records = records
                 .into_iter()
-                .map(|r| StreamRecord {
-                    position: Position::Kafka {
-                        topic: topic.clone(),
-                        partition: r.partition,
-                        offset: r.offset,
-                        key: r.key,
-                    },
-                    // Lambda delivers values base64-encoded; anything else is kept as is and
-                    // fails to parse as a record, so it is dead-lettered as it came.
-                    data: r.value.map(|v| B64.decode(&v).unwrap_or_else(|_| v.into_bytes())).unwrap_or_default(),
+                .map(|r| {
+                    let position =
+                        Position::Kafka { topic: topic.clone(), partition: r.partition, offset: r.offset, key: r.key };
+                    // Lambda delivers values base64-encoded; anything else is a poison record,
+                    // dead-lettered as it came.
+                    match r.value {
+                        None => StreamRecord::new(position, Vec::new()),
+                        Some(v) => match B64.decode(&v) {
+                            Ok(data) => StreamRecord::new(position, data),
+                            Err(e) => StreamRecord::undecodable(
+                                position,
+                                v,
+                                format!("the record's Kafka value is not base64 ({e}); Lambda delivers base64 values"),
+                            ),
+                        },
+                    }
                 })
                 .collect();
             keys.push(key);

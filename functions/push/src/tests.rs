@@ -196,6 +196,71 @@ async fn kinesis_poison_records_are_dead_lettered_with_position_and_reason() {
 }
 
 #[tokio::test]
+async fn a_kinesis_record_that_is_not_base64_is_poison_not_a_failed_batch() {
+    // Before: "the event has Records but is not a Kinesis event (Invalid symbol ...)", and the
+    // good records were retried with the bad one forever.
+    let rig = rig();
+    let out = rig.invoke(event!("kinesis-bad-base64.json")).await.unwrap();
+    assert_eq!(out, json!({"batchItemFailures": []}));
+    assert!(rig.driver(1001).is_some(), "the records around the poison one are written");
+    let event: Json = serde_json::from_str(event!("kinesis-bad-base64.json")).unwrap();
+    let bad = &event["Records"][1]["kinesis"];
+    let letters = rig.sink.letters();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].code, "bad_request");
+    assert!(letters[0].reason.contains("not base64"), "{}", letters[0].reason);
+    assert_eq!(letters[0].data, bad["data"].as_str().unwrap().as_bytes(), "kept as it came");
+    match &letters[0].position {
+        Position::Kinesis { sequence_number, .. } => {
+            assert_eq!(sequence_number, bad["sequenceNumber"].as_str().unwrap())
+        }
+        other => panic!("{other:?}"),
+    }
+    // The third record is written too (a push request for driver 1003 or later).
+    let third: Json =
+        serde_json::from_slice(&B64.decode(event["Records"][2]["kinesis"]["data"].as_str().unwrap()).unwrap()).unwrap();
+    let id = third["driver_id"].as_i64().or_else(|| third["df"]["driver_id"][0].as_i64()).unwrap();
+    assert!(rig.driver(id).is_some(), "driver {id}");
+}
+
+#[tokio::test]
+async fn a_kafka_value_that_is_not_base64_is_poison() {
+    let rig = rig();
+    let mut event: Json = serde_json::from_str(MSK).unwrap();
+    // Offset 40 holds a good record; make its value plain JSON text, not base64.
+    let good = event["records"]["driver-events-0"][0]["value"].as_str().unwrap().to_string();
+    let text = String::from_utf8(B64.decode(&good).unwrap()).unwrap();
+    event["records"]["driver-events-0"][0]["value"] = json!(text);
+    assert_eq!(rig.invoke(&event.to_string()).await.unwrap(), json!({"batchItemFailures": []}));
+    let letters = rig.sink.letters();
+    assert_eq!(letters.len(), 2, "the unencoded record and the sample's own poison record");
+    let first = letters.iter().find(|l| matches!(l.position, Position::Kafka { offset: 40, .. })).unwrap();
+    assert!(first.reason.contains("not base64"), "{}", first.reason);
+    assert_eq!(first.data, text.as_bytes());
+    assert!(rig.driver(2003).is_some(), "the rest of the batch is written");
+}
+
+#[tokio::test]
+async fn payloads_that_are_not_objects_are_named_in_the_users_terms() {
+    let rig = rig();
+    for (payload, kind) in
+        [(event!("push-empty-array.json"), "a JSON array"), (event!("push-not-an-object.json"), "a JSON string")]
+    {
+        let err = rig.invoke(payload).await.unwrap_err().to_string();
+        assert!(err.contains(kind) && err.contains("Kinesis"), "{payload}: {err}");
+        assert!(!err.contains("Probe") && !err.contains("struct"), "{err}");
+    }
+    // The same body over HTTP is a 400 naming it.
+    let mut http: Json = serde_json::from_str(HTTP_PUSH).unwrap();
+    http["body"] = json!("[]");
+    let out = rig.invoke(&http.to_string()).await.unwrap();
+    assert_eq!(out["statusCode"], 400);
+    let body: Json = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("push request must be a JSON object") && msg.contains("a JSON array"), "{msg}");
+}
+
+#[tokio::test]
 async fn kinesis_transient_failure_reports_every_record_from_the_first_affected() {
     let rig = rig();
     rig.store.go_down();

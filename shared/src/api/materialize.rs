@@ -37,7 +37,7 @@ fn time(field: &str, text: Option<&str>) -> Result<EventTime> {
 
 /// Parses a request body into what to materialize.
 fn parse(body: &[u8], incremental: bool) -> Result<Request> {
-    let b: Body = serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("request body: {e}")))?;
+    let b: Body = crate::error::parse_json_object(body, "materialize request")?;
     if b.version.is_some() {
         return Err(Error::Unsupported(
             "version: materializing a specific feature view version is not supported by Larder".into(),

@@ -201,28 +201,45 @@ impl<'a> ValueEncoder<'a> {
         }
     }
 
-    /// Appends the serialized `Value` of `row` (nothing for a null: Feast stores an empty
-    /// Value, which serializes to zero bytes).
+    /// Appends the serialized `Value` of `row`. A null is what Feast stores: nothing (the empty
+    /// Value serializes to zero bytes), or for a `UnixTimestamp` its null sentinel
+    /// ([`value::NULL_UNIX_TIMESTAMP`], through the generic path). A NaN float is a null too:
+    /// pandas writes missing floats as NaN and Feast stores them as the empty Value.
     pub fn encode(&self, row: usize, out: &mut Vec<u8>) -> Result<(), String> {
         if self.array().is_null(row) {
+            if let Self::Generic(_, ty) = self {
+                value::null_of(*ty).encode(out).map_err(|e| format!("cannot serialize: {e}"))?;
+            }
             return Ok(());
         }
         match self {
             Self::F32ToFloat(a) => {
-                out.push(TAG_FLOAT);
-                out.extend_from_slice(&a.value(row).to_le_bytes());
+                let f = a.value(row);
+                if !f.is_nan() {
+                    out.push(TAG_FLOAT);
+                    out.extend_from_slice(&f.to_le_bytes());
+                }
             }
             Self::F32ToDouble(a) => {
-                out.push(TAG_DOUBLE);
-                out.extend_from_slice(&(a.value(row) as f64).to_le_bytes());
+                let f = a.value(row);
+                if !f.is_nan() {
+                    out.push(TAG_DOUBLE);
+                    out.extend_from_slice(&(f as f64).to_le_bytes());
+                }
             }
             Self::F64ToDouble(a) => {
-                out.push(TAG_DOUBLE);
-                out.extend_from_slice(&a.value(row).to_le_bytes());
+                let f = a.value(row);
+                if !f.is_nan() {
+                    out.push(TAG_DOUBLE);
+                    out.extend_from_slice(&f.to_le_bytes());
+                }
             }
             Self::F64ToFloat(a) => {
-                out.push(TAG_FLOAT);
-                out.extend_from_slice(&(a.value(row) as f32).to_le_bytes());
+                let f = a.value(row);
+                if !f.is_nan() {
+                    out.push(TAG_FLOAT);
+                    out.extend_from_slice(&(f as f32).to_le_bytes());
+                }
             }
             Self::I64ToInt64(a) => {
                 out.push(TAG_INT64);
@@ -378,6 +395,40 @@ mod tests {
         }
         let big = Int64Array::from(vec![i64::MAX]);
         assert!(ValueEncoder::new(&big, T::Int32).encode(0, &mut Vec::new()).unwrap_err().contains("overflows Int32"));
+    }
+
+    #[test]
+    fn nan_is_stored_as_null_and_a_null_timestamp_as_feasts_sentinel() {
+        use ValueType as T;
+        // What Feast stores: nothing for NaN floats (as for nulls), and for a null
+        // UnixTimestamp the value -2^63 (unix_timestamp_val, field 8, as a 10-byte varint).
+        let f64s = Float64Array::from(vec![Some(f64::NAN), Some(1.5), None]);
+        let f32s = Float32Array::from(vec![Some(f32::NAN), Some(1.5), None]);
+        for ty in [T::Double, T::Float] {
+            for a in [&f64s as &dyn Array, &f32s] {
+                let enc = ValueEncoder::new(a, ty);
+                let encoded = |row| {
+                    let mut out = Vec::new();
+                    enc.encode(row, &mut out).unwrap();
+                    out
+                };
+                assert!(encoded(0).is_empty(), "{ty} from {}", a.data_type());
+                assert!(!encoded(1).is_empty());
+                assert!(encoded(2).is_empty());
+                assert_eq!(value::from_arrow(a, 0, ty).unwrap(), value::NULL);
+            }
+        }
+        let sentinel = [0x40, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01];
+        let times = TimestampMicrosecondArray::from(vec![None, Some(1_000_000)]).with_timezone("UTC");
+        let ints = Int64Array::from(vec![None, Some(1)]);
+        for a in [&times as &dyn Array, &ints] {
+            let mut out = Vec::new();
+            ValueEncoder::new(a, T::UnixTimestamp).encode(0, &mut out).unwrap();
+            assert_eq!(out, sentinel, "{}", a.data_type());
+            out.clear();
+            ValueEncoder::new(a, T::UnixTimestamp).encode(1, &mut out).unwrap();
+            assert_eq!(out, [0x40, 0x01]);
+        }
     }
 
     #[test]

@@ -107,9 +107,58 @@ pub struct WriteRequest {
     pub transform_on_write: bool,
 }
 
+/// Python's `json.dumps` writes a missing float as the bare token `NaN` (and `Infinity`), which
+/// is not JSON but is what a pandas frame becomes when a Python client posts it (Feast's own
+/// server reads it). Outside strings, rewrites `NaN` to `null` (Feast stores NaN as a null) and
+/// `Infinity` / `-Infinity` to strings, which float features read. `None` when there is none,
+/// so the caller's error stands. Only run after a body failed to parse: no cost otherwise.
+fn python_json(body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(body.len() + 16);
+    let (mut in_string, mut escaped, mut changed, mut i) = (false, false, false, 0);
+    while i < body.len() {
+        let b = body[i];
+        if in_string {
+            out.push(b);
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        let rest = &body[i..];
+        let (token, with): (&[u8], &[u8]) = if rest.starts_with(b"NaN") {
+            (b"NaN", b"null")
+        } else if rest.starts_with(b"-Infinity") {
+            (b"-Infinity", b"\"-Infinity\"")
+        } else if rest.starts_with(b"Infinity") {
+            (b"Infinity", b"\"Infinity\"")
+        } else {
+            in_string = b == b'"';
+            out.push(b);
+            i += 1;
+            continue;
+        };
+        out.extend_from_slice(with);
+        i += token.len();
+        changed = true;
+    }
+    changed.then_some(out)
+}
+
+/// Parses a push or write body, reading Python's `NaN` / `Infinity` tokens when plain JSON fails.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T> {
+    crate::error::parse_json_object(body, what).or_else(|e| match python_json(body) {
+        Some(rewritten) => crate::error::parse_json_object(&rewritten, what).map_err(|_| e),
+        None => Err(e),
+    })
+}
+
 impl PushRequest {
     pub fn parse(body: &[u8]) -> Result<PushRequest> {
-        serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid push request: {e}")))
+        parse_body(body, "push request")
     }
 
     pub fn into_push(self) -> Result<Push> {
@@ -124,8 +173,7 @@ impl PushRequest {
 
 impl WriteRequest {
     pub fn parse(body: &[u8]) -> Result<WriteRequest> {
-        serde_json::from_slice(body)
-            .map_err(|e| Error::BadRequest(format!("invalid write-to-online-store request: {e}")))
+        parse_body(body, "write-to-online-store request")
     }
 
     pub fn into_push(self) -> Result<Push> {
@@ -166,7 +214,11 @@ pub fn parse_record(data: &[u8], default_source: Option<&str>, origin: &str) -> 
                 .into(),
         ));
     }
-    let mut object: Map<String, Json> = match serde_json::from_slice(data) {
+    let parsed = serde_json::from_slice(data).or_else(|e| match python_json(data) {
+        Some(rewritten) => serde_json::from_slice(&rewritten).map_err(|_| e),
+        None => Err(e),
+    });
+    let mut object: Map<String, Json> = match parsed {
         Ok(Json::Object(o)) => o,
         Ok(other) => {
             let kind = match other {
@@ -253,6 +305,26 @@ mod tests {
         assert_eq!(p.destination, Destination::Source("src".into()));
         assert_eq!(p.frame.rows(), 2);
         assert!(!p.fresh_registry);
+    }
+
+    #[test]
+    fn python_nan_and_infinity_tokens_are_read() {
+        // What `json.dumps` writes for a pandas frame with a missing float.
+        let body = br#"{"push_source_name": "src", "df": {"id": [1, 2, 3], "x": [NaN, Infinity, -Infinity], "s": ["NaN Infinity \" NaN", "a", "b"]}}"#;
+        let p = PushRequest::parse(body).unwrap().into_push().unwrap();
+        let col = |p: &Push, name: &str| p.frame.column_names().iter().position(|c| c == name).unwrap();
+        let x = col(&p, "x");
+        assert_eq!(p.frame.value(x, 0), &Json::Null);
+        assert_eq!(p.frame.value(x, 1), &json!("Infinity"));
+        assert_eq!(p.frame.value(x, 2), &json!("-Infinity"));
+        assert_eq!(p.frame.value(col(&p, "s"), 0), &json!("NaN Infinity \" NaN"), "strings are left alone");
+        let record = parse_record(br#"{"id": 1, "x": NaN}"#, Some("src"), "stream 's'").unwrap();
+        assert_eq!(record.frame.value(col(&record, "x"), 0), &Json::Null);
+        // Anything else that is not JSON keeps its own error.
+        let e = PushRequest::parse(br#"{"push_source_name": NaNa}"#).unwrap_err().to_string();
+        assert!(e.contains("invalid push request"), "{e}");
+        let e = PushRequest::parse(b"[]").unwrap_err().to_string();
+        assert!(e.contains("must be a JSON object") && e.contains("a JSON array"), "{e}");
     }
 
     #[test]

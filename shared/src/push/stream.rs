@@ -54,6 +54,21 @@ const YIELD_EVERY: usize = 64;
 pub struct StreamRecord {
     pub position: Position,
     pub data: Vec<u8>,
+    /// Why the record's bytes could not be taken out of the event (a Kinesis `data` or Kafka
+    /// `value` that is not base64): then `data` is the text as it came, and the record is
+    /// poison, dead-lettered with this reason, while the rest of the batch is written.
+    pub encoding_error: Option<String>,
+}
+
+impl StreamRecord {
+    pub fn new(position: Position, data: Vec<u8>) -> StreamRecord {
+        StreamRecord { position, data, encoding_error: None }
+    }
+
+    /// A record whose payload was not valid base64: `text` as it came, and why.
+    pub fn undecodable(position: Position, text: String, reason: String) -> StreamRecord {
+        StreamRecord { position, data: text.into_bytes(), encoding_error: Some(reason) }
+    }
 }
 
 /// Records that must be applied in order.
@@ -213,6 +228,9 @@ impl Processor<'_> {
         registry: &mut Arc<Registry>,
         reloaded: &tokio::sync::OnceCell<bool>,
     ) -> Result<Prepared, Error> {
+        if let Some(reason) = &record.encoding_error {
+            return Err(Error::BadRequest(reason.clone()));
+        }
         let span = tracing::debug_span!("record", position = %record.position, bytes = record.data.len());
         let push = span.in_scope(|| parse_record(&record.data, default, origin))?;
         let mut converted = span.in_scope(|| prepare(registry, &push));

@@ -147,6 +147,42 @@ async fn a_push_of_only_null_features_writes_nothing_as_in_feast() {
 }
 
 #[tokio::test]
+async fn a_nan_float_is_stored_as_null_as_feast_stores_it() {
+    // Feast stores pandas' NaN as the empty Value; its server then answers null, not "NaN".
+    let store = MemoryStore::new();
+    push_json(
+        &store,
+        json!({"push_source_name": "driver_push", "df": {"driver_id": [1, 2], "event_timestamp": ["2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z"], "conv_rate": ["NaN", 0.5], "trips": [2, 3], "city": "sf"}}),
+    )
+    .await
+    .unwrap();
+    let reg = testing::registry();
+    let view = reg.view("driver_fresh").unwrap();
+    let key = view.layout.key_encoder.redis_key(&[&int(1)], PROJECT).unwrap();
+    let hash = store.hash(&key).unwrap();
+    assert_eq!(hash.get(&view.layout.feature_fields[0][..]).map(|b| b.len()), Some(0), "conv_rate: zero bytes");
+    let (_, v) = stored(&store, &reg, "driver_fresh", int(2)).unwrap();
+    assert_eq!(v[0], Some(Value { val: Some(Val::FloatVal(0.5)) }));
+}
+
+#[tokio::test]
+async fn mixed_timestamp_precisions_in_one_push_are_accepted() {
+    // Feast answers 500 (pandas cannot mix the formats); each value is a valid time here.
+    let store = MemoryStore::new();
+    let stats = push_json(
+        &store,
+        json!({"push_source_name": "driver_push", "df": {"driver_id": [1, 2, 3], "event_timestamp": ["2024-01-01T00:00:00Z", "2024-01-01T00:00:00.123456789Z", 1704067200123u64], "conv_rate": [0.5, 0.5, 0.5], "trips": [1, 2, 3], "city": "sf"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stats.written, 6, "three rows into driver_fresh and driver_rates");
+    let reg = testing::registry();
+    assert_eq!(stored(&store, &reg, "driver_fresh", int(1)).unwrap().0, t("2024-01-01T00:00:00Z"));
+    assert_eq!(stored(&store, &reg, "driver_fresh", int(2)).unwrap().0, EventTime::new(1_704_067_200, 123_456_789));
+    assert_eq!(stored(&store, &reg, "driver_fresh", int(3)).unwrap().0, EventTime::new(1_704_067_200, 123_000_000));
+}
+
+#[tokio::test]
 async fn mistakes_name_the_source_view_column_and_row_and_write_nothing() {
     let store = MemoryStore::new();
     let base = || {
@@ -242,15 +278,15 @@ fn record(seq: usize, v: Json) -> StreamRecord {
         Json::String(s) => s.into_bytes(),
         other => serde_json::to_vec(&other).unwrap(),
     };
-    StreamRecord {
-        position: Position::Kinesis {
+    StreamRecord::new(
+        Position::Kinesis {
             stream: "arn:aws:kinesis:us-east-1:1:stream/drivers".into(),
             shard_id: None,
             sequence_number: seq.to_string(),
             partition_key: "k".into(),
         },
         data,
-    }
+    )
 }
 
 fn row(driver: i64, hour: u32, rate: f64) -> Json {

@@ -283,6 +283,9 @@ pub struct Registry {
     pub on_demand_views: BTreeSet<String>,
     /// Push source name -> the names of the views it feeds.
     pub push_index: HashMap<String, Vec<String>>,
+    /// Every join key of the project (of its views and of its entities) -> its type: a request
+    /// column with one of these names is echoed in the answer, as Feast does.
+    pub join_key_types: HashMap<String, ValueType>,
     /// The project's permissions. In definitions, `None` when `features.yaml` has no
     /// `permissions:` section (apply then leaves the registry's permissions as they are).
     pub permissions: Option<Vec<Permission>>,
@@ -297,9 +300,21 @@ impl Registry {
     /// Rebuilds derived indexes; call after changing the maps.
     pub fn reindex(&mut self) {
         self.push_index.clear();
+        self.join_key_types.clear();
         for view in self.feature_views.values() {
             if let Some(src) = view.push_source_name() {
                 self.push_index.entry(src.to_string()).or_default().push(view.name.clone());
+            }
+            for c in &view.entity_columns {
+                if c.dtype != ValueType::Invalid {
+                    self.join_key_types.entry(c.name.clone()).or_insert(c.dtype);
+                }
+            }
+        }
+        // An entity no view uses yet still names a join key; its declared type, if any.
+        for e in self.entities.values() {
+            if e.value_type != ValueType::Invalid && e.value_type.is_key_type() {
+                self.join_key_types.entry(e.join_key.clone()).or_insert(e.value_type);
             }
         }
         self.permission_patterns = self

@@ -3,8 +3,9 @@
 //! A request is planned against the registry (features grouped by view, output names), its
 //! entity columns are typed by each view's join-key types and turned into Redis keys (once per
 //! distinct entity set, not per view), every view is read in one round trip, and the answer is
-//! Feast's column-oriented response: join-key columns first (in the request's order), then the
-//! features in the order requested.
+//! Feast's column-oriented response: the request's join-key columns first (in the request's
+//! order; every column that is a join key of the project, as Feast answers), then the features
+//! grouped by view in the order views first appear (Feast's order).
 //!
 //! Where Feast's Python server is wrong Larder answers like Feast's Go server: an entity with
 //! no row is `NOT_FOUND` (not `PRESENT` with a null), a stored null is `NULL_VALUE`, and a value
@@ -151,27 +152,40 @@ pub async fn get_online_features(
         )));
     }
 
+    // Each view's request columns: a feature service's `join_key_map` renames a join key, but
+    // a request that gives the original name instead is answered from it, as Feast does.
+    let group_columns: Vec<Vec<&str>> = plan
+        .groups
+        .iter()
+        .map(|g| {
+            g.view
+                .entity_columns
+                .iter()
+                .zip(&g.key_columns)
+                .map(|(c, col)| match req.entities.get(col) {
+                    None if col != &c.name && req.entities.get(&c.name).is_some() => c.name.as_str(),
+                    _ => col.as_str(),
+                })
+                .collect()
+        })
+        .collect();
+
     // Keys are built once per distinct entity set (join keys, their types and request columns).
     let mut key_sets: HashMap<Vec<(&str, &str, ValueType)>, usize> = HashMap::new();
     let mut keys: Vec<Vec<Vec<u8>>> = Vec::new();
     let mut group_keys: Vec<usize> = Vec::with_capacity(plan.groups.len());
     // Each recognized join-key column, typed by the first view that uses it.
     let mut key_columns: HashMap<&str, (ValueType, &FeatureView)> = HashMap::new();
-    for g in &plan.groups {
-        let signature: Vec<(&str, &str, ValueType)> = g
-            .view
-            .entity_columns
-            .iter()
-            .zip(&g.key_columns)
-            .map(|(c, col)| (c.name.as_str(), col.as_str(), c.dtype))
-            .collect();
+    for (g, columns) in plan.groups.iter().zip(&group_columns) {
+        let signature: Vec<(&str, &str, ValueType)> =
+            g.view.entity_columns.iter().zip(columns).map(|(c, col)| (c.name.as_str(), *col, c.dtype)).collect();
         for (_, col, dtype) in &signature {
             key_columns.entry(col).or_insert((*dtype, &g.view));
         }
         let idx = match key_sets.get(&signature) {
             Some(&i) => i,
             None => {
-                keys.push(build_keys(&g.view, &g.key_columns, &req.entities, rows, &registry.project)?);
+                keys.push(build_keys(&g.view, columns, &req.entities, rows, &registry.project)?);
                 key_sets.insert(signature, keys.len() - 1);
                 keys.len() - 1
             }
@@ -191,12 +205,18 @@ pub async fn get_online_features(
     telemetry::entity_rows(rows);
 
     let mut columns = Vec::with_capacity(key_columns.len() + plan.outputs.len());
+    // Every request column that is a join key of the project is answered, in request order,
+    // even when no requested view uses it (Feast does); other columns are not.
     for (name, values) in &req.entities.0 {
-        if let Some((dtype, view)) = key_columns.get(name.as_str()) {
+        let typed_by = match key_columns.get(name.as_str()) {
+            Some(&(dtype, view)) => Some((dtype, KeyOf::View(&view.name))),
+            None => registry.join_key_types.get(name).map(|&dtype| (dtype, KeyOf::Project)),
+        };
+        if let Some((dtype, of)) = typed_by {
             let typed = values
                 .iter()
                 .enumerate()
-                .map(|(row, j)| typed_entity_value(j, *dtype, name, row, view))
+                .map(|(row, j)| typed_entity_value(j, dtype, name, row, of))
                 .collect::<Result<Vec<_>>>()?;
             columns.push(Column {
                 name: name.clone(),
@@ -267,22 +287,34 @@ fn too_old(now: EventTime, event: EventTime, ttl: Option<Duration>) -> bool {
     age_nanos > ttl.as_nanos() as i128
 }
 
+/// Whose join key a request column is, for error messages.
+#[derive(Clone, Copy)]
+enum KeyOf<'a> {
+    View(&'a str),
+    Project,
+}
+
+impl std::fmt::Display for KeyOf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyOf::View(view) => write!(f, "join key of feature view '{view}'"),
+            KeyOf::Project => f.write_str("a join key of the project's entities"),
+        }
+    }
+}
+
 fn typed_entity_value(
     j: &serde_json::Value,
     dtype: ValueType,
     column: &str,
     row: usize,
-    view: &FeatureView,
+    of: KeyOf<'_>,
 ) -> Result<Value> {
     if j.is_null() {
         return Err(Error::InvalidValue(format!("entity column '{column}', row {row}: a join key cannot be null")));
     }
-    let v = value::from_json(j, dtype).map_err(|e| {
-        Error::InvalidValue(format!(
-            "entity column '{column}', row {row}: {e} (join key of feature view '{}')",
-            view.name
-        ))
-    })?;
+    let v = value::from_json(j, dtype)
+        .map_err(|e| Error::InvalidValue(format!("entity column '{column}', row {row}: {e} ({of})")))?;
     if !value::type_of(&v).is_key_type() {
         return Err(Error::InvalidValue(format!(
             "entity column '{column}', row {row}: {} cannot be a join key (use a string or an integer)",
@@ -294,7 +326,7 @@ fn typed_entity_value(
 
 fn build_keys(
     view: &FeatureView,
-    columns: &[String],
+    columns: &[&str],
     entities: &EntityColumns,
     rows: usize,
     project: &str,
@@ -308,13 +340,18 @@ fn build_keys(
     let mut typed: Vec<Vec<Value>> = Vec::with_capacity(columns.len());
     for (col, field) in columns.iter().zip(&view.entity_columns) {
         let values = entities.get(col).ok_or_else(|| {
-            Error::BadRequest(format!("feature view '{}' needs join key '{col}' in `entities`", view.name))
+            let also = if *col == field.name {
+                String::new()
+            } else {
+                format!(" (the feature service's join_key_map name for '{}', which is also accepted)", field.name)
+            };
+            Error::BadRequest(format!("feature view '{}' needs join key '{col}'{also} in `entities`", view.name))
         })?;
         typed.push(
             values
                 .iter()
                 .enumerate()
-                .map(|(row, j)| typed_entity_value(j, field.dtype, col, row, view))
+                .map(|(row, j)| typed_entity_value(j, field.dtype, col, row, KeyOf::View(&view.name)))
                 .collect::<Result<_>>()?,
         );
     }

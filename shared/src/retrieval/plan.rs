@@ -12,7 +12,8 @@ pub struct ViewGroup {
     pub view: Arc<FeatureView>,
     /// Indexes into `view.features`, in request order.
     pub features: Vec<usize>,
-    /// For each join key of the view (in `entity_columns` order), the request column holding it.
+    /// For each join key of the view (in `entity_columns` order), the request column holding it:
+    /// the join key's name, or the name a feature service's `join_key_map` gives it.
     pub key_columns: Vec<String>,
 }
 
@@ -29,7 +30,7 @@ pub struct OutputFeature {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub groups: Vec<ViewGroup>,
-    /// Feature columns in answer order.
+    /// Feature columns in answer order: grouped by view, as Feast answers.
     pub outputs: Vec<OutputFeature>,
 }
 
@@ -151,5 +152,8 @@ pub fn plan(
         }
         outputs.push(OutputFeature { name, group: g, slot });
     }
+    // Feast answers features grouped by view, views in the order they first appear, each
+    // view's features in request order: `[a:x, b:y, a:z]` answers `x, z, y`.
+    outputs.sort_by_key(|o| o.group);
     Ok(Plan { groups, outputs })
 }

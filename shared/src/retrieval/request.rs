@@ -17,11 +17,29 @@ pub struct Request {
     pub feature_service: Option<String>,
     /// Column-oriented entity rows, in the order the client wrote them.
     pub entities: EntityColumns,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "full_feature_names")]
     pub full_feature_names: bool,
     /// Accepted for compatibility; Feast's JSON answer has no place for it either.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "include_feature_view_version_metadata")]
     pub include_feature_view_version_metadata: bool,
+}
+
+/// A JSON boolean, or an error naming the field (serde's own names neither the field nor the
+/// value's place in the request). `"true"` as a string is refused: Feast's server takes it, but
+/// a string where a boolean belongs is the client's mistake (docs/compatibility.md §8).
+fn named_bool<'de, D: Deserializer<'de>>(d: D, field: &str) -> std::result::Result<bool, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Bool(b) => Ok(b),
+        other => Err(serde::de::Error::custom(format!("{field} must be true or false, not {other}"))),
+    }
+}
+
+fn full_feature_names<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+    named_bool(d, "full_feature_names")
+}
+
+fn include_feature_view_version_metadata<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+    named_bool(d, "include_feature_view_version_metadata")
 }
 
 /// `entities: {column: [values]}` with the client's column order kept (it is the order of the
@@ -73,6 +91,11 @@ impl Request {
     pub fn parse(body: &[u8]) -> Result<Request> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::BadRequest("the request body is empty; send Feast's get-online-features JSON".into()));
+        }
+        if let Some(kind) = crate::error::not_an_object(body) {
+            return Err(Error::BadRequest(format!(
+                "the get-online-features request must be a JSON object with `features` or `feature_service` and `entities`; the body is {kind}"
+            )));
         }
         serde_json::from_slice(body).map_err(|e| {
             let what = if e.is_data() {

@@ -12,6 +12,7 @@ const DEFS: &str = r#"
 entities:
   driver: {join_key: driver_id, type: Int64}
   customer: {join_key: customer_id, type: String}
+  zone: {join_key: zipcode, type: Int64}
 sources:
   s: {type: file, path: x.parquet, timestamp_field: ts}
 feature_views:
@@ -31,6 +32,10 @@ feature_views:
     entities: [driver]
     source: s
     features: {trips: Int64}
+  seen:
+    entities: [driver]
+    source: s
+    features: {last_seen: UnixTimestamp}
 feature_services:
   svc:
     features:
@@ -138,7 +143,8 @@ async fn exact_json_text_for_one_row() {
 #[tokio::test]
 async fn names_order_and_duplicate_rows() {
     let (reg, store) = setup().await;
-    // Features in the order requested, across views; full names use the view name.
+    // Features grouped by view, views in the order they first appear, as Feast answers (not
+    // the exact request order); full names use the view name.
     let r = ask(
         &reg,
         &store,
@@ -147,8 +153,19 @@ async fn names_order_and_duplicate_rows() {
     .await
     .unwrap();
     let names: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["driver_id", "stats__trips", "other__trips", "stats__conv_rate"]);
-    assert_eq!(json_of(&r)["results"][2]["values"], json!([99, 99]));
+    assert_eq!(names, ["driver_id", "stats__trips", "stats__conv_rate", "other__trips"]);
+    assert_eq!(json_of(&r)["results"][2]["values"], json!([0.5, 0.5]));
+    assert_eq!(json_of(&r)["results"][3]["values"], json!([99, 99]));
+    let r = ask(
+        &reg,
+        &store,
+        json!({"features": ["other:trips", "stats:conv_rate", "pair:score", "stats:city", "other:trips"], "entities": {"driver_id": [1001], "customer_id": ["c1"]}}),
+    )
+    .await;
+    // `other:trips` asked twice is one column.
+    let names: Vec<String> = r.unwrap().columns.into_iter().map(|c| c.name).collect();
+    // (`json!` sorts object keys, so the request's entity order is alphabetical.)
+    assert_eq!(names, ["customer_id", "driver_id", "trips", "conv_rate", "city", "score"]);
     // Without full names the two `trips` collide: a clear 400.
     let e = ask(&reg, &store, json!({"features": ["stats:trips", "other:trips"], "entities": {"driver_id": [1001]}}))
         .await
@@ -164,8 +181,69 @@ async fn feature_service_with_alias_and_join_key_map() {
     let j = json_of(&r);
     assert_eq!(j["metadata"]["feature_names"], json!(["rider", "st__trips", "st__conv_rate"]));
     assert_eq!(j["results"][1]["values"], json!([3, 7]));
-    let e = ask(&reg, &store, json!({"feature_service": "svc", "entities": {"driver_id": [1]}})).await.unwrap_err();
-    assert!(e.to_string().contains("rider"), "{e}");
+    // The join key's own name is accepted when the mapped one is absent, as Feast does; the
+    // column is answered as the project's join key.
+    let r =
+        ask(&reg, &store, json!({"feature_service": "svc", "entities": {"driver_id": [1002, 1001, 5]}})).await.unwrap();
+    let j = json_of(&r);
+    assert_eq!(j["metadata"]["feature_names"], json!(["driver_id", "trips", "conv_rate"]));
+    assert_eq!(j["results"][1]["values"], json!([3, 7, null]));
+    assert_eq!(j["results"][1]["statuses"], json!(["OUTSIDE_MAX_AGE", "PRESENT", "NOT_FOUND"]));
+    // The mapped name wins when both are given.
+    let r = ask(&reg, &store, json!({"feature_service": "svc", "entities": {"driver_id": [1], "rider": [1001]}}))
+        .await
+        .unwrap();
+    assert_eq!(json_of(&r)["results"][2]["values"], json!([7]));
+    // Neither: the error names both.
+    let e = ask(&reg, &store, json!({"feature_service": "svc", "entities": {"customer_id": ["a"]}})).await.unwrap_err();
+    assert_eq!(e.status(), 400);
+    assert!(e.to_string().contains("'rider'") && e.to_string().contains("'driver_id'"), "{e}");
+}
+
+#[tokio::test]
+async fn every_request_column_that_is_a_join_key_of_the_project_is_answered() {
+    let (reg, store) = setup().await;
+    // `zipcode` (an entity no requested view uses) and `customer_id` (used by another view) are
+    // answered, typed by their entities; `request_only` is not a join key and is not.
+    let r = ask(
+        &reg,
+        &store,
+        json!({"features": ["stats:trips"], "entities": {"zipcode": ["31319", 0], "request_only": ["x", "y"], "customer_id": ["c1", 7], "driver_id": [1001, 1002]}}),
+    )
+    .await
+    .unwrap();
+    let j = json_of(&r);
+    // In the request's order (`json!` sorts object keys: alphabetical here).
+    assert_eq!(j["metadata"]["feature_names"], json!(["customer_id", "driver_id", "zipcode", "trips"]));
+    assert_eq!(j["results"][2]["values"], json!([31319, 0]));
+    assert_eq!(j["results"][2]["statuses"], json!(["PRESENT", "PRESENT"]));
+    assert_eq!(j["results"][0]["values"], json!(["c1", "7"]));
+    assert_eq!(j["results"][3]["values"], json!([7, 3]));
+    // Such a column is checked against its type like any join key.
+    let e = ask(&reg, &store, json!({"features": ["stats:trips"], "entities": {"zipcode": ["abc"], "driver_id": [1]}}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), 422);
+    assert!(e.to_string().contains("'zipcode'") && e.to_string().contains("project"), "{e}");
+}
+
+#[tokio::test]
+async fn a_null_timestamp_is_stored_as_feast_does_and_read_as_null() {
+    let (reg, store) = setup().await;
+    write(&store, &reg, "seen", &[&[json!(1001)]], NOW - 3, &[json!(null)]).await;
+    write(&store, &reg, "seen", &[&[json!(1002)]], NOW - 3, &[json!(1_700_000_000)]).await;
+    // The bytes Feast writes for pandas' NaT: unix_timestamp_val (field 8) = the minimum int64.
+    let null = value::from_json(&json!(null), ValueType::UnixTimestamp).unwrap();
+    let mut feast = vec![0x40];
+    feast.extend([0x80; 9]);
+    feast.push(0x01);
+    assert_eq!(value::encode(&null), feast);
+    let r = ask(&reg, &store, json!({"features": ["seen:last_seen"], "entities": {"driver_id": [1001, 1002, 3]}}))
+        .await
+        .unwrap();
+    let j = json_of(&r);
+    assert_eq!(j["results"][1]["values"], json!([null, 1_700_000_000, null]));
+    assert_eq!(j["results"][1]["statuses"], json!(["NULL_VALUE", "PRESENT", "NOT_FOUND"]));
 }
 
 #[tokio::test]
@@ -201,6 +279,16 @@ async fn client_mistakes_are_4xx_naming_the_problem() {
         (json!({"features": ["stats:trips"], "entities": {"driver_id": [null]}}), 422, "null"),
         (json!({"features": ["stats:trips"], "entities": {"driver_id": [1, 2, 3, 4, 5, 6]}}), 413, "limit is 5"),
         (json!({"features": ["stats@v2:trips"], "entities": {"driver_id": [1]}}), 422, "version"),
+        // Differences from Feast on purpose (docs/compatibility.md §8): Feast answers nulls for
+        // a half-given compound key, truncates 1.5 and reads true as 1, and takes "true".
+        (json!({"features": ["pair:score"], "entities": {"driver_id": [1001]}}), 400, "customer_id"),
+        (json!({"features": ["stats:trips"], "entities": {"driver_id": [1.5]}}), 422, "row 0"),
+        (json!({"features": ["stats:trips"], "entities": {"driver_id": [true]}}), 422, "row 0"),
+        (
+            json!({"features": ["stats:trips"], "entities": {"driver_id": [1]}, "full_feature_names": "true"}),
+            400,
+            "full_feature_names",
+        ),
     ];
     for (body, status, needle) in cases {
         let e = ask(&reg, &store, body.clone()).await.unwrap_err();

@@ -14,12 +14,13 @@ use crate::time::EventTime;
 // ---------------------------------------------------------------------------------------------
 
 /// Reads row `row` of an Arrow array as a `Value` of the declared type (a parquet column being
-/// materialized, or a pushed batch). Nulls become the empty Value. Numeric widening and
-/// narrowing follow Feast: int columns may feed Int32/Int64/Float/Double features, and an
-/// out-of-range narrowing is an error naming the value.
+/// materialized, or a pushed batch). Nulls become the type's null as Feast stores it
+/// ([`super::null_of`]), and a NaN float the empty Value (pandas' missing float). Numeric
+/// widening and narrowing follow Feast: int columns may feed Int32/Int64/Float/Double features,
+/// and an out-of-range narrowing is an error naming the value.
 pub fn from_arrow(array: &dyn Array, row: usize, ty: ValueType) -> Result<Value, String> {
     if array.is_null(row) {
-        return Ok(NULL);
+        return Ok(super::null_of(ty));
     }
     if let Some(elem) = ty.element().filter(|_| !matches!(ty, T::ValueList | T::ValueSet)) {
         let items = match array.data_type() {
@@ -55,6 +56,7 @@ fn scalar_from_arrow(array: &dyn Array, row: usize, ty: ValueType) -> Result<Val
         (T::Int32, ArrowCell::UInt(u)) => {
             v(Val::Int32Val(i32::try_from(*u).map_err(|_| format!("{u} overflows Int32"))?))
         }
+        (T::Double | T::Float, ArrowCell::Float(f)) if f.is_nan() => NULL,
         (T::Double, ArrowCell::Float(f)) => v(Val::DoubleVal(*f)),
         (T::Double, ArrowCell::Int(i)) => v(Val::DoubleVal(*i as f64)),
         (T::Double, ArrowCell::UInt(u)) => v(Val::DoubleVal(*u as f64)),
@@ -203,7 +205,7 @@ pub fn to_arrow(values: &[Value], ty: ValueType) -> Result<ArrayRef, String> {
             let mut b = $builder;
             for (i, x) in values.iter().enumerate() {
                 match &x.val {
-                    None | Some(Val::NullVal(_)) => b.append_null(),
+                    _ if super::is_null(x) => b.append_null(),
                     $(Some($pat) => b.append_value($out),)+
                     _ => return Err(format!("value {i} is not {ty}")),
                 }

@@ -41,12 +41,14 @@ fn json_float(j: &serde_json::Value) -> Option<f64> {
     }
 }
 
-/// Converts a JSON value to a `Value` of the declared type. JSON `null` is the empty Value.
-/// The error says what was expected; the caller adds the column and row.
+/// Converts a JSON value to a `Value` of the declared type. JSON `null` is the type's null as
+/// Feast stores it ([`super::null_of`]), and so is a NaN float (Feast stores pandas' missing
+/// floats, NaN, as the empty Value). The error says what was expected; the caller adds the
+/// column and row.
 pub fn from_json(j: &serde_json::Value, ty: ValueType) -> Result<Value, String> {
     use serde_json::Value as J;
     if j.is_null() {
-        return Ok(NULL);
+        return Ok(super::null_of(ty));
     }
     let bad = || Err(format!("expected {ty}, got {}", describe(j)));
     Ok(match ty {
@@ -60,10 +62,12 @@ pub fn from_json(j: &serde_json::Value, ty: ValueType) -> Result<Value, String> 
             None => return bad(),
         },
         T::Double => match json_float(j) {
+            Some(f) if f.is_nan() => NULL,
             Some(f) => v(Val::DoubleVal(f)),
             None => return bad(),
         },
         T::Float => match json_float(j) {
+            Some(f) if f.is_nan() => NULL,
             Some(f) => v(Val::FloatVal(f as f32)),
             None => return bad(),
         },
@@ -315,6 +319,22 @@ mod tests {
             json_of(&v(Val::ListVal(RepeatedValue { val: vec![v(Val::Int64Val(1)), v(Val::StringVal("s".into()))] }))),
             "[1,\"s\"]"
         );
+    }
+
+    #[test]
+    fn nan_and_null_are_stored_as_feast_stores_them() {
+        // NaN (pandas' missing float) is the empty Value, as Feast stores it; infinities stay.
+        for text in ["NaN", "nan"] {
+            assert_eq!(from_json(&json!(text), T::Double).unwrap(), NULL);
+            assert_eq!(from_json(&json!(text), T::Float).unwrap(), NULL);
+        }
+        assert_eq!(from_json(&json!("Infinity"), T::Double).unwrap(), v(Val::DoubleVal(f64::INFINITY)));
+        assert_eq!(from_json(&json!("-inf"), T::Float).unwrap(), v(Val::FloatVal(f32::NEG_INFINITY)));
+        // A null timestamp is Feast's NaT sentinel; other nulls are the empty Value.
+        assert_eq!(from_json(&json!(null), T::UnixTimestamp).unwrap(), v(Val::UnixTimestampVal(i64::MIN)));
+        assert_eq!(from_json(&json!(null), T::Double).unwrap(), NULL);
+        assert!(super::super::is_null(&v(Val::UnixTimestampVal(i64::MIN))));
+        assert!(!super::super::is_null(&v(Val::UnixTimestampVal(i64::MIN + 1))));
     }
 
     #[test]

@@ -323,8 +323,21 @@ impl fmt::Display for ValueType {
 /// The empty `Value` (no field set): what Feast stores for a null feature.
 pub const NULL: Value = Value { val: None };
 
+/// How Feast stores a null `UnixTimestamp`: pandas' `NaT` is the minimum int64, which Feast
+/// writes as the value (`unix_timestamp_val: -9223372036854775808`) instead of an empty Value.
+/// Larder writes the same bytes, and reads them back as a null (`NULL_VALUE`).
+pub const NULL_UNIX_TIMESTAMP: i64 = i64::MIN;
+
+/// The null of a declared type, as Feast writes it: the empty Value, except for
+/// `UnixTimestamp` ([`NULL_UNIX_TIMESTAMP`]).
+pub fn null_of(ty: ValueType) -> Value {
+    if ty == T::UnixTimestamp { v(Val::UnixTimestampVal(NULL_UNIX_TIMESTAMP)) } else { NULL }
+}
+
+/// Whether a stored value means "no value": the empty Value, `null_val`, or Feast's null
+/// timestamp.
 pub fn is_null(v: &Value) -> bool {
-    matches!(v.val, None | Some(Val::NullVal(_)))
+    matches!(v.val, None | Some(Val::NullVal(_)) | Some(Val::UnixTimestampVal(NULL_UNIX_TIMESTAMP)))
 }
 
 pub fn encode(v: &Value) -> Vec<u8> {

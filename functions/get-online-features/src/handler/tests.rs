@@ -90,6 +90,27 @@ async fn health_and_errors() {
 }
 
 #[tokio::test]
+async fn a_body_marked_base64_that_is_not_is_a_400_not_a_panic() {
+    // lambda_http panicked on this event before the handler ran (a 502 and a sandbox restart).
+    let s = services().await;
+    let (status, body) = invoke(&s, event!("apigw-http-get-online-features-bad-base64.json")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "bad_request");
+    assert!(body["error"]["message"].as_str().unwrap().contains("marked base64 but is not"), "{body}");
+}
+
+#[tokio::test]
+async fn a_payload_that_is_not_an_object_is_named() {
+    let s = services().await;
+    for (payload, kind) in [("[]", "a JSON array"), ("\"hello\"", "a JSON string"), ("42", "a JSON number")] {
+        let raw = serde_json::value::RawValue::from_string(payload.to_string()).unwrap();
+        let err = super::handle(&s, LambdaEvent::new(raw, Context::default())).await.unwrap_err().to_string();
+        assert!(err.contains(kind) && err.contains("requestContext"), "{payload}: {err}");
+        assert!(!err.contains("Probe"), "{err}");
+    }
+}
+
+#[tokio::test]
 async fn push_routes_belong_to_the_push_function() {
     // API Gateway sends /push to the push function; this one serves reads only.
     let s = services().await;

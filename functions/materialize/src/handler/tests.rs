@@ -93,6 +93,18 @@ fn bad_events_are_named() {
     assert!(err(json!({"action": "item", "file": "x"})).contains("work item"));
     assert!(err(json!({"incremental": true, "start": "2026-01-01"})).contains("no 'start'"));
     assert!(err(json!([1])).contains("JSON object"));
+    // A scheduled event's own fields are named too.
+    let bad_time = err(json_of(event!("eventbridge-bad-time.json")));
+    assert!(
+        bad_time.contains("'time'") && bad_time.contains("not a time") && bad_time.contains("RFC 3339"),
+        "{bad_time}"
+    );
+    let mut e = json_of(event!("eventbridge-scheduled.json"));
+    e["time"] = json!(1767225600);
+    assert!(err(e.clone()).contains("'time'"), "{}", err(e));
+    let mut e = json_of(event!("eventbridge-scheduled.json"));
+    e["detail"] = json!({"feature_views": "driver_hourly_stats"});
+    assert!(err(e.clone()).contains("'detail'"), "{}", err(e));
 }
 
 fn write_repo(dir: &std::path::Path) -> RepoConfig {

@@ -190,3 +190,124 @@ async fn larder_writes_the_same_redis_bytes_as_feast_materialize() {
         assert_eq!(f.len(), l.len(), "key {key:x?}: Feast fields {:?}, Larder fields {:?}", f.keys(), l.keys());
     }
 }
+
+const PUSH_WITH_FEAST: &str = r#"
+import json, sys
+import pandas as pd
+from feast import FeatureStore
+df = pd.DataFrame(json.loads(sys.argv[1]))
+for c in ("event_ts", "created_ts"):
+    df[c] = pd.to_datetime(df[c], utc=True, format="ISO8601")
+df["score"] = df["score"].astype("float32")
+FeatureStore(repo_path=".").push("txns_push", df)
+"#;
+
+/// Each key's expiry after the test's `EXPIRE key 1000`: renewed by a later write (the setting's
+/// 3600 s), kept (not written since), or none.
+fn expiries(redis: &RedisServer) -> BTreeMap<Vec<u8>, &'static str> {
+    let mut c = redis.client();
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+    keys.into_iter()
+        .map(|k| {
+            let ms: i64 = redis::cmd("PTTL").arg(&k).query(&mut c).unwrap();
+            let class = match ms {
+                3_000_000..=3_600_000 => "renewed",
+                1..=1_000_000 => "kept",
+                -1 => "none",
+                other => panic!("key {k:x?}: PTTL {other} ms is none of the expected"),
+            };
+            (k, class)
+        })
+        .collect()
+}
+
+fn expire_all(redis: &RedisServer, secs: u64) {
+    let mut c = redis.client();
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+    for k in keys {
+        let _: i64 = redis::cmd("EXPIRE").arg(&k).arg(secs).query(&mut c).unwrap();
+    }
+}
+
+/// `online_store.key_ttl_seconds` and `skip_dedup`, as Feast applies them: the same sequence
+/// (materialize a window, then an older window, then a push with an older and a newer row) run
+/// by Feast on one Redis and by the `larder` binary on another leaves the same bytes and the
+/// same expiries: every written key gets the setting's EXPIRE, a row skipped as not newer
+/// renews nothing, and with `skip_dedup: true` the older rows overwrite the newer ones.
+#[test]
+fn key_ttl_seconds_and_skip_dedup_as_feast_applies_them() {
+    let (feast_redis, larder_redis) = (RedisServer::start(), RedisServer::start());
+    let repo = FeastRepo::from_fixture("feast_materialize_repo", &feast_redis.addr());
+    write_data(&repo.path().join("data/txns.parquet"));
+    run(&mut repo.feast(&["apply"]));
+    let yaml = std::fs::read_to_string(repo.path().join("feature_store.yaml")).unwrap();
+    let push = serde_json::json!({
+        "user_id": [1, 2, 100],
+        // user 1's stored row is at hour 40 (older push), user 2's at hour 38 (newer), 100 is new.
+        "event_ts": ["2026-01-01T01:00:00Z", "2026-01-02T23:00:00.250Z", "2026-01-01T12:00:00Z"],
+        "created_ts": vec!["2026-01-03T00:00:00Z"; 3],
+        "label": ["older", "newer", "new"],
+        "score": [0.25, 0.5, 0.75],
+    });
+    let larder = |args: &[&str]| {
+        run(std::process::Command::new(larder_tests::http::larder_bin())
+            .current_dir(repo.path())
+            .env("REDIS_ADDR", larder_redis.addr())
+            .env_remove("LARDER_LOG")
+            .args(args))
+    };
+    let mut dumps = Vec::new();
+    for skip_dedup in [false, true] {
+        let settings = format!("  key_ttl_seconds: 3600\n  skip_dedup: {skip_dedup}\n");
+        let with = yaml.replace(
+            "  connection_string: ${REDIS_ADDR}\n",
+            &format!("  connection_string: ${{REDIS_ADDR}}\n{settings}"),
+        );
+        assert_ne!(with, yaml);
+        std::fs::write(repo.path().join("feature_store.yaml"), with).unwrap();
+        flush(&feast_redis);
+        flush(&larder_redis);
+
+        let (start, end) = ("2026-01-01T06:00:00", "2026-01-02T18:00:00");
+        run(&mut repo.feast(&["materialize", start, end]));
+        larder(&["materialize", start, end]);
+        for r in [&feast_redis, &larder_redis] {
+            assert!(expiries(r).values().all(|c| *c == "renewed"), "every key written carries the 3600 s EXPIRE");
+            expire_all(r, 1000);
+        }
+        let (older_start, older_end) = ("2026-01-01T00:00:00", "2026-01-01T05:59:59");
+        run(&mut repo.feast(&["materialize", older_start, older_end]));
+        let out = larder(&["materialize", older_start, older_end]);
+        assert!(out.contains("user_stats: "), "{out}");
+        run(std::process::Command::new(larder_tests::venv_bin("python"))
+            .current_dir(repo.path())
+            .env("REDIS_ADDR", feast_redis.addr())
+            .args(["-c", PUSH_WITH_FEAST, &push.to_string()]));
+        let body = repo.path().join("push.json");
+        std::fs::write(&body, serde_json::json!({"push_source_name": "txns_push", "df": push}).to_string()).unwrap();
+        let out = larder(&["push", body.to_str().unwrap()]);
+        let expected = if skip_dedup {
+            "pushed: 1 records, 3 rows; 3 written, 0 not newer"
+        } else {
+            "pushed: 1 records, 3 rows; 2 written, 1 not newer"
+        };
+        assert!(out.starts_with(expected), "skip_dedup {skip_dedup}: {out}");
+
+        let (feast, larder_dump) = (dump(&feast_redis), dump(&larder_redis));
+        assert_eq!(feast.len(), larder_dump.len());
+        for (key, f) in &feast {
+            assert_eq!(Some(f), larder_dump.get(key), "skip_dedup {skip_dedup}, key {key:x?}");
+        }
+        let (fe, le) = (expiries(&feast_redis), expiries(&larder_redis));
+        assert_eq!(fe, le, "skip_dedup {skip_dedup}: which keys a write renewed");
+        let renewed = fe.values().filter(|c| **c == "renewed").count();
+        let kept = fe.values().filter(|c| **c == "kept").count();
+        // Users 2 and 100 are pushed newer rows in both modes; the older window's rows renew
+        // only when nothing is compared.
+        assert!(renewed >= 2 && kept > 0, "skip_dedup {skip_dedup}: {renewed} renewed, {kept} kept");
+        dumps.push((feast, renewed));
+    }
+    // Overwriting changed what is stored, and renewed more keys.
+    assert_ne!(dumps[0].0, dumps[1].0);
+    assert!(dumps[1].1 > dumps[0].1 + 10, "{} vs {} keys renewed", dumps[1].1, dumps[0].1);
+}

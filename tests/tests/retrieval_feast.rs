@@ -25,14 +25,47 @@ fn columns(answer: &Value) -> Vec<(String, Value, Value, Value)> {
         .collect()
 }
 
+const RECENT_VIEW: &str = r#"
+
+recent_file = FileSource(name="recent_source", path="data/recent.parquet", timestamp_field="event_timestamp")
+driver_recent = FeatureView(
+    name="driver_recent",
+    entities=[driver],
+    ttl=timedelta(minutes=40),
+    schema=[Field(name="conv_rate", dtype=Float32)],
+    online=True,
+    source=recent_file,
+)
+"#;
+
+const WRITE_RECENT: &str = r#"
+import pandas as pd
+now = pd.Timestamp.now(tz="UTC").floor("s")
+pd.DataFrame({
+    "driver_id": [2000 + i for i in range(6)],
+    "event_timestamp": [now - pd.Timedelta(minutes=15 * i) for i in range(6)],
+    "conv_rate": pd.Series([0.5 + i / 8 for i in range(6)], dtype="float32"),
+}).to_parquet("data/recent.parquet")
+"#;
+
 #[test]
 fn larder_answers_like_feast_serve() {
     let redis = RedisServer::start();
     let repo = FeastRepo::from_fixture("feast_driver_repo", &redis.addr());
     let end = EventTime::parse("2026-11-20T00:00:00Z").unwrap();
     larder::example_data::write_driver_stats(&repo.path().join("data/driver_stats.parquet"), 20, 3, end, 5).unwrap();
+    // A view with a 40-minute ttl over rows 0, 15, ..., 75 minutes old (written by pandas,
+    // materialized by Feast): Feast's Python server answers them all PRESENT, Larder the older
+    // half OUTSIDE_MAX_AGE, as Feast's Go server's rule does (docs/compatibility.md §8).
+    let mut defs = std::fs::read_to_string(repo.path().join("features.py")).unwrap();
+    defs.push_str(RECENT_VIEW);
+    std::fs::write(repo.path().join("features.py"), defs).unwrap();
+    repo.python(WRITE_RECENT);
     run(&mut repo.feast(&["apply"]));
     run(&mut repo.feast(&["materialize", "2026-01-01T00:00:00", "2026-12-01T00:00:00"]));
+    let now = EventTime::now().secs;
+    let (from, to) = (EventTime::new(now - 3 * 3600, 0), EventTime::new(now + 3600, 0));
+    run(&mut repo.feast(&["materialize", "--views", "driver_recent", &from.to_rfc3339(), &to.to_rfc3339()]));
 
     let feast_port = free_port();
     // A gunicorn master and its worker, in the peer's process group: both stop with it.
@@ -73,6 +106,27 @@ fn larder_answers_like_feast_serve() {
         l.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(f, l, "{req}");
     }
+
+    // The view's ttl: the same values and times; statuses by Feast's Python server (never
+    // checked) and by Larder, which agrees with the Go server's rule on each row's time.
+    let req = json!({"features": ["driver_recent:conv_rate"], "entities": {"driver_id": [2000, 2001, 2002, 2003, 2004, 2005]}});
+    let (fs, feast) = post_json(feast_port, "/get-online-features", &req);
+    let asked = EventTime::now();
+    let (ls, ours) = post_json(larder.port, "/get-online-features", &req);
+    assert_eq!((fs, ls), (200, 200), "feast: {feast}\nlarder: {ours}");
+    assert_eq!(feast["results"][1]["values"], json!([0.5, 0.625, 0.75, 0.875, 1.0, 1.125]));
+    assert_eq!(ours["results"][1]["values"], feast["results"][1]["values"]);
+    assert_eq!(ours["results"][1]["event_timestamps"], feast["results"][1]["event_timestamps"]);
+    assert_eq!(feast["results"][1]["statuses"], json!(vec!["PRESENT"; 6]));
+    let go_rule: Vec<&str> = feast["results"][1]["event_timestamps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| EventTime::parse(t.as_str().unwrap()).unwrap())
+        .map(|t| if asked.secs - t.secs > 40 * 60 { "OUTSIDE_MAX_AGE" } else { "PRESENT" })
+        .collect();
+    assert_eq!(go_rule, ["PRESENT", "PRESENT", "PRESENT", "OUTSIDE_MAX_AGE", "OUTSIDE_MAX_AGE", "OUTSIDE_MAX_AGE"]);
+    assert_eq!(ours["results"][1]["statuses"], json!(go_rule));
 
     // An entity with no row: the one documented difference.
     let req = json!({"features": ["driver_hourly_stats:conv_rate"], "entities": {"driver_id": [1000, 999999]}});

@@ -59,6 +59,17 @@ async fn write(
     at: i64,
     values: &[serde_json::Value],
 ) {
+    write_at(store, reg, view, keys, EventTime::new(at, 0), values).await
+}
+
+async fn write_at(
+    store: &MemoryStore,
+    reg: &Registry,
+    view: &str,
+    keys: &[&[serde_json::Value]],
+    at: EventTime,
+    values: &[serde_json::Value],
+) {
     let v = &reg.feature_views[view];
     let key_values: Vec<Value> =
         v.entity_columns.iter().zip(keys[0]).map(|(c, j)| from_json(j, c.dtype).unwrap()).collect();
@@ -66,7 +77,7 @@ async fn write(
     let key = v.layout.key_encoder.redis_key(&refs, "proj").unwrap();
     let typed: Vec<Value> = v.features.iter().zip(values).map(|(f, j)| from_json(j, f.dtype).unwrap()).collect();
     // Features not given (e.g. `added_later`) are written as nothing: drop their fields.
-    let row = WriteRow::encode(key, EventTime::new(at, 0), &typed);
+    let row = WriteRow::encode(key, at, &typed);
     let fields: Vec<[u8; 4]> = v.layout.feature_fields[..values.len()].to_vec();
     store
         .write(&ViewWrite {
@@ -244,6 +255,54 @@ async fn a_null_timestamp_is_stored_as_feast_does_and_read_as_null() {
     let j = json_of(&r);
     assert_eq!(j["results"][1]["values"], json!([null, 1_700_000_000, null]));
     assert_eq!(j["results"][1]["statuses"], json!(["NULL_VALUE", "PRESENT", "NOT_FOUND"]));
+}
+
+/// The view's ttl at its boundary, in nanoseconds: a value exactly `ttl` old is still PRESENT,
+/// one nanosecond older is OUTSIDE_MAX_AGE (value and time kept), and the request time's own
+/// nanoseconds count. Feast's Go server compares whole seconds (`now.seconds - event.seconds >
+/// ttl.seconds`, reference §5.3); `go_outside` is that rule, and the cases where it answers
+/// PRESENT up to a second past the ttl are the documented difference (docs/compatibility.md §8).
+#[tokio::test]
+async fn ttl_boundary_in_nanoseconds_and_against_feasts_go_rule() {
+    let reg = registry();
+    let store = MemoryStore::new();
+    let now = EventTime::new(NOW, 500_000_000);
+    let hour = 3600;
+    // (driver, event time, Larder's status, Go's status)
+    let cases: [(i64, EventTime, &str, &str); 7] = [
+        (1, EventTime::new(NOW - hour, 500_000_000), "PRESENT", "PRESENT"), // age == ttl
+        (2, EventTime::new(NOW - hour, 499_999_999), "OUTSIDE_MAX_AGE", "PRESENT"), // ttl + 1 ns
+        (3, EventTime::new(NOW - hour, 500_000_001), "PRESENT", "PRESENT"), // ttl - 1 ns
+        (4, EventTime::new(NOW - hour, 0), "OUTSIDE_MAX_AGE", "PRESENT"),   // ttl + 0.5 s: Go's second
+        (5, EventTime::new(NOW - hour - 1, 600_000_000), "OUTSIDE_MAX_AGE", "OUTSIDE_MAX_AGE"), // ttl + 0.9 s
+        (6, EventTime::new(NOW - hour - 1, 400_000_000), "OUTSIDE_MAX_AGE", "OUTSIDE_MAX_AGE"), // ttl + 1.1 s
+        (7, EventTime::new(NOW + 10, 0), "PRESENT", "PRESENT"),             // from the future
+    ];
+    let go_outside = |event: EventTime| now.secs - event.secs > hour;
+    for (driver, at, _, go) in &cases {
+        write_at(&store, &reg, "stats", &[&[json!(driver)]], *at, &[json!(0.5), json!(driver * 10)]).await;
+        assert_eq!(go_outside(*at), *go == "OUTSIDE_MAX_AGE", "driver {driver}: Go's rule as documented");
+    }
+    // `pair` has no ttl: never outside, however old.
+    write_at(&store, &reg, "pair", &[&[json!(1), json!("c")]], EventTime::new(1, 0), &[json!(2.5)]).await;
+    let ids: Vec<i64> = cases.iter().map(|c| c.0).collect();
+    let req = Request::parse(
+        json!({"features": ["stats:trips", "pair:score"], "entities": {"driver_id": ids, "customer_id": vec!["c"; 7]}})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    let j = json_of(&get_online_features(&reg, &store, &req, 10, now).await.unwrap());
+    let trips = &j["results"][2];
+    assert_eq!(j["metadata"]["feature_names"][2], "trips");
+    let want: Vec<&str> = cases.iter().map(|c| c.2).collect();
+    assert_eq!(trips["statuses"], json!(want));
+    // The value and its time are answered whatever the status.
+    assert_eq!(trips["values"], json!([10, 20, 30, 40, 50, 60, 70]));
+    let times: Vec<String> = cases.iter().map(|c| c.1.to_rfc3339()).collect();
+    assert_eq!(trips["event_timestamps"], json!(times));
+    assert_eq!(trips["event_timestamps"][1], "2027-01-15T07:00:00.499999999Z");
+    assert_eq!(j["results"][3]["statuses"][0], "PRESENT", "no ttl, 57 years old: {j}");
 }
 
 #[tokio::test]

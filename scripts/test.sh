@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of Larder, installing what is missing first.
 #
-#   scripts/test.sh            format check, clippy, then every test (unit, handler, real peers)
+#   scripts/test.sh            format check, clippy, then every test (unit, handler, real peers;
+#                              every CLI command runs as a user runs it: cli_lifecycle.rs, cli_operator.rs)
 #   scripts/test.sh --quick    unit tests of the larder crate only
 #
 # Then the deployable artifacts: scripts/check-deploy.sh builds them as `sam build` does and runs

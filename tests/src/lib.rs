@@ -6,6 +6,7 @@
 //! (`moto_server`, `feast`, `cargo-lambda`); [`venv`] finds it.
 
 pub mod aws;
+pub mod cli;
 pub mod conformance;
 pub mod feast;
 pub mod http;

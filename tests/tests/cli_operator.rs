@@ -5,52 +5,13 @@
 //! `larder serve`'s answer to the same request.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use arrow_array::{Array, Float32Array, Int64Array, TimestampMicrosecondArray};
 use larder::time::EventTime;
-use larder_tests::http::{LarderServe, larder_bin, post_json};
+use larder_tests::cli::{newest_row, ok, one_line_error};
+use larder_tests::http::{LarderServe, post_json};
 use larder_tests::{RedisServer, free_port};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
-
-/// Runs `larder ARGS` in `dir` with `env`, logging at the CLI's default level.
-fn larder(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(larder_bin());
-    cmd.current_dir(dir).args(args);
-    for var in ["LARDER_LOG", "LARDER_REPO", "LARDER_CONFIG", "LARDER_PROJECT", "LARDER_REGISTRY"] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-    cmd.output().unwrap_or_else(|e| panic!("cannot run larder {args:?}: {e}"))
-}
-
-/// [`larder`], which must succeed; its stdout.
-fn ok(dir: &Path, env: &[(&str, String)], args: &[&str]) -> String {
-    let out = larder(dir, env, args);
-    assert!(
-        out.status.success(),
-        "larder {args:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// [`larder`], which must fail with status 1 and one line `error: ...` on stderr; that line.
-fn one_line_error(dir: &Path, env: &[(&str, String)], args: &[&str]) -> String {
-    let out = larder(dir, env, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "larder {args:?}: {stderr}");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "larder {args:?} must fail with one line:\n{stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    assert!(out.stdout.is_empty(), "nothing on stdout: {}", String::from_utf8_lossy(&out.stdout));
-    lines[0].to_string()
-}
 
 /// A table as printed: the header's columns start where its names do (names are two or more
 /// spaces apart), and every row's cells are cut at those same offsets, so a misaligned row
@@ -87,33 +48,6 @@ fn cell<'t>(table: &[Vec<String>], row: &'t [String], name: &str) -> &'t str {
     &row[i]
 }
 
-/// The example data's newest row of `driver` at or before `until`, read from the parquet file:
-/// (event time, conv_rate, avg_daily_trips, rating).
-fn newest_row(parquet: &Path, driver: i64, until: EventTime) -> (EventTime, f32, i64, f32) {
-    let reader =
-        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(parquet).unwrap()).unwrap().build().unwrap();
-    let limit = until.secs * 1_000_000 + until.nanos as i64 / 1000;
-    let mut best: Option<(i64, f32, i64, f32)> = None;
-    for batch in reader {
-        let batch = batch.unwrap();
-        let col = |name: &str| batch.column_by_name(name).unwrap().clone();
-        let (ids, ts, conv, trips, rating) =
-            (col("driver_id"), col("event_timestamp"), col("conv_rate"), col("avg_daily_trips"), col("rating"));
-        let ids = ids.as_any().downcast_ref::<Int64Array>().unwrap();
-        let ts = ts.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
-        let conv = conv.as_any().downcast_ref::<Float32Array>().unwrap();
-        let trips = trips.as_any().downcast_ref::<Int64Array>().unwrap();
-        let rating = rating.as_any().downcast_ref::<Float32Array>().unwrap();
-        for i in 0..batch.num_rows() {
-            if ids.value(i) == driver && ts.value(i) <= limit && best.is_none_or(|b| ts.value(i) > b.0) {
-                best = Some((ts.value(i), conv.value(i), trips.value(i), rating.value(i)));
-            }
-        }
-    }
-    let (us, conv, trips, rating) = best.unwrap_or_else(|| panic!("driver {driver} has no row before {until}"));
-    (EventTime::from_micros(us), conv, trips, rating)
-}
-
 fn hour_floor(t: EventTime) -> EventTime {
     EventTime::new(t.secs - t.secs.rem_euclid(3600), 0)
 }
@@ -145,8 +79,10 @@ fn operator_commands_against_redis_and_a_registry() {
     ok(repo, &env, &["push", "fresh.json"]);
 
     let parquet = repo.join("data/driver_stats.parquet");
-    let (t1001, conv1001, trips1001, _) = newest_row(&parquet, 1001, end);
-    let (t1002, conv1002, trips1002, rating1002) = newest_row(&parquet, 1002, end);
+    let r1001 = newest_row(&parquet, 1001, end);
+    let r1002 = newest_row(&parquet, 1002, end);
+    let (t1001, conv1001, trips1001) = (r1001.at, r1001.conv_rate, r1001.trips);
+    let (t1002, conv1002, trips1002, rating1002) = (r1002.at, r1002.conv_rate, r1002.trips, r1002.rating);
 
     // --- get: a table, one row per entity row, NOT_FOUND for a driver that has no row.
     let get = [
@@ -294,7 +230,7 @@ fn operator_commands_against_redis_and_a_registry() {
 
     // --- freshness: the pushed row is the newest of driver_fresh, the parquet's newest row in
     // the window that of driver_hourly_stats; both materialized up to the window's end.
-    let drivers_t = (0..20).map(|d| newest_row(&parquet, 1000 + d, end).0).max().unwrap();
+    let drivers_t = (0..20).map(|d| newest_row(&parquet, 1000 + d, end).at).max().unwrap();
     let table = parse_table(&ok(repo, &env, &["freshness"]));
     assert_eq!(table[0], ["VIEW", "NEWEST EVENT", "AGE", "KEYS WITH VIEW", "MATERIALIZED UNTIL", "AGE"]);
     let fresh = row(&table, "driver_fresh");

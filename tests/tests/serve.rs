@@ -86,3 +86,84 @@ async fn serve_limits_outages_refresh_and_shutdown() {
     let status = serve.stop();
     assert!(status.success(), "larder serve exited with {status}");
 }
+
+/// `POST /materialize` and `/materialize-incremental` through `larder serve`'s router: Feast's
+/// bodies, the interval recorded in the registry, the new values served by the running server
+/// (no restart, and the registry cache is an hour), and what is refused.
+#[test]
+fn materialize_routes_record_and_serve_without_a_restart() {
+    use larder_tests::cli::{materialization_intervals, newest_row, ok};
+    let redis = RedisServer::start();
+    let env = [("REDIS_ADDR", redis.addr())];
+    let work = tempfile::tempdir().unwrap();
+    ok(work.path(), &env, &["init", "repo"]);
+    let repo = work.path().join("repo");
+    ok(&repo, &env, &["example-data", "--drivers", "4", "--hours", "3", "--end", "2026-01-01T00:00:00Z"]);
+    ok(&repo, &env, &["apply"]);
+    let serve_env: Vec<(String, String)> =
+        vec![("REDIS_ADDR".into(), redis.addr()), ("LARDER_REGISTRY_CACHE_TTL_SECONDS".into(), "3600".into())];
+    let serve = LarderServe::start(&repo, &serve_env, &[]);
+    let lookup = |view: &str| {
+        let req = json!({"features": [format!("{view}:conv_rate")], "entities": {"driver_id": [1002]}});
+        let (status, body) = post_json(serve.port, "/get-online-features", &req);
+        assert_eq!(status, 200, "{body}");
+        let r = &body["results"][1];
+        (r["values"][0].clone(), r["statuses"][0].as_str().unwrap().to_string(), r["event_timestamps"][0].clone())
+    };
+    let intervals = |view: &str| materialization_intervals(&repo, &env, view);
+    assert_eq!(lookup("driver_hourly_stats").1, "NOT_FOUND");
+
+    // Refused: async runs, a missing field, a view that does not exist; nothing recorded.
+    let body = json!({"start_ts": "2025-12-31T21:30:00", "end_ts": "2025-12-31T22:00:00"});
+    let (status, answer) = post_json(serve.port, "/materialize?async=true", &body);
+    assert_eq!((status, answer["error"]["code"].as_str()), (422, Some("unsupported")), "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().starts_with("async=true"), "{answer}");
+    let (status, answer) = post_json(serve.port, "/materialize", &json!({"end_ts": "2025-12-31T22:00:00"}));
+    assert_eq!((status, answer["error"]["message"].as_str()), (400, Some("start_ts is required")), "{answer}");
+    let (status, answer) = post_json(
+        serve.port,
+        "/materialize-incremental",
+        &json!({"end_ts": "2026-01-01T00:00:00", "feature_views": ["nope"]}),
+    );
+    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("feature_view_not_found")), "{answer}");
+    assert!(intervals("driver_hourly_stats").is_empty());
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut redis.client()).unwrap(), 0);
+
+    // A window: 200 with `null`, as Feast answers; recorded; served at once.
+    let parquet = repo.join("data/driver_stats.parquet");
+    let body = json!({"start_ts": "2025-12-31T21:30:00", "end_ts": "2025-12-31T22:00:00", "feature_views": ["driver_hourly_stats"]});
+    let (status, answer) = post_json(serve.port, "/materialize", &body);
+    assert_eq!((status, &answer), (200, &serde_json::Value::Null));
+    assert_eq!(intervals("driver_hourly_stats"), [("2025-12-31T21:30:00Z".into(), "2025-12-31T22:00:00Z".into())]);
+    assert!(intervals("driver_fresh").is_empty(), "only the view named");
+    let at_22 = newest_row(&parquet, 1002, larder::time::EventTime::parse("2025-12-31T22:00:00Z").unwrap());
+    let (value, status, time) = lookup("driver_hourly_stats");
+    assert_eq!(
+        (value.as_f64().unwrap() as f32, status.as_str(), time),
+        (at_22.conv_rate, "PRESENT", json!("2025-12-31T22:00:00Z"))
+    );
+    assert_eq!(lookup("driver_fresh").1, "NOT_FOUND");
+
+    // Incremental: each view from where it stopped (driver_fresh, never materialized, from its
+    // ttl back), up to end_ts.
+    let (status, answer) = post_json(serve.port, "/materialize-incremental", &json!({"end_ts": "2026-01-01T00:00:00"}));
+    assert_eq!((status, &answer), (200, &serde_json::Value::Null));
+    assert_eq!(
+        intervals("driver_hourly_stats"),
+        [
+            ("2025-12-31T21:30:00Z".into(), "2025-12-31T22:00:00Z".into()),
+            ("2025-12-31T22:00:00Z".into(), "2026-01-01T00:00:00Z".into())
+        ]
+    );
+    assert_eq!(intervals("driver_fresh").len(), 1);
+    assert_eq!(intervals("driver_fresh")[0].1, "2026-01-01T00:00:00Z");
+    let at_23 = newest_row(&parquet, 1002, larder::time::EventTime::parse("2026-01-01T00:00:00Z").unwrap());
+    for view in ["driver_hourly_stats", "driver_fresh"] {
+        let (value, status, time) = lookup(view);
+        assert_eq!(
+            (value.as_f64().unwrap() as f32, status.as_str(), time),
+            (at_23.conv_rate, "PRESENT", json!("2025-12-31T23:00:00Z")),
+            "{view}"
+        );
+    }
+}

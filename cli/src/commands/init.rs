@@ -19,11 +19,15 @@ pub struct InitArgs {
 pub fn run(a: InitArgs) -> Result<()> {
     std::fs::create_dir_all(a.dir.join("data"))
         .map_err(|e| Error::Config(format!("cannot create {}: {e}", a.dir.display())))?;
-    for (name, text) in [("feature_store.yaml", FEATURE_STORE_YAML), ("features.yaml", FEATURES_YAML)] {
+    let files = [("feature_store.yaml", FEATURE_STORE_YAML), ("features.yaml", FEATURES_YAML)];
+    // Every file is checked before any is written: a refusal leaves the directory as it was.
+    if !a.force
+        && let Some(path) = files.iter().map(|(name, _)| a.dir.join(name)).find(|p| p.exists())
+    {
+        return Err(Error::Config(format!("{} already exists (use --force to overwrite)", path.display())));
+    }
+    for (name, text) in files {
         let path = a.dir.join(name);
-        if path.exists() && !a.force {
-            return Err(Error::Config(format!("{} already exists (use --force to overwrite)", path.display())));
-        }
         std::fs::write(&path, text).map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))?;
     }
     println!("Created a feature repository in {}.", a.dir.display());

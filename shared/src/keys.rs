@@ -133,14 +133,6 @@ impl KeyEncoder {
         Ok(KeyEncoder { prefix, order, version })
     }
 
-    pub fn len(&self) -> usize {
-        self.order.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
-    }
-
     /// Appends the serialized entity key for `values`, given in the caller's join-key order.
     pub fn encode(&self, values: &[&Value], out: &mut Vec<u8>) -> Result<()> {
         if values.len() != self.order.len() {
@@ -251,16 +243,42 @@ mod tests {
         let f = Value { val: Some(Val::DoubleVal(1.0)) };
         let err = serialize_entity_key(&["x"], &[&f], 3).unwrap_err();
         assert!(err.to_string().contains("Float64"), "{err}");
-        assert!(serialize_entity_key(&["x"], &[&crate::value::NULL], 3).is_err());
-        assert!(KeyEncoder::new(&["x"], 4).is_err());
-        assert!(KeyEncoder::new(&["x"], 3).unwrap().encode(&[], &mut Vec::new()).is_err());
+        assert_eq!(err.status(), 422);
+        let null = serialize_entity_key(&["x"], &[&crate::value::NULL], 3).unwrap_err();
+        assert_eq!(null.status(), 422);
+        assert!(null.to_string().starts_with("an entity key value must be a string, bytes, int32, int64"), "{null}");
+        let version = KeyEncoder::new(&["x"], 4).unwrap_err();
+        assert_eq!(version.code(), "config_invalid");
+        assert!(version.to_string().starts_with("entity_key_serialization_version 4 is not supported"), "{version}");
+        let count = KeyEncoder::new(&["x"], 3).unwrap().encode(&[], &mut Vec::new()).unwrap_err();
+        assert_eq!(count.to_string(), "entity key has 1 join keys but 0 values");
     }
 
     #[test]
-    fn encoder_reuse_matches_one_shot() {
+    fn bytes_timestamp_and_unicode_keys_match_feast() {
+        // Printed by Feast 0.67's `serialize_entity_key(EntityKey(...), 3)`.
+        let bytes = Value { val: Some(Val::BytesVal(vec![0, 255, b'a', b'b'])) };
+        let k = serialize_entity_key(&["blob"], &[&bytes], 3).unwrap();
+        assert_eq!(hex(&k), "010000000200000004000000626c6f62010000000400000000ff6162");
+        let ts = Value { val: Some(Val::UnixTimestampVal(1_767_225_600)) };
+        let k = serialize_entity_key(&["seen"], &[&ts], 3).unwrap();
+        assert_eq!(hex(&k), "0100000002000000040000007365656e080000000800000000b9556900000000");
+        // Names sorted (dob_ssn < zip), a multi-byte string value counted in bytes.
+        let k = serialize_entity_key(&["zip", "dob_ssn"], &[&int64(-1), &string("é1")], 3).unwrap();
+        assert_eq!(
+            hex(&k),
+            "020000000200000007000000646f625f73736e02000000030000007a69700200000003000000c3a9310400000008000000ffffffffffffffff"
+        );
+    }
+
+    #[test]
+    fn an_encoder_reused_gives_feasts_bytes_for_each_call() {
+        // Join keys given as (b, a); Feast 0.67 serializes EntityKey(["b", "a"], [5, "q"]) as:
+        let feast = "0200000002000000010000006102000000010000006202000000010000007104000000080000000500000000000000";
         let enc = KeyEncoder::new(&["b", "a"], 3).unwrap();
-        let (x, y) = (int64(5), string("q"));
-        let key = enc.redis_key(&[&x, &y], "proj").unwrap();
-        assert_eq!(key, redis_key(&serialize_entity_key(&["a", "b"], &[&y, &x], 3).unwrap(), "proj"));
+        for _ in 0..2 {
+            let key = enc.redis_key(&[&int64(5), &string("q")], "proj").unwrap();
+            assert_eq!(hex(&key), format!("{feast}70726f6a"));
+        }
     }
 }

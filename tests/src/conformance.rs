@@ -33,6 +33,8 @@ pub trait Raw: Send + Sync {
     fn hash(&self, key: &[u8]) -> Option<BTreeMap<Vec<u8>, Vec<u8>>>;
     /// Sets one field (HSET), as another writer could.
     fn set_field(&self, key: &[u8], field: &[u8], value: &[u8]);
+    /// Time left before `key` expires (PTTL); `None` when it has no expiry or does not exist.
+    fn expires_in(&self, key: &[u8]) -> Option<Duration>;
 }
 
 /// What a conformance function runs against.
@@ -51,6 +53,9 @@ impl Raw for MemoryRaw {
     }
     fn set_field(&self, key: &[u8], field: &[u8], value: &[u8]) {
         self.0.set_field(key, field, value)
+    }
+    fn expires_in(&self, key: &[u8]) -> Option<Duration> {
+        self.0.expires_in(key)
     }
 }
 
@@ -72,6 +77,11 @@ impl Raw for RedisRaw {
     fn set_field(&self, key: &[u8], field: &[u8], value: &[u8]) {
         let mut c = self.0.lock().unwrap();
         let _: i64 = redis::cmd("HSET").arg(key).arg(field).arg(value).query(&mut **c).expect("HSET");
+    }
+    fn expires_in(&self, key: &[u8]) -> Option<Duration> {
+        let mut c = self.0.lock().unwrap();
+        let ms: i64 = redis::cmd("PTTL").arg(key).query(&mut **c).expect("PTTL");
+        (ms >= 0).then(|| Duration::from_millis(ms as u64))
     }
 }
 
@@ -698,7 +708,17 @@ pub async fn concurrent_writers_end_with_the_newest(s: &Subject) {
     }
 }
 
+/// Polls `done` every 20 ms until it holds; fails naming `what` after `within`.
+async fn wait_until(what: &str, within: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// `key_ttl_seconds` expires the whole entity hash; a write of any view renews it for all.
+/// Checked on the expiry the store reports (PTTL), so a slow machine cannot make it flaky.
 pub async fn key_ttl_expires_the_whole_hash(s: &Subject) {
     let project = "ttl";
     let reg = registry(
@@ -707,25 +727,31 @@ pub async fn key_ttl_expires_the_whole_hash(s: &Subject) {
     );
     let (va, vb) = (view(&reg, "a"), view(&reg, "b"));
     let (k, kept) = (key(va, project, 1), key(va, project, 2));
-    let started = tokio::time::Instant::now();
+    let secs = Duration::from_secs;
     write(s, va, vec![row(&k, t(10, 0), 1.0, 1)], WriteMode::NewestWins, Some(2)).await;
     write(s, va, vec![row(&kept, t(10, 0), 1.0, 1)], WriteMode::NewestWins, None).await;
     assert!(read_one(s, va, &k).await.is_some());
+    let left = s.raw.expires_in(&k).expect("the key carries the setting's expiry");
+    assert!(left <= secs(2) && left > Duration::ZERO, "{left:?}");
+    assert_eq!(s.raw.expires_in(&kept), None, "a write without the setting sets no expiry");
 
-    // At 1 s, view b's write renews the TTL of the whole hash (view a's fields included).
-    tokio::time::sleep_until(started + Duration::from_millis(1000)).await;
+    // Once half the time has gone, view b's write renews the expiry of the whole hash.
+    wait_until("the expiry counting down", secs(10), async || s.raw.expires_in(&k).is_some_and(|d| d < secs(1))).await;
     write(s, vb, vec![row(&k, t(10, 0), 2.0, 1)], WriteMode::NewestWins, Some(2)).await;
+    let renewed = s.raw.expires_in(&k).expect("still expiring");
+    assert!(renewed > secs(1), "renewed to the setting: {renewed:?}");
+    assert!(read_one(s, va, &k).await.is_some(), "view a's fields live on in the renewed hash");
 
-    // At 2.5 s view a's row is alive only thanks to the renewal.
-    tokio::time::sleep_until(started + Duration::from_millis(2500)).await;
-    assert!(read_one(s, va, &k).await.is_some(), "the renewal applies to the whole hash");
-    assert!(read_one(s, vb, &k).await.is_some());
+    // A row skipped as not newer renews nothing.
+    wait_until("the expiry counting down", secs(10), async || s.raw.expires_in(&k).is_some_and(|d| d < secs(1))).await;
+    let stats = write(s, va, vec![row(&k, t(9, 0), 9.0, 1)], WriteMode::NewestWins, Some(2)).await;
+    assert_eq!(stats.skipped, 1);
+    assert!(s.raw.expires_in(&k).is_none_or(|d| d < secs(1)), "a skipped row left the expiry alone");
 
-    // After 3 s from the renewal everything is gone, the untouched key without a TTL is not.
-    tokio::time::sleep_until(started + Duration::from_millis(3600)).await;
+    // Then everything under the key is gone; the key without expiry is not.
+    wait_until("the hash expiring", secs(10), async || s.raw.hash(&k).is_none()).await;
     assert_eq!(read_one(s, va, &k).await, None);
     assert_eq!(read_one(s, vb, &k).await, None);
-    assert!(s.raw.hash(&k).is_none(), "the hash itself expired");
     assert!(read_one(s, va, &kept).await.is_some());
 
     // Written again after expiry, a key starts fresh: the old time is not remembered.
@@ -1069,8 +1095,10 @@ pub async fn sample_keys_of_one_project(s: &Subject) {
     let short = "sampled_expiring";
     write(s, v, vec![row(&key(v, short, 1), t(1, 0), 1.0, 1)], WriteMode::NewestWins, Some(1)).await;
     assert_eq!(s.store.sample_keys(short, 10).await.unwrap().len(), 1);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(s.store.sample_keys(short, 10).await.unwrap().is_empty());
+    wait_until("the sampled key expiring", Duration::from_secs(10), async || {
+        s.store.sample_keys(short, 10).await.unwrap().is_empty()
+    })
+    .await;
 }
 
 /// Something that can be stopped and started again on the same address.

@@ -229,3 +229,13 @@ async fn an_acl_user_with_the_commands_the_readme_lists_reads_and_writes() {
     let got = app.read(&[KeyRead { key: b"k3", fields: vec![b"_ts:a"] }]).await.unwrap();
     assert_eq!(got[0][0], None);
 }
+
+/// The SHA1 Larder calls the newest-wins script by (`EVALSHA`) is the one a real Redis gives the
+/// script's text.
+#[test]
+fn the_script_sha_is_what_redis_names_the_script() {
+    let redis = RedisServer::start();
+    let text = include_str!("../../shared/src/online/redis/newest_wins.lua");
+    let named: String = redis::cmd("SCRIPT").arg("LOAD").arg(text).query(&mut redis.client()).unwrap();
+    assert_eq!(larder::online::redis::script::sha(), named);
+}

@@ -30,6 +30,13 @@ fn view<'r>(reg: &'r Registry, name: &str) -> Resource<'r> {
     Resource::View(&reg.feature_views[name])
 }
 
+/// A refusal: 403 `forbidden`, its message (what was refused, for whom, why).
+fn denied(r: Result<()>) -> String {
+    let e = r.expect_err("refused");
+    assert_eq!((e.status(), e.code()), (403, "forbidden"), "{e}");
+    e.to_string()
+}
+
 const READ: &[AuthzAction] = &[AuthzAction::ReadOnline];
 const WRITE: &[AuthzAction] = &[AuthzAction::WriteOnline];
 
@@ -72,7 +79,8 @@ permissions:
         "READ_ONLINE on feature view 'driver_fresh' is not permitted for ana: no permission of project 'p' grants it"
     );
     // The readers' permission lists only READ_ONLINE.
-    assert!(check(&reg, &reader, &[view(&reg, "driver_hourly")], WRITE).is_err());
+    let e = denied(check(&reg, &reader, &[view(&reg, "driver_hourly")], WRITE));
+    assert!(e.starts_with("WRITE_ONLINE on feature view 'driver_hourly' is not permitted for ana"), "{e}");
     // required_tags: only driver_hourly carries team: risk.
     let writer = user(&["writer"], &[], &[]);
     assert!(check(&reg, &writer, &[view(&reg, "driver_hourly")], WRITE).is_ok());
@@ -81,7 +89,8 @@ permissions:
     // Services are their own type.
     let service = Resource::Service(&reg.feature_services["driver_model"]);
     assert!(check(&reg, &user(&["model"], &[], &[]), &[service], READ).is_ok());
-    assert!(check(&reg, &reader, &[service], READ).is_err());
+    let e = denied(check(&reg, &reader, &[service], READ));
+    assert!(e.starts_with("READ_ONLINE on feature service 'driver_model' is not permitted"), "{e}");
 }
 
 #[test]
@@ -126,7 +135,12 @@ permissions:
     assert!(
         check(&reg, &u, &[view(&reg, "driver_hourly")], &[AuthzAction::ReadOnline, AuthzAction::WriteOnline]).is_ok()
     );
-    assert!(check(&reg, &u, &[view(&reg, "driver_hourly")], &[AuthzAction::ReadOnline, AuthzAction::Delete]).is_err());
+    let e = denied(check(&reg, &u, &[view(&reg, "driver_hourly")], &[AuthzAction::ReadOnline, AuthzAction::Delete]));
+    // A permission must grant every action asked for at once; none here grants DELETE.
+    assert_eq!(
+        e,
+        "READ_ONLINE, DELETE on feature view 'driver_hourly' is not permitted for ana: no permission of project 'p' grants it"
+    );
     let e = check(&reg, &u, &[view(&reg, "driver_hourly"), view(&reg, "driver_daily")], READ).unwrap_err();
     assert!(e.to_string().contains("feature view 'driver_daily'"), "the first object refused is named: {e}");
 }
@@ -141,7 +155,7 @@ fn allow_all_from_a_registry_admits_every_caller_and_bad_patterns_match_nothing(
     // A pattern only Python can read (a lookbehind) matches nothing rather than everything.
     reg.permissions.as_mut().unwrap()[0].name_patterns = vec!["(?<=x)driver_daily".into()];
     reg.reindex();
-    assert!(check(&reg, &user(&[], &[], &[]), &[view(&reg, "driver_daily")], READ).is_err());
+    denied(check(&reg, &user(&[], &[], &[]), &[view(&reg, "driver_daily")], READ));
 }
 
 #[test]

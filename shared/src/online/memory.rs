@@ -47,6 +47,15 @@ impl MemoryStore {
         entry.fields.insert(field.to_vec(), Bytes::copy_from_slice(value));
     }
 
+    /// How long until a key expires (like PTTL): `None` for a key without expiry or no key.
+    pub fn expires_in(&self, key: &[u8]) -> Option<Duration> {
+        let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        data.get(key)
+            .filter(|e| !expired(e))
+            .and_then(|e| e.expires_at)
+            .map(|t| t.saturating_duration_since(Instant::now()))
+    }
+
     /// Number of live keys.
     pub fn len(&self) -> usize {
         let data = self.data.lock().unwrap_or_else(|p| p.into_inner());

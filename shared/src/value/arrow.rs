@@ -294,7 +294,7 @@ mod tests {
         assert!(from_arrow(&ints, 1, T::Int32).unwrap_err().contains("overflows Int32"));
         assert!(from_arrow(&ints, 0, T::String).unwrap_err().contains("does not fit String"));
         let big = UInt64Array::from(vec![u64::MAX]);
-        assert!(from_arrow(&big, 0, T::Int64).is_err());
+        assert_eq!(from_arrow(&big, 0, T::Int64).unwrap_err(), "18446744073709551615 overflows Int64");
         let ts = TimestampMicrosecondArray::from(vec![1_700_000_000_500_000]).with_timezone("UTC");
         assert_eq!(from_arrow(&ts, 0, T::UnixTimestamp).unwrap(), v(Val::UnixTimestampVal(1_700_000_000)));
         assert_eq!(arrow_time(&ts, 0), Some(EventTime::new(1_700_000_000, 500_000_000)));

@@ -364,14 +364,14 @@ mod tests {
     #[test]
     fn json_input_errors_say_what_was_expected() {
         assert_eq!(from_json(&json!("abc"), T::Int64).unwrap_err(), "expected Int64, got \"abc\"");
-        assert!(from_json(&json!(1.5), T::Int64).is_err());
-        assert!(from_json(&json!(true), T::Int64).is_err());
+        assert_eq!(from_json(&json!(1.5), T::Int64).unwrap_err(), "expected Int64, got 1.5");
+        assert_eq!(from_json(&json!(true), T::Int64).unwrap_err(), "expected Int64, got true");
         assert!(from_json(&json!(3_000_000_000i64), T::Int32).unwrap_err().contains("Int32"));
-        assert!(from_json(&json!(1), T::Bool).is_err());
+        assert_eq!(from_json(&json!(1), T::Bool).unwrap_err(), "expected Bool, got 1");
         assert!(from_json(&json!("%%%"), T::Bytes).unwrap_err().contains("base64"));
         assert!(from_json(&json!([1, null]), T::Int64List).unwrap_err().contains("element 1"));
         assert!(from_json(&json!([1, "x"]), T::Int64List).unwrap_err().contains("element 1"));
-        assert!(from_json(&json!(1), T::StringList).is_err());
+        assert_eq!(from_json(&json!(1), T::StringList).unwrap_err(), "expected Array(String), got 1");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use larder::config::RepoConfig;
 use larder::online::memory::MemoryStore;
+use larder::proto::types::value::Val;
 use serde_json::{Value, json};
 
 use super::*;
@@ -107,6 +108,32 @@ fn bad_events_are_named() {
     assert!(err(e.clone()).contains("'detail'"), "{}", err(e));
 }
 
+/// Per driver, the newest row's (event time in microseconds, conv_rate) of an example file.
+fn newest_rows(path: &std::path::Path) -> std::collections::BTreeMap<i64, (i64, f32)> {
+    use arrow_array::{Array, Float32Array, Int64Array, TimestampMicrosecondArray};
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+    let mut newest = std::collections::BTreeMap::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let col = |n: &str| batch.column_by_name(n).unwrap().clone();
+        let (ids, ts, conv) = (col("driver_id"), col("event_timestamp"), col("conv_rate"));
+        let ids = ids.as_any().downcast_ref::<Int64Array>().unwrap();
+        let ts = ts.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+        let conv = conv.as_any().downcast_ref::<Float32Array>().unwrap();
+        for i in 0..batch.num_rows() {
+            let e = newest.entry(ids.value(i)).or_insert((i64::MIN, 0.0));
+            if ts.value(i) > e.0 {
+                *e = (ts.value(i), conv.value(i));
+            }
+        }
+    }
+    newest
+}
+
 fn write_repo(dir: &std::path::Path) -> RepoConfig {
     std::fs::write(
         dir.join("feature_store.yaml"),
@@ -157,6 +184,19 @@ async fn plan_items_commit_and_deadlines() {
     assert_eq!(store.len(), 50);
     let reg = larder::registry::load(&config, &larder::storage::Storage::default()).await.unwrap();
     assert!(reg.view("driver_hourly_stats").unwrap().materialization_intervals.is_empty());
+    // Each driver's newest row of the window (file b's last hour), as the parquet crate reads it.
+    let newest = newest_rows(&dir.path().join("data/driver_stats/b.parquet"));
+    assert_eq!(newest.len(), 50);
+    let view = reg.view("driver_hourly_stats").unwrap();
+    for (driver, (micros, conv_rate)) in &newest {
+        let id = larder::proto::types::Value { val: Some(Val::Int64Val(*driver)) };
+        let key = view.layout.key_encoder.redis_key(&[&id], "driver_demo").unwrap();
+        let hash = store.hash(&key).unwrap_or_else(|| panic!("driver {driver} not written"));
+        let at = EventTime::from_proto_bytes(&hash[&larder::keys::ts_field("driver_hourly_stats")]).unwrap();
+        assert_eq!(at, EventTime::from_micros(*micros), "driver {driver}");
+        let conv = larder::value::encode(&larder::proto::types::Value { val: Some(Val::FloatVal(*conv_rate)) });
+        assert_eq!(hash[&larder::keys::feature_field("driver_hourly_stats", "conv_rate")[..]], conv, "driver {driver}");
+    }
 
     let mut commit = plan["commit"].clone();
     commit["results"] = json!([{"complete": false}]);

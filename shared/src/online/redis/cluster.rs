@@ -313,13 +313,21 @@ mod tests {
 
     #[test]
     fn slots_match_redis() {
-        // From the Redis Cluster specification and the redis crate's own tests.
+        // The Redis Cluster specification's check value; slots computed apart from this code
+        // (Python: `binascii.crc_hqx(tag_or_key, 0) % 16384`, the tag rule applied by hand).
         assert_eq!(crc16::State::<crc16::XMODEM>::calculate(b"123456789"), 0x31C3);
         assert_eq!(slot(b"foo"), 12182);
-        assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
-        assert_eq!(slot(b"foo{}{bar}"), slot(b"foo{}{bar}"), "an empty tag hashes the whole key");
-        assert_ne!(slot(b"foo{}{bar}"), slot(b"bar"));
-        assert_eq!(slot(b"foo{{bar}}zap"), slot(b"{bar"));
+        assert_eq!(slot(b"bar"), 5061);
+        assert_eq!(slot(b""), 0);
+        assert_eq!(slot(b"{user1000}.following"), 3443, "the tag, user1000");
+        assert_eq!(slot(b"user1000"), 3443);
+        assert_eq!(slot(b"foo{}{bar}"), 8363, "an empty tag: the whole key");
+        assert_eq!(slot(b"foo{{bar}}zap"), 4015, "the tag is {{bar");
+        assert_eq!(slot(b"a{b}c{d}"), 3300, "the first tag only");
+        // Feast's key for driver_id=1001 in project feast_demo (binary, no tag).
+        let mut key = b"\x01\0\0\0\x02\0\0\0\x09\0\0\0driver_id\x04\0\0\0\x08\0\0\0\xe9\x03\0\0\0\0\0\0".to_vec();
+        key.extend_from_slice(b"feast_demo");
+        assert_eq!(slot(&key), 13109);
     }
 
     #[test]

@@ -187,14 +187,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sha_is_the_sha1_of_the_source() {
-        // Redis names a script by the hex SHA1 of its text; 40 lowercase hex digits.
-        assert_eq!(sha().len(), 40);
-        assert!(sha().chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
-        assert_eq!(Script::new(NEWEST_WINS_LUA).get_hash(), sha());
-    }
-
-    #[test]
     fn timestamp_bytes_are_protobufs() {
         let times = [
             EventTime::EPOCH,

@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-.PHONY: help demo test test-quick build validate deploy bench fmt lint
+.PHONY: help demo test test-quick mutants build validate deploy bench fmt lint
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -15,6 +15,9 @@ test: ## Every check and test, installing the test peers first (what CI runs)
 
 test-quick: ## Unit tests of the larder crate only
 	cargo test -p larder
+
+mutants: ## Mutation testing of the core modules, every mutant (about 2 hours; docs/testing.md)
+	scripts/mutants.sh
 
 fmt: ## Format the code
 	cargo fmt --all

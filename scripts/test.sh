@@ -10,6 +10,7 @@
 # every fuzz target runs for 10 seconds (scripts/fuzz.sh; LARDER_SKIP_FUZZ=1 skips it).
 #
 # Installs, only when missing: redis-server, redis-tools, openssl, wrk (apt), cargo-machete,
+# cargo-mutants (scripts/mutants.sh),
 # the nightly toolchain and cargo-fuzz (scripts/fuzz.sh),
 # and a virtualenv ($LARDER_VENV, default ~/.cache/larder/venv) with Feast 0.67, moto_server,
 # cargo-lambda, cfn-lint, cfn-lint-serverless, SAM CLI and jsonata-python
@@ -121,6 +122,15 @@ LARDER_TEST_RUN=$run_id cargo test --workspace --all-targets --no-fail-fast
 trap - EXIT
 log "checking that no process the tests started outlived them"
 nothing_outlives_the_tests
+
+# Mutation testing of the core modules' lines changed since the last landed commit
+# (.ci/mutants-base; docs/testing.md): every mutant there must be caught by a unit test or be
+# excluded with a reason in .cargo/mutants.toml. A few minutes for a typical change, on the
+# build the tests just made. LARDER_SKIP_MUTANTS=1 skips it; scripts/mutants.sh alone runs all.
+if [ "${LARDER_SKIP_MUTANTS:-}" != 1 ]; then
+  log "mutation testing of changed core code (scripts/mutants.sh --in-diff)"
+  scripts/mutants.sh --in-diff
+fi
 
 if [ "${LARDER_SKIP_DEPLOY_CHECK:-}" != 1 ]; then
   log "deployable artifacts (scripts/check-deploy.sh)"

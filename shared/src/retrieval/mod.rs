@@ -62,10 +62,6 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn column(&self, name: &str) -> Option<&Column> {
-        self.columns.iter().find(|c| c.name == name)
-    }
-
     /// Feast's JSON: `{"results": [{"values", "statuses", "event_timestamps"}...],
     /// "metadata": {"feature_names": [...]}}`, written directly from the decoded values.
     pub fn write_json(&self, out: &mut Vec<u8>) {

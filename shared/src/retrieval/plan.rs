@@ -130,19 +130,13 @@ pub fn plan(
         let group = &mut groups[g];
         let feature = &group.view.features[fi].name;
         let name = if full_feature_names { format!("{prefix}__{feature}") } else { feature.clone() };
-        // The same feature asked for twice is answered once.
-        let slot = match group.features.iter().position(|&x| x == fi) {
-            Some(slot) => {
-                if outputs.iter().any(|o| o.group == g && o.slot == slot) {
-                    continue;
-                }
-                slot
-            }
-            None => {
-                group.features.push(fi);
-                group.features.len() - 1
-            }
-        };
+        // The same feature asked for twice is answered once: a feature is in its group only
+        // once it has an output.
+        if group.features.contains(&fi) {
+            continue;
+        }
+        group.features.push(fi);
+        let slot = group.features.len() - 1;
         if let Some(clash) = outputs.iter().find(|o| o.name == name) {
             let other = &groups[clash.group].view.name;
             return Err(Error::BadRequest(format!(

@@ -338,6 +338,15 @@ async fn client_mistakes_are_4xx_naming_the_problem() {
         (json!({"features": ["stats:trips"], "entities": {"driver_id": [null]}}), 422, "null"),
         (json!({"features": ["stats:trips"], "entities": {"driver_id": [1, 2, 3, 4, 5, 6]}}), 413, "limit is 5"),
         (json!({"features": ["stats@v2:trips"], "entities": {"driver_id": [1]}}), 422, "version"),
+        (json!({"features": ["stats@latest:trips"], "entities": {"driver_id": [1]}}), 422, "'stats@latest': versioned"),
+        (json!({"features": ["stats:"], "entities": {"driver_id": [1]}}), 400, "'stats:' is not of the form"),
+        (json!({"features": [":trips"], "entities": {"driver_id": [1]}}), 400, "':trips' is not of the form"),
+        (json!({"features": ["stats:trips"], "entities": [1]}), 400, "an object mapping entity columns to lists"),
+        (
+            json!({"features": ["stats:trips"], "entities": {"driver_id": [1]}, "include_feature_view_version_metadata": "yes"}),
+            400,
+            "include_feature_view_version_metadata must be true or false",
+        ),
         // Differences from Feast on purpose (docs/compatibility.md §8): Feast answers nulls for
         // a half-given compound key, truncates 1.5 and reads true as 1, and takes "true".
         (json!({"features": ["pair:score"], "entities": {"driver_id": [1001]}}), 400, "customer_id"),
@@ -354,6 +363,15 @@ async fn client_mistakes_are_4xx_naming_the_problem() {
         assert_eq!(e.status(), status, "{body}: {e}");
         assert!(e.to_string().contains(needle), "{body}: {e}");
     }
+}
+
+#[tokio::test]
+async fn exactly_the_entity_row_limit_is_answered() {
+    let (reg, store) = setup().await;
+    let r = ask(&reg, &store, json!({"features": ["stats:trips"], "entities": {"driver_id": [1001, 1002, 1, 2, 3]}}))
+        .await
+        .unwrap();
+    assert_eq!(json_of(&r)["results"][1]["values"], json!([7, 3, null, null, null]));
 }
 
 #[tokio::test]

@@ -262,6 +262,89 @@ mod tests {
     use crate::value::from_json;
 
     #[test]
+    fn every_arrow_cell_kind_fits_the_feast_types_it_can_hold() {
+        use arrow_array::{
+            BinaryArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, StringArray, TimestampSecondArray,
+            UInt32Array, UInt64Array,
+        };
+        let int = Int64Array::from(vec![7]);
+        let uint = UInt64Array::from(vec![5]);
+        let u32s = UInt32Array::from(vec![9]);
+        let float = Float64Array::from(vec![0.5]);
+        let text = StringArray::from(vec!["x"]);
+        let bin = BinaryArray::from(vec![&b"ab"[..]]);
+        let bools = BooleanArray::from(vec![true]);
+        let time = TimestampSecondArray::from(vec![1_700_000_000]);
+        let dec = Decimal128Array::from(vec![12345, -5, 0]).with_precision_and_scale(10, 2).unwrap();
+        let cases: Vec<(&dyn Array, usize, T, Value)> = vec![
+            // No declared type: inferred from the cell.
+            (&int, 0, T::Invalid, v(Val::Int64Val(7))),
+            (&uint, 0, T::Invalid, v(Val::Int64Val(5))),
+            (&float, 0, T::Invalid, v(Val::DoubleVal(0.5))),
+            (&bools, 0, T::Invalid, v(Val::BoolVal(true))),
+            (&text, 0, T::Invalid, v(Val::StringVal("x".into()))),
+            (&bin, 0, T::Invalid, v(Val::BytesVal(b"ab".to_vec()))),
+            (&time, 0, T::Invalid, v(Val::UnixTimestampVal(1_700_000_000))),
+            (&dec, 0, T::Invalid, v(Val::DecimalVal("123.45".into()))),
+            // Unsigned and integer cells widened to the declared type.
+            (&uint, 0, T::Int64, v(Val::Int64Val(5))),
+            (&u32s, 0, T::Int32, v(Val::Int32Val(9))),
+            (&uint, 0, T::Double, v(Val::DoubleVal(5.0))),
+            (&int, 0, T::Float, v(Val::FloatVal(7.0))),
+            (&uint, 0, T::Float, v(Val::FloatVal(5.0))),
+            (&int, 0, T::UnixTimestamp, v(Val::UnixTimestampVal(7))),
+            // Strings as the string-shaped types.
+            (&text, 0, T::Json, v(Val::JsonVal("x".into()))),
+            (&text, 0, T::Uuid, v(Val::UuidVal("x".into()))),
+            (&text, 0, T::TimeUuid, v(Val::TimeUuidVal("x".into()))),
+            (&text, 0, T::Decimal, v(Val::DecimalVal("x".into()))),
+            // Decimals, as text (sign and zero kept) or as a double.
+            (&dec, 0, T::Decimal, v(Val::DecimalVal("123.45".into()))),
+            (&dec, 1, T::Decimal, v(Val::DecimalVal("-0.05".into()))),
+            (&dec, 2, T::Decimal, v(Val::DecimalVal("0.00".into()))),
+            (&dec, 0, T::Double, v(Val::DoubleVal(123.45))),
+            (&bin, 0, T::PdfBytes, v(Val::BytesVal(b"ab".to_vec()))),
+        ];
+        for (array, row, ty, want) in cases {
+            assert_eq!(from_arrow(array, row, ty), Ok(want), "{} as {ty}", array.data_type());
+        }
+        // What does not fit names the Arrow type, the cell and the type asked for.
+        assert_eq!(from_arrow(&int, 0, T::Bool).unwrap_err(), "Arrow Int64 value 7 does not fit Bool");
+        assert_eq!(from_arrow(&text, 0, T::Int64).unwrap_err(), "Arrow Utf8 value \"x\" does not fit Int64");
+        assert_eq!(
+            from_arrow(&UInt64Array::from(vec![u64::MAX]), 0, T::Int32).unwrap_err(),
+            "18446744073709551615 overflows Int32"
+        );
+    }
+
+    #[test]
+    fn every_timestamp_and_date_unit_is_an_instant() {
+        use arrow_array::{
+            Date32Array, Date64Array, LargeStringArray, StringArray, TimestampMillisecondArray,
+            TimestampNanosecondArray, TimestampSecondArray,
+        };
+        let at = EventTime::new(1_700_000_000, 123_000_000);
+        let day = EventTime::new(19_675 * 86_400, 0);
+        let cases: Vec<(Box<dyn Array>, EventTime)> = vec![
+            (Box::new(TimestampSecondArray::from(vec![1_700_000_000])), EventTime::new(1_700_000_000, 0)),
+            (Box::new(TimestampMillisecondArray::from(vec![1_700_000_000_123])), at),
+            (
+                Box::new(TimestampNanosecondArray::from(vec![1_700_000_000_123_000_001])),
+                EventTime::new(1_700_000_000, 123_000_001),
+            ),
+            (Box::new(Date32Array::from(vec![19_675])), day),
+            (Box::new(Date64Array::from(vec![19_675 * 86_400_000])), day),
+            (Box::new(StringArray::from(vec!["2023-11-14T22:13:20.123Z"])), at),
+            (Box::new(LargeStringArray::from(vec!["2023-11-14T22:13:20.123Z"])), at),
+        ];
+        for (array, want) in cases {
+            assert_eq!(arrow_time(array.as_ref(), 0), Some(want), "{}", array.data_type());
+        }
+        assert_eq!(arrow_time(&TimestampSecondArray::from(vec![None::<i64>]), 0), None);
+        assert_eq!(arrow_time(&StringArray::from(vec!["soon"]), 0), None);
+    }
+
+    #[test]
     fn arrow_round_trip_for_scalars_and_lists() {
         let cases = [
             (T::Int64, vec![json!(1), json!(null), json!(-3)]),

@@ -362,6 +362,29 @@ mod tests {
     }
 
     #[test]
+    fn string_shaped_types_and_their_edges() {
+        // Feast's str(x) of an integer, not of a fraction; integers beyond i64 too.
+        assert_eq!(from_json(&json!(1001), T::String).unwrap(), v(Val::StringVal("1001".into())));
+        assert_eq!(from_json(&json!(u64::MAX), T::String).unwrap(), v(Val::StringVal(u64::MAX.to_string())));
+        assert_eq!(from_json(&json!(1.5), T::String).unwrap_err(), "expected String, got 1.5");
+        // A decimal may be a JSON number; a uuid may not.
+        assert_eq!(from_json(&json!(1.25), T::Decimal).unwrap(), v(Val::DecimalVal("1.25".into())));
+        assert_eq!(from_json(&json!("1.25"), T::Decimal).unwrap(), v(Val::DecimalVal("1.25".into())));
+        assert_eq!(from_json(&json!(7), T::Uuid).unwrap_err(), "expected Uuid, got 7");
+        assert_eq!(from_json(&json!("t"), T::TimeUuid).unwrap(), v(Val::TimeUuidVal("t".into())));
+        assert_eq!(from_json(&json!("u"), T::Uuid).unwrap(), v(Val::UuidVal("u".into())));
+        // Integral floats are ints up to 9.2e18, a little short of i64's end (rounding).
+        assert_eq!(from_json(&json!(1001.0), T::Int64).unwrap(), v(Val::Int64Val(1001)));
+        assert_eq!(from_json(&json!(9.1e18), T::Int64).unwrap(), v(Val::Int64Val(9_100_000_000_000_000_000)));
+        assert_eq!(from_json(&json!(9.2e18), T::Int64).unwrap_err(), "expected Int64, got 9.2e+18");
+        // What was sent is quoted whole up to 60 characters, then cut.
+        let sixty = "x".repeat(58);
+        assert_eq!(from_json(&json!(sixty), T::Int64).unwrap_err(), format!("expected Int64, got \"{sixty}\""));
+        let long = "x".repeat(59);
+        assert_eq!(from_json(&json!(long), T::Int64).unwrap_err(), format!("expected Int64, got \"{}...", &long[..56]));
+    }
+
+    #[test]
     fn json_input_errors_say_what_was_expected() {
         assert_eq!(from_json(&json!("abc"), T::Int64).unwrap_err(), "expected Int64, got \"abc\"");
         assert_eq!(from_json(&json!(1.5), T::Int64).unwrap_err(), "expected Int64, got 1.5");

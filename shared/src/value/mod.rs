@@ -199,23 +199,17 @@ impl ValueType {
         if let Some(elem) = inner("set(") {
             return Self::parse(&elem).and_then(ValueType::set_of);
         }
+        // The SDK's names that are not also the enum's (INT32, STRING, MAP, ... are read below,
+        // in any case).
         let by_sdk = match lower.as_str() {
-            "int32" => Some(T::Int32),
-            "int64" => Some(T::Int64),
             "float32" | "float" => Some(T::Float),
             "float64" | "double" => Some(T::Double),
-            "string" | "str" => Some(T::String),
-            "bytes" => Some(T::Bytes),
-            "bool" | "boolean" => Some(T::Bool),
+            "str" => Some(T::String),
+            "boolean" => Some(T::Bool),
             "unixtimestamp" | "unix_timestamp" | "timestamp" => Some(T::UnixTimestamp),
             "pdfbytes" => Some(T::PdfBytes),
             "imagebytes" => Some(T::ImageBytes),
-            "map" => Some(T::Map),
-            "json" => Some(T::Json),
-            "struct" => Some(T::Struct),
-            "uuid" => Some(T::Uuid),
             "timeuuid" => Some(T::TimeUuid),
-            "decimal" => Some(T::Decimal),
             _ => None,
         };
         by_sdk.or_else(|| ALL_TYPES.iter().copied().find(|v| v.enum_name().eq_ignore_ascii_case(t) && *v != T::Invalid))
@@ -454,6 +448,59 @@ mod tests {
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn every_type_is_read_back_from_its_sdk_and_enum_names() {
+        for t in ALL_TYPES.iter().copied().filter(|t| *t != T::Invalid) {
+            assert_eq!(ValueType::parse(&t.sdk_name()), Some(t), "{}", t.sdk_name());
+            assert_eq!(ValueType::parse(t.enum_name()), Some(t), "{}", t.enum_name());
+            assert_eq!(ValueType::parse(&t.enum_name().to_ascii_lowercase()), Some(t), "{}", t.enum_name());
+            match t.element() {
+                Some(T::Invalid) | None => {}
+                Some(e) if t.enum_name().ends_with("_SET") => assert_eq!(ValueType::set_of(e), Some(t), "{t:?}"),
+                Some(e) => assert_eq!(ValueType::list_of(e), Some(t), "{t:?}"),
+            }
+        }
+        let names = [
+            ("Int32", T::Int32),
+            ("int64", T::Int64),
+            ("Float32", T::Float),
+            ("float", T::Float),
+            ("Float64", T::Double),
+            ("double", T::Double),
+            ("String", T::String),
+            ("str", T::String),
+            ("Bytes", T::Bytes),
+            ("Bool", T::Bool),
+            ("boolean", T::Bool),
+            ("UnixTimestamp", T::UnixTimestamp),
+            ("unix_timestamp", T::UnixTimestamp),
+            ("timestamp", T::UnixTimestamp),
+            ("PdfBytes", T::PdfBytes),
+            ("ImageBytes", T::ImageBytes),
+            ("Map", T::Map),
+            ("Json", T::Json),
+            ("Struct", T::Struct),
+            ("Uuid", T::Uuid),
+            ("TimeUuid", T::TimeUuid),
+            ("Decimal", T::Decimal),
+            (" List( int64 ) ", T::Int64List),
+            ("Array(PdfBytes)", T::BytesList),
+            ("Array(ImageBytes)", T::BytesList),
+            ("Array(Map)", T::MapList),
+            ("Set(str)", T::StringSet),
+        ];
+        for (text, t) in names {
+            assert_eq!(ValueType::parse(text), Some(t), "{text}");
+        }
+        for text in ["Set(Json)", "Set(Map)", "Array(Array(Int64))", "Int128", "INVALID", "Array(nothing)", ""] {
+            assert_eq!(ValueType::parse(text), None, "{text}");
+        }
+        assert_eq!(T::ValueList.sdk_name(), "VALUE_LIST");
+        assert_eq!(T::ValueSet.sdk_name(), "VALUE_SET");
+        assert_eq!(T::Int64Set.sdk_name(), "Set(Int64)");
+        assert_eq!(T::FloatList.sdk_name(), "Array(Float32)");
     }
 
     #[test]

@@ -462,6 +462,19 @@ mod tests {
                 Some(e) => assert_eq!(ValueType::list_of(e), Some(t), "{t:?}"),
             }
         }
+        // Every list and set type knows its element (the SDK name shows it), nothing else has one.
+        for t in ALL_TYPES.iter().copied() {
+            let name = t.enum_name();
+            if name.starts_with("VALUE_") {
+                assert_eq!(t.element(), Some(T::Invalid), "{name}: a list of any values");
+            } else if name.ends_with("_LIST") || name.ends_with("_SET") {
+                let e = t.element().unwrap_or_else(|| panic!("{name} has no element type"));
+                let shown = if name.ends_with("_SET") { "Set(" } else { "Array(" };
+                assert_eq!(t.sdk_name(), format!("{shown}{})", e.sdk_name()), "{name}");
+            } else {
+                assert_eq!(t.element(), None, "{name}");
+            }
+        }
         let names = [
             ("Int32", T::Int32),
             ("int64", T::Int64),

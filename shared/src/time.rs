@@ -319,6 +319,56 @@ mod tests {
     }
 
     #[test]
+    fn calendar_clock_and_offset_ranges_are_checked() {
+        for ok in
+            ["2024-02-29", "2000-02-29", "2024-04-30", "2024-01-31", "2024-12-31T23:59:59Z", "2024-06-30T23:59:60Z"]
+        {
+            assert!(EventTime::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "2023-02-29",
+            "1900-02-29",
+            "2100-02-29",
+            "2024-04-31",
+            "2024-06-31",
+            "2024-09-31",
+            "2024-11-31",
+            "2023-02-30",
+            "2024-01-32",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T23:60:00Z",
+            "2024-01-01T23:59:61Z",
+            "2024-01-01T00:00:00+24:00",
+            "2024-01-01T00:00:00+05:60",
+        ] {
+            assert!(EventTime::parse(bad).is_err(), "{bad} was accepted");
+        }
+        let utc = EventTime::parse("2024-01-01T00:00:00Z").unwrap();
+        assert_eq!(EventTime::parse("2024-01-01T05:30:00+05:30").unwrap(), utc);
+        assert_eq!(EventTime::parse("2023-12-31T22:45:00-01:15").unwrap(), utc);
+        assert_eq!(EventTime::parse("2024-01-01T23:59:00+23:59").unwrap(), utc);
+    }
+
+    #[test]
+    fn now_and_float_seconds() {
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let now = EventTime::now();
+        let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let ns = |d: std::time::Duration| d.as_nanos() as i128;
+        let at = now.secs as i128 * 1_000_000_000 + now.nanos as i128;
+        assert!(ns(before) <= at && at <= ns(after), "{now:?} not between {before:?} and {after:?}");
+        assert_eq!(EventTime::new(1_700_000_000, 250_000_000).as_secs_f64(), 1_700_000_000.25);
+        assert_eq!(EventTime::new(-2, 500_000_000).as_secs_f64(), -1.5);
+        assert_eq!(EventTime::EPOCH.as_secs_f64(), 0.0);
+        // The last day of a 400-year era (the calendar's rarest branch), written and read back.
+        for day in ["2000-02-29T00:00:00Z", "2400-02-29T23:59:59Z", "1600-02-29T12:00:00Z"] {
+            assert_eq!(EventTime::parse(day).unwrap().to_rfc3339(), day);
+        }
+        // Display is the RFC 3339 text the CLI prints.
+        assert_eq!(EventTime::new(1_700_000_000, 250_000_000).to_string(), "2023-11-14T22:13:20.250Z");
+    }
+
+    #[test]
     fn timestamp_bytes_match_feast_vectors() {
         // §1.3: 2021-12-31T23:00:00Z and 2024-01-01T12:00:00.123456Z.
         let t = EventTime::parse("2021-12-31T23:00:00Z").unwrap();

@@ -304,6 +304,14 @@ impl Selection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_numbers_order_files_then_rows() {
+        assert_eq!(seq(0, 7), 7);
+        assert_eq!(seq(2, 3), (2 << 40) | 3);
+        // Any row of a later file comes after every row of an earlier one.
+        assert!(seq(1, 0) > seq(0, (1 << 40) - 1));
+    }
     use arrow_array::{Float32Array, Int64Array, TimestampMicrosecondArray};
     use std::sync::Arc;
 

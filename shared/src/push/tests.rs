@@ -227,6 +227,26 @@ async fn mistakes_name_the_source_view_column_and_row_and_write_nothing() {
     let e = push_json(&store, unknown).await.unwrap_err();
     assert_eq!((e.status(), e.code()), (422, "push_source_not_found"));
 
+    // A missing column that field_mapping would rename is named by both names; a bad created
+    // time is refused as a bad event time is.
+    let e = push_json(&store, json!({"push_source_name": "customer_push", "df": {"cust": [42], "ts": [1]}}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("feature column 'rate' (or 'rate_col', which field_mapping renames to it) is missing"), "{e}");
+    let e = push_json(&store, json!({"push_source_name": "customer_push", "df": {"rate_col": [1.0], "ts": [1]}}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("join key column 'customer_id' (or 'cust', which field_mapping renames to it) is missing"),
+        "{e}"
+    );
+    let mut bad_created = base();
+    bad_created["df"]["created"] = json!(["2024-01-01T00:00:00Z", "later"]);
+    let msg = push_json(&store, bad_created).await.unwrap_err().to_string();
+    assert!(msg.contains("column 'created', row 1") && msg.contains("'later' is not a timestamp"), "{msg}");
+
     let mut uneven = base();
     uneven["df"]["city"] = json!(["a"]);
     assert_eq!(push_json(&store, uneven).await.unwrap_err().status(), 400);
@@ -248,7 +268,26 @@ fn event_times_in_every_form_producers_send() {
     assert_eq!(event_time_of(&json!(1_700_000_000.5)).unwrap(), EventTime::new(1_700_000_000, 500_000_000));
     assert_eq!(event_time_of(&json!("2023-11-14 22:13:20")).unwrap(), want);
     assert_eq!(event_time_of(&json!("2023-11-14T23:13:20+01:00")).unwrap(), want);
-    assert!(event_time_of(&json!(true)).is_err());
+    assert_eq!(
+        event_time_of(&json!(true)).unwrap_err(),
+        "expected a timestamp (RFC 3339 text or epoch seconds), got true"
+    );
+    // The unit of a number changes exactly at 1e11 (s -> ms), 1e14 (ms -> us) and 1e17 (us -> ns).
+    let cases = [
+        (99_999_999_999i64, EventTime::new(99_999_999_999, 0)),
+        (100_000_000_000, EventTime::new(100_000_000, 0)),
+        (-100_000_000_000, EventTime::new(-100_000_000, 0)),
+        (99_999_999_999_999, EventTime::new(99_999_999_999, 999_000_000)),
+        (100_000_000_000_000, EventTime::new(100_000_000, 0)),
+        (99_999_999_999_999_999, EventTime::new(99_999_999_999, 999_999_000)),
+        (100_000_000_000_000_000, EventTime::new(100_000_000, 0)),
+    ];
+    for (n, want) in cases {
+        assert_eq!(event_time_of(&json!(n)).unwrap(), want, "{n}");
+    }
+    // Fractional seconds only below 1e11, and finite.
+    assert_eq!(event_time_of(&json!(99_999_999_999.5)).unwrap(), EventTime::new(99_999_999_999, 500_000_000));
+    assert_eq!(event_time_of(&json!(1.5e11)).unwrap_err(), "150000000000.0 is not a timestamp");
 }
 
 #[tokio::test]

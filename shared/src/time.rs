@@ -288,7 +288,8 @@ fn parse(text: &str) -> Option<EventTime> {
                 if oh > 23 || om > 59 {
                     return None;
                 }
-                offset_secs = (oh * 3600 + om * 60) * if sign == b'+' { 1 } else { -1 };
+                let offset = oh * 3600 + om * 60;
+                offset_secs = if sign == b'+' { offset } else { -offset };
             }
             Some(_) => return None,
         }

@@ -288,6 +288,7 @@ fn event_times_in_every_form_producers_send() {
     // Fractional seconds only below 1e11, and finite.
     assert_eq!(event_time_of(&json!(99_999_999_999.5)).unwrap(), EventTime::new(99_999_999_999, 500_000_000));
     assert_eq!(event_time_of(&json!(1.5e11)).unwrap_err(), "150000000000.0 is not a timestamp");
+    assert_eq!(event_time_of(&json!(1e11)).unwrap_err(), "100000000000.0 is not a timestamp");
 }
 
 #[tokio::test]

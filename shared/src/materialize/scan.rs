@@ -316,6 +316,12 @@ impl Timing {
     }
 
     fn may_start(&self, views_per_key: u64) -> bool {
+        self.may_start_at(Instant::now(), views_per_key)
+    }
+
+    /// Whether a row group started at `now` would end, with the found rows written, before
+    /// the deadline. The first `false` stops every worker for good.
+    fn may_start_at(&self, now: Instant, views_per_key: u64) -> bool {
         if self.stop.load(Ordering::Acquire) {
             return false;
         }
@@ -325,7 +331,7 @@ impl Timing {
         let task = *self.slowest_task.lock().unwrap_or_else(|p| p.into_inner());
         let keys = self.new_keys.load(Ordering::Relaxed) * views_per_key.max(1);
         let reserve = FIXED_RESERVE + WRITE_COST_PER_KEY * keys.min(u32::MAX as u64) as u32;
-        let ok = Instant::now() + task + reserve <= deadline;
+        let ok = now + task + reserve <= deadline;
         if !ok {
             self.stop.store(true, Ordering::Release);
         }
@@ -781,5 +787,133 @@ mod tests {
         // A row group with nothing of the window counts for neither time nor keys.
         let nothing = Unmerged::new([(Latest::Nothing, None)].into_iter());
         assert!(nothing.latest == Latest::Nothing && !nothing.may_hold(1));
+    }
+
+    /// A deadline `ms` milliseconds after `now`, with `keys` found and not written yet and the
+    /// slowest row group so far taking `task_ms`.
+    fn timing(now: Instant, ms: u64, task_ms: u64, keys: u64) -> Timing {
+        let t = Timing::new(Some(now + Duration::from_millis(ms)));
+        *t.slowest_task.lock().unwrap() = Duration::from_millis(task_ms);
+        t.new_keys.store(keys, Ordering::Relaxed);
+        t
+    }
+
+    #[test]
+    fn a_row_group_starts_only_if_it_and_the_writes_fit_before_the_deadline() {
+        let now = Instant::now();
+        // Without a deadline anything may start.
+        assert!(Timing::new(None).may_start_at(now, 1));
+        // 2 s kept for recording, plus the slowest row group: 2.1 s fits in 2.1 s, not in 2.099.
+        assert!(timing(now, 2100, 100, 0).may_start_at(now, 1));
+        assert!(!timing(now, 2099, 100, 0).may_start_at(now, 1));
+        // A slow row group alone can be what does not fit.
+        assert!(!timing(now, 2500, 1000, 0).may_start_at(now, 1));
+        // 20 us per entity row to write, for each view reading it: 1000 keys x 10 views = 0.2 s.
+        assert!(timing(now, 2200, 0, 1000).may_start_at(now, 10));
+        assert!(!timing(now, 2199, 0, 1000).may_start_at(now, 10));
+        // No views counts as one.
+        assert!(!timing(now, 2019, 0, 1000).may_start_at(now, 0));
+        // Later is closer to the deadline.
+        assert!(!timing(now, 2100, 100, 0).may_start_at(now + Duration::from_millis(1), 1));
+    }
+
+    #[test]
+    fn the_first_refusal_or_a_dropped_worker_stops_every_worker() {
+        let now = Instant::now();
+        let t = timing(now, 2100, 100, 0);
+        assert!(t.may_start_at(now, 1) && t.may_start_at(now, 1), "a yes does not stop anyone");
+        assert!(!t.may_start_at(now + Duration::from_secs(1), 1));
+        assert!(!t.may_start_at(now, 1), "once refused, never again, though it would fit");
+
+        let t = Arc::new(Timing::new(None));
+        drop(StopOnDrop(t.clone()));
+        assert!(!t.may_start_at(now, 1));
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_panicked_worker_fails_the_scan() {
+        let ok = || tokio::spawn(async { Ok(()) });
+        assert!(join_workers(vec![ok(), ok()]).await.is_ok());
+        let failed = tokio::spawn(async { Err(Error::storage("row group 3 unreadable")) });
+        let err = join_workers(vec![ok(), failed]).await.unwrap_err();
+        assert_eq!(err.to_string(), Error::storage("row group 3 unreadable").to_string());
+        let panicked = tokio::spawn(async { panic!("decoder bug") });
+        let err = join_workers(vec![panicked, ok()]).await.unwrap_err();
+        assert!(err.to_string().contains("scan worker failed"), "{err}");
+    }
+
+    #[test]
+    fn winners_are_passed_on_about_32_times_a_scan() {
+        for tasks in [1usize, 5, 32, 100, 1000] {
+            let list = vec![Task { file: 0, row_group: 0 }; tasks];
+            let progress = Progress::default();
+            let emitter = Emitter { project: "p", batch: 1, views: vec![1], sent: 0, progress: &progress };
+            let (tx, _rx) = mpsc::channel(1);
+            let mut m = Merger::new(&list, &[], 1, emitter, tx);
+            let mut due_at = Vec::new();
+            for merged in 1..=tasks {
+                m.merged = merged;
+                if m.pass_due() {
+                    due_at.push(merged);
+                }
+            }
+            // A pass each time another 1/32 of the row groups is merged, so always at the end.
+            let want: Vec<usize> = (1..=tasks).filter(|&n| (n * 32 / tasks) > ((n - 1) * 32 / tasks)).collect();
+            assert_eq!(due_at, want, "{tasks} row groups");
+            assert_eq!(m.passes, want.len());
+            assert_eq!(due_at.last(), Some(&tasks));
+        }
+    }
+
+    #[test]
+    fn only_an_unread_group_without_statistics_of_any_kind_holds_back_everything() {
+        let at = Latest::At(EventTime::new(10, 0));
+        assert!(Unmerged::new([(Latest::Unknown, None)].into_iter()).may_beat_all());
+        assert!(!Unmerged::new([(Latest::Unknown, Some((1, 2)))].into_iter()).may_beat_all());
+        assert!(!Unmerged::new([(at, None)].into_iter()).may_beat_all());
+        assert!(Unmerged::new([(at, Some((1, 2))), (Latest::Unknown, None)].into_iter()).may_beat_all());
+        assert!(!Unmerged::default().may_beat_all());
+    }
+
+    #[tokio::test]
+    async fn settled_winners_go_out_in_batches_counted_once_per_view() {
+        // Five entities, keys 1..=5, all at t=10; a value packed as length 1, byte k.
+        let keys: Vec<[u8; 1]> = (1..=5u8).map(|k| [k]).collect();
+        let packed: Vec<[u8; 5]> = (1..=5u8).map(|k| [1, 0, 0, 0, k]).collect();
+        let rows: Vec<(&[u8], i64, i64, &[u8])> =
+            (0..5).map(|i| (&keys[i][..], 10, i as i64 + 1, &packed[i][..])).collect();
+        let mut winners = Winners::of(&rows);
+        let progress = Progress::default();
+        let mut emitter = Emitter { project: "p", batch: 2, views: vec![1, 3], sent: 0, progress: &progress };
+        let (tx, mut rx) = mpsc::channel(8);
+        // An unread row group at t=10 holding keys 4..=6: entities 4 and 5 must wait.
+        let unmerged = Unmerged::new([(Latest::At(EventTime::new(10, 0)), Some((4, 6)))].into_iter());
+        emitter.send(&tx, 1, &mut winners, &unmerged).await.unwrap();
+        // Nothing unread: the rest go out; a second send finds nothing left.
+        emitter.send(&tx, 1, &mut winners, &Unmerged::default()).await.unwrap();
+        emitter.send(&tx, 1, &mut winners, &Unmerged::default()).await.unwrap();
+        drop(tx);
+        let mut batches = Vec::new();
+        while let Some(s) = rx.recv().await {
+            assert_eq!(s.selection, 1);
+            let mut ks: Vec<u8> = s.rows.iter().map(|r| r.key[0]).collect();
+            ks.sort();
+            batches.push(ks);
+        }
+        // At most two rows a batch; 1..=3 first (any order within), then 4 and 5.
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1, 2]);
+        let mut first: Vec<u8> = batches[..2].concat();
+        first.sort();
+        assert_eq!((first, batches[2].clone()), (vec![1, 2, 3], vec![4, 5]));
+        assert_eq!(emitter.sent, 5);
+        // Each row is written to the selection's three views.
+        assert_eq!(progress.keys_total.load(Ordering::Relaxed), 15);
+        // An unread row group without statistics holds everything back.
+        let mut more = Winners::of(&[(b"k", 1, 0, b"")]);
+        let all = Unmerged::new([(Latest::Unknown, None)].into_iter());
+        let (tx, mut rx) = mpsc::channel(8);
+        emitter.send(&tx, 0, &mut more, &all).await.unwrap();
+        drop(tx);
+        assert!(rx.recv().await.is_none());
     }
 }

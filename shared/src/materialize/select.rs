@@ -140,6 +140,26 @@ impl Winners {
         picked
     }
 
+    /// Winners made directly, for tests of what handles them: (entity key, event time in
+    /// seconds, integer key, packed features).
+    #[cfg(test)]
+    pub fn of(rows: &[(&[u8], i64, i64, &[u8])]) -> Winners {
+        let mut w = Winners::default();
+        for (i, &(key, secs, int_key, values)) in rows.iter().enumerate() {
+            w.index.insert(key.into(), i as u32);
+            w.slots.push(Slot {
+                event: EventTime::new(secs, 0),
+                created: EventTime::new(0, 0),
+                seq: i as u64,
+                int_key,
+                values: values.to_vec(),
+                pending: NO_ROW,
+                sent: false,
+            });
+        }
+        w
+    }
+
     /// Folds another row group's winners in (same rule: later event, then created, then position).
     pub fn merge(&mut self, other: Winners) {
         if self.is_empty() {

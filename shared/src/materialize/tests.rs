@@ -609,3 +609,92 @@ async fn overlapping_key_ranges_wait_for_each_other() {
         assert_eq!(stored(&store, "scores", 6).unwrap().1, double(6.0));
     }
 }
+
+#[tokio::test]
+async fn views_of_one_source_read_each_column_once_and_number_rows_across_row_groups() {
+    let (dir, cfg) = repo().await;
+    write_parquet(&dir.path().join("data/events/a.parquet"), &many_rows(5), 2);
+    let storage = Storage::default();
+    let registry = registry::load(&cfg, &storage).await.unwrap();
+    let views = ["scores", "labels_only", "scores_copy"];
+    let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&views));
+    let (windows, _) = windows(&registry, &req, t("2024-01-03T00:00:00Z")).unwrap();
+    let groups = scan::build_groups(&cfg, &storage, &registry, &windows).unwrap();
+    assert_eq!(groups.len(), 1, "one source, one group");
+    let g = &groups[0];
+    // Three views, one copy of each column, in the order first needed; a column needed as a
+    // time and as a value would be two entries (it is decoded two ways).
+    use crate::offline::columns::ColumnUse::{Time, Value as V};
+    use crate::value::ValueType;
+    let needed: Vec<(&str, _)> = g.needed.iter().map(|n| (n.name.as_str(), n.usage)).collect();
+    assert_eq!(
+        needed,
+        [
+            ("ts", Time),
+            ("created", Time),
+            ("user_id", V(ValueType::Int64)),
+            ("raw_score", V(ValueType::Double)),
+            ("label", V(ValueType::String)),
+        ]
+    );
+    // `scores` and `scores_copy` read the same columns over the same window: one selection.
+    let names: Vec<Vec<&str>> =
+        g.members().iter().map(|m| m.iter().map(|&i| g.views[i].view.name.as_str()).collect()).collect();
+    assert_eq!(names, [vec!["scores", "scores_copy"], vec!["labels_only"]]);
+    let files = scan::open_group(g).await.unwrap();
+    assert_eq!(files[0].first_row, [0, 2, 4], "each row group's first row within the file");
+}
+
+#[tokio::test]
+async fn a_complete_tie_across_row_groups_goes_to_the_later_row() {
+    let (dir, cfg) = repo().await;
+    // User 1's two rows tie on event and created time, each first in its row group: the one
+    // later in the file wins, as within a row group.
+    let rows: Vec<Row> = vec![
+        (Some(1), "2024-01-01T10:00:00Z", "2024-01-01T10:00:00Z", Some(1.0), Some("earlier")),
+        (Some(2), "2024-01-01T09:00:00Z", "2024-01-01T09:00:00Z", Some(2.0), Some("b")),
+        (Some(1), "2024-01-01T10:00:00Z", "2024-01-01T10:00:00Z", Some(3.0), Some("later")),
+        (Some(3), "2024-01-01T09:00:00Z", "2024-01-01T09:00:00Z", Some(4.0), Some("c")),
+    ];
+    write_parquet(&dir.path().join("data/events/a.parquet"), &rows, 2);
+    for parallelism in [1, 2] {
+        let (store, _) = materialize_scores_one_by_one(&cfg, parallelism).await;
+        assert_eq!(stored(&store, "scores", 1).unwrap().2, string("later"), "parallelism {parallelism}");
+    }
+}
+
+#[tokio::test]
+async fn a_row_group_that_cannot_be_read_fails_the_run_and_records_nothing() {
+    let (dir, cfg) = repo().await;
+    let path = dir.path().join("data/events/a.parquet");
+    write_parquet(&path, &many_rows(40), 10);
+    // Garbage over the first row group's first page header (the footer stays readable, so
+    // planning succeeds and the failure comes from a worker).
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[4..40].fill(0xff);
+    std::fs::write(&path, bytes).unwrap();
+    let req = range("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", Some(&["scores"]));
+    for parallelism in [1, 2] {
+        let store = MemoryStore::new();
+        let o = Options { parallelism, ..opts() };
+        let err = materialize(&cfg, &Storage::default(), &store, &req, &o).await.unwrap_err().to_string();
+        assert!(err.contains("row group 0 of") && err.contains("a.parquet"), "parallelism {parallelism}: {err}");
+    }
+    let reg = registry::load(&cfg, &Storage::default()).await.unwrap();
+    assert!(reg.view("scores").unwrap().materialization_intervals.is_empty());
+}
+
+#[tokio::test]
+async fn a_tie_across_decoded_batches_of_one_row_group_goes_to_the_later_row() {
+    let (dir, cfg) = repo().await;
+    // One row group of 65,537 rows is decoded in two batches (64 Ki rows each): user 1's tied
+    // rows are first in each, so only numbering rows across batches tells them apart.
+    let at = "2024-01-01T10:00:00Z";
+    let mut rows: Vec<Row> = vec![(Some(1), at, at, Some(1.0), Some("earlier"))];
+    rows.extend(std::iter::repeat_n((Some(2), at, at, Some(2.0), Some("b")), 65_535));
+    rows.push((Some(1), at, at, Some(3.0), Some("later")));
+    write_parquet(&dir.path().join("data/events/a.parquet"), &rows, rows.len());
+    let (store, report) = materialize_scores_one_by_one(&cfg, 1).await;
+    assert_eq!(report.rows_read, 65_537);
+    assert_eq!(stored(&store, "scores", 1).unwrap().2, string("later"));
+}

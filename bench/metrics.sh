@@ -21,6 +21,8 @@
 #   ROUNDS=9 DURATION=15s bench/metrics.sh
 #   WORKLOADS="gof push-replay" bench/metrics.sh
 #   PERF=1 bench/metrics.sh                 and then perf-sample both servers once per workload
+#   AA=1 bench/metrics.sh                   and a second --no-metrics server in every round: the
+#                                           A/A control, how far two identical servers differ
 #
 # Needs: cargo, redis-server, redis-cli, wrk, curl, python3.
 set -euo pipefail
@@ -88,12 +90,16 @@ serve() { # NAME [ARGS...] -> port on stdout; the PID goes to $work/NAME.pid
   echo "$!" >"$work/$name.pid"
   echo "$port"
 }
-onport=$(serve on)
-offport=$(serve off --no-metrics)
-pids+=("$(cat "$work/on.pid")" "$(cat "$work/off.pid")")
-declare -A port=([on]=$onport [off]=$offport) spid=([on]=$(cat "$work/on.pid") [off]=$(cat "$work/off.pid"))
-wait_http "http://127.0.0.1:$onport/health"
-wait_http "http://127.0.0.1:$offport/health"
+variants=(on off)
+[ -n "${AA:-}" ] && variants+=(off2)
+declare -A port spid
+for v in "${variants[@]}"; do
+  if [ "$v" = on ]; then port[$v]=$(serve "$v"); else port[$v]=$(serve "$v" --no-metrics); fi
+  spid[$v]=$(cat "$work/$v.pid")
+  pids+=("${spid[$v]}")
+done
+for v in "${variants[@]}"; do wait_http "http://127.0.0.1:${port[$v]}/health"; done
+onport=${port[on]} offport=${port[off]}
 
 secs() { python3 -c "import sys; s=sys.argv[1]; print(float(s[:-1]) * {'s': 1, 'm': 60}[s[-1]])" "$1"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -121,14 +127,16 @@ run() { # VARIANT WORKLOAD
 echo "== warm-up" >&2
 saved_dur=$dur
 dur=3s
-for w in $workloads; do run on "$w" >/dev/null; run off "$w" >/dev/null; done
+for w in $workloads; do for v in "${variants[@]}"; do run "$v" "$w" >/dev/null; done; done
 dur=$saved_dur
 : >"$results"
 echo "== $rounds rounds of $dur per variant and workload, 8 connections, order alternating" >&2
 echo "workload variant req/s p50 server_cpu_us_per_req"
 for i in $(seq "$rounds"); do
   for w in $workloads; do
-    if ((i % 2)); then run on "$w"; run off "$w"; else run off "$w"; run on "$w"; fi
+    order=("${variants[@]}")
+    ((i % 2)) || mapfile -t order < <(printf '%s\n' "${variants[@]}" | tac)
+    for v in "${order[@]}"; do run "$v" "$w"; done
   done
 done
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -187,7 +195,7 @@ fi
 
 echo
 echo "== summary (medians of $rounds rounds; ratio = metrics on / --no-metrics)"
-python3 - "$work/results.txt" "$workloads" <<'EOF'
+python3 - "$work/results.txt" "$workloads" "${variants[*]}" <<'EOF'
 import re, statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -195,13 +203,18 @@ for line in open(sys.argv[1]):
     us = float(re.match(r"[\d.]+", p50)[0]) * {"us": 1, "ms": 1000, "s": 1e6}[re.sub(r"[\d.]+", "", p50)]
     rows.setdefault((w, v), []).append((float(rps), us, float(cpu)))
 med = lambda xs: statistics.median(xs)
+variants = sys.argv[3].split()
 for w in sys.argv[2].split():
-    on, off = rows[(w, "on")], rows[(w, "off")]
-    for v, r in (("on", on), ("off", off)):
-        print(f"{w:<12} {v:<3} {med(x[0] for x in r):8.0f} req/s  p50 {med(x[1] for x in r):5.0f} us  "
+    for v in variants:
+        r = rows[(w, v)]
+        print(f"{w:<12} {v:<4} {med(x[0] for x in r):8.0f} req/s  p50 {med(x[1] for x in r):5.0f} us  "
               f"server cpu {med(x[2] for x in r):5.1f} us/req   rounds: {[round(x[0]) for x in r]}")
-    paired = [a[0] / b[0] for a, b in zip(on, off)]
-    print(f"{w:<12} on/off: throughput {med(x[0] for x in on) / med(x[0] for x in off):.3f} "
-          f"(median of per-round ratios {med(paired):.3f}), p50 {med(x[1] for x in on) / med(x[1] for x in off):.3f}, "
-          f"server cpu/req {med(x[2] for x in on) / med(x[2] for x in off):.3f}")
+    # off2 / off is the A/A control: what two identical servers differ by in this run.
+    off = rows[(w, "off")]
+    for v in [v for v in variants if v != "off"]:
+        r = rows[(w, v)]
+        paired = sorted(round(a[0] / b[0], 3) for a, b in zip(r, off))
+        print(f"{w:<12} {v}/off: throughput {med(x[0] for x in r) / med(x[0] for x in off):.3f} "
+              f"(median of per-round ratios {med(paired):.3f}), p50 {med(x[1] for x in r) / med(x[1] for x in off):.3f}, "
+              f"server cpu/req {med(x[2] for x in r) / med(x[2] for x in off):.3f}   per-round ratios: {paired}")
 EOF

@@ -50,7 +50,10 @@ case "${1:-}" in
     ;;
   --store)
     files=("${store[@]}")
-    tests=(--test-package larder-tests -- --test online_memory --test online_redis)
+    # The conformance suites live in the larder-tests package. (cargo-mutants 27.1 still runs
+    # `cargo test --package=larder` with --test-package, so name the whole workspace; only the
+    # two --test targets run.)
+    tests=(--test-workspace=true -- --test online_memory --test online_redis)
     ;;
   "") ;;
   *) files=("$@") ;;

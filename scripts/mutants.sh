@@ -50,10 +50,10 @@ case "${1:-}" in
     ;;
   --store)
     files=("${store[@]}")
-    # The conformance suites live in the larder-tests package. (cargo-mutants 27.1 still runs
-    # `cargo test --package=larder` with --test-package, so name the whole workspace; only the
-    # two --test targets run.)
-    tests=(--test-workspace=true -- --test online_memory --test online_redis)
+    # The conformance suites live in the larder-tests package. cargo-mutants 27.1 runs
+    # `cargo test --package=larder` whatever --test-package or --test-workspace say, so the
+    # package goes in the arguments it passes on to cargo test.
+    tests=(-- --package larder-tests --test online_memory --test online_redis)
     ;;
   "") ;;
   *) files=("$@") ;;

@@ -1,13 +1,16 @@
 //! Registry interop with Feast 0.67, both ways:
 //! - a registry.db written by `feast apply` loads in Larder with the right views, types, TTLs,
 //!   sources and services;
+//! - stream feature views with window aggregations, written by `feast apply`, load with their
+//!   aggregations, output names and tile sizes, and one Larder cannot compute is named;
 //! - a registry.db written by `larder apply` is read by Feast (`feast feature-views list`,
 //!   `FeatureStore.get_feature_view`, `get_feature_service`).
 
 use std::time::Duration;
 
 use larder::config::RepoConfig;
-use larder::registry::{self, SourceKind};
+use larder::registry::aggregation::{AggregationPlan, Function};
+use larder::registry::{self, SourceKind, ViewKind};
 use larder::value::ValueType;
 use larder_tests::feast::copy_dir;
 use larder_tests::{FeastRepo, RedisServer, repo_root, run};
@@ -138,4 +141,68 @@ print(json.dumps({"views": views, "service": services}))
             ["driver_fresh", ["rating", "is_active"]]
         ])
     );
+}
+
+#[tokio::test]
+async fn larder_reads_stream_view_aggregations_feast_apply_wrote() {
+    let redis = RedisServer::start();
+    let repo = FeastRepo::from_fixture("feast_sensor_repo", &redis.addr());
+    repo.python(
+        "import pandas as pd; pd.DataFrame({'sensor_id': [1], 'reading': [1.0], \
+         'event_timestamp': [pd.Timestamp('2026-01-01', tz='UTC')]}).to_parquet('data/readings.parquet')",
+    );
+    run(&mut repo.feast(&["apply"]));
+
+    let cfg = RepoConfig::load_with(Some(repo.path()), &|k| (k == "REDIS_ADDR").then(|| redis.addr())).unwrap();
+    let reg = registry::load(&cfg, &larder::storage::Storage::default()).await.unwrap();
+    assert_eq!(reg.feature_views.keys().collect::<Vec<_>>(), ["sensor_hour", "sensor_minute"]);
+    let plan = |view: &str| -> Vec<(String, Result<AggregationPlan, String>)> {
+        let v = &reg.feature_views[view];
+        v.aggregations.iter().map(|a| (a.output(), a.plan(&v.name, v.tiling_hop).map_err(|e| e.0))).collect()
+    };
+    let (minute, hour) = (&reg.feature_views["sensor_minute"], &reg.feature_views["sensor_hour"]);
+    for v in [minute, hour] {
+        assert_eq!(v.kind, ViewKind::Stream);
+        // Feast's SDK lists the join key among the features; it is a key here.
+        assert_eq!(v.features.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["reading"]);
+        assert_eq!(v.entity_columns[0].name, "sensor_id");
+    }
+    let tumbling = |function| {
+        Ok(AggregationPlan { function, window: Duration::from_secs(60), hop: Duration::from_secs(60), sliding: false })
+    };
+    assert_eq!(
+        plan("sensor_minute"),
+        [
+            ("avg_reading_60s".to_string(), tumbling(Function::Mean)),
+            ("std_reading_60s".to_string(), tumbling(Function::Std)),
+            ("readings_1m".to_string(), tumbling(Function::Count)),
+        ]
+    );
+    assert_eq!(minute.tiling_hop, None);
+    assert_eq!(hour.tiling_hop, Some(Duration::from_secs(600)));
+    let hour_plan = plan("sensor_hour");
+    // The slide interval beats the tiling hop; without one the tiling hop is the tile.
+    assert_eq!(
+        hour_plan[0],
+        (
+            "max_reading_3600s".to_string(),
+            Ok(AggregationPlan {
+                function: Function::Max,
+                window: Duration::from_secs(3600),
+                hop: Duration::from_secs(300),
+                sliding: true
+            })
+        )
+    );
+    let (name, median) = &hour_plan[1];
+    assert_eq!(name, "median_reading_3600s");
+    let err = median.as_ref().unwrap_err();
+    assert!(
+        err.starts_with(
+            "stream feature view 'sensor_hour', aggregation 'median_reading_3600s': unknown function 'median'"
+        ),
+        "{err}"
+    );
+    // The push source feeds the minute view as it feeds any view.
+    assert_eq!(minute.push_source_name(), Some("readings_push"));
 }

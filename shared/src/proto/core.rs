@@ -391,10 +391,30 @@ pub struct StreamFeatureViewSpec {
     pub online: bool,
     #[prost(string, tag = "14")]
     pub mode: String,
+    #[prost(message, repeated, tag = "15")]
+    pub aggregations: Vec<Aggregation>,
     #[prost(string, tag = "16")]
     pub timestamp_field: String,
+    #[prost(bool, tag = "18")]
+    pub enable_tiling: bool,
+    #[prost(message, optional, tag = "19")]
+    pub tiling_hop_size: Option<Duration>,
     #[prost(bool, tag = "23")]
     pub disabled: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Aggregation {
+    #[prost(string, tag = "1")]
+    pub column: String,
+    #[prost(string, tag = "2")]
+    pub function: String,
+    #[prost(message, optional, tag = "3")]
+    pub time_window: Option<Duration>,
+    #[prost(message, optional, tag = "4")]
+    pub slide_interval: Option<Duration>,
+    #[prost(string, tag = "5")]
+    pub name: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

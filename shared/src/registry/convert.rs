@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use prost::Message;
 
+use super::aggregation::Aggregation;
 use super::model::*;
 use crate::error::{Error, Result};
 use crate::keys::{DUMMY_ENTITY_NAME, DUMMY_JOIN_KEY};
@@ -28,6 +29,10 @@ fn tags(m: &HashMap<String, String>) -> BTreeMap<String, String> {
 }
 fn tags_pb(m: &BTreeMap<String, String>) -> HashMap<String, String> {
     m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+/// A protobuf Duration; negative parts count as zero.
+fn duration(d: &prost_types::Duration) -> Duration {
+    Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32)
 }
 fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
@@ -58,6 +63,8 @@ macro_rules! view_parts {
             offline: $offline,
             disabled: $spec.disabled,
             has_transformation: $has_transformation,
+            aggregations: &[],
+            tiling_hop: None,
             description: &$spec.description,
             tags: &$spec.tags,
             owner: &$spec.owner,
@@ -89,7 +96,12 @@ pub fn registry_from_proto(proto: &pb::Registry, project: &str, key_version: u32
     });
     let stream_views = proto.stream_feature_views.iter().filter_map(|sfv| {
         let spec = sfv.spec.as_ref()?;
-        Some((view_parts!(spec, ViewKind::Stream, false, false), sfv.meta.as_ref()))
+        let parts = ViewParts {
+            aggregations: &spec.aggregations,
+            tiling_hop: spec.tiling_hop_size.as_ref().filter(|_| spec.enable_tiling),
+            ..view_parts!(spec, ViewKind::Stream, false, false)
+        };
+        Some((parts, sfv.meta.as_ref()))
     });
     for (parts, meta) in batch_views.chain(stream_views).filter(|(parts, _)| parts.project == project) {
         let view = view_from_parts(parts, meta, &reg.entities, key_version)?;
@@ -217,6 +229,8 @@ struct ViewParts<'a> {
     offline: bool,
     disabled: bool,
     has_transformation: bool,
+    aggregations: &'a [pb::Aggregation],
+    tiling_hop: Option<&'a prost_types::Duration>,
     description: &'a str,
     tags: &'a HashMap<String, String>,
     owner: &'a str,
@@ -237,7 +251,14 @@ fn view_from_parts(
     entities: &BTreeMap<String, Entity>,
     key_version: u32,
 ) -> Result<FeatureView> {
-    let features: Vec<Field> = p.features.iter().map(field_from_proto).collect();
+    // A stream view's features may list its join keys (Feast's SDK puts them in the schema):
+    // they are keys, not features.
+    let features: Vec<Field> = p
+        .features
+        .iter()
+        .filter(|f| p.kind != ViewKind::Stream || !p.entity_columns.iter().any(|k| k.name == f.name))
+        .map(field_from_proto)
+        .collect();
     let real_entities: Vec<&String> = p.entities.iter().filter(|e| *e != DUMMY_ENTITY_NAME).collect();
     let entity_columns: Vec<Field> = if !p.entity_columns.is_empty() {
         p.entity_columns.iter().map(field_from_proto).collect()
@@ -256,7 +277,7 @@ fn view_from_parts(
             })
             .collect::<Result<_>>()?
     };
-    let ttl = p.ttl.map(|d| Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32)).filter(|d| !d.is_zero());
+    let ttl = p.ttl.map(duration).filter(|d| !d.is_zero());
     let layout = ViewLayout::new(p.name, &features, &entity_columns, key_version)?;
     Ok(FeatureView {
         name: p.name.to_string(),
@@ -285,6 +306,18 @@ fn view_from_parts(
             })
             .unwrap_or_default(),
         has_transformation: p.has_transformation,
+        aggregations: p
+            .aggregations
+            .iter()
+            .map(|a| Aggregation {
+                column: a.column.clone(),
+                function: a.function.clone(),
+                window: a.time_window.as_ref().map(duration).unwrap_or_default(),
+                slide: a.slide_interval.as_ref().map(duration),
+                name: a.name.clone(),
+            })
+            .collect(),
+        tiling_hop: p.tiling_hop.map(duration).filter(|d| !d.is_zero()),
         description: p.description.to_string(),
         tags: tags(p.tags),
         owner: p.owner.to_string(),

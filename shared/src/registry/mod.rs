@@ -1,6 +1,7 @@
 //! The registry: entities, feature views, data sources and feature services of a project.
 //!
 //! - [`model`]: the types the data plane works with, with each view's Redis layout precomputed;
+//! - [`aggregation`]: a stream view's window aggregations, their feature names and tile sizes;
 //! - [`convert`]: Feast's `registry.db` protobuf to and from the model;
 //! - [`yaml`]: Larder's hand-written `features.yaml`;
 //! - [`store`]: reading and conditionally writing `registry.db` (wherever [`crate::storage`] keeps it);
@@ -8,6 +9,7 @@
 //!   whatever Larder does not own byte for byte;
 //! - [`cache`]: the registry a server holds, refreshed in the background.
 
+pub mod aggregation;
 pub mod cache;
 pub mod convert;
 pub mod edit;

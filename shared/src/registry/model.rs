@@ -154,6 +154,10 @@ pub struct FeatureView {
     pub materialization_intervals: Vec<(EventTime, EventTime)>,
     /// A BatchFeatureView with a Python transformation: Larder cannot apply it.
     pub has_transformation: bool,
+    /// A stream view's window aggregations (empty for every other view).
+    pub aggregations: Vec<super::aggregation::Aggregation>,
+    /// A stream view's `tiling_hop_size` when `enable_tiling` is set.
+    pub tiling_hop: Option<Duration>,
     pub description: String,
     pub tags: BTreeMap<String, String>,
     pub owner: String,

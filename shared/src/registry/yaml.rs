@@ -607,6 +607,8 @@ fn feature_view(name: String, v: ViewDef, here: &str, reg: &Registry, key_versio
         state: ViewState::Unspecified,
         materialization_intervals: Vec::new(),
         has_transformation: false,
+        aggregations: Vec::new(),
+        tiling_hop: None,
         description: v.description,
         tags: v.tags,
         owner: v.owner,

@@ -251,14 +251,9 @@ fn view_from_parts(
     entities: &BTreeMap<String, Entity>,
     key_version: u32,
 ) -> Result<FeatureView> {
-    // A stream view's features may list its join keys (Feast's SDK puts them in the schema):
-    // they are keys, not features.
-    let features: Vec<Field> = p
-        .features
-        .iter()
-        .filter(|f| p.kind != ViewKind::Stream || !p.entity_columns.iter().any(|k| k.name == f.name))
-        .map(field_from_proto)
-        .collect();
+    // A stream view's features may list its join keys (Feast's SDK puts them there). They stay
+    // features: Feast's push writes them as hash fields of the view too, and so does Larder's.
+    let features: Vec<Field> = p.features.iter().map(field_from_proto).collect();
     let real_entities: Vec<&String> = p.entities.iter().filter(|e| *e != DUMMY_ENTITY_NAME).collect();
     let entity_columns: Vec<Field> = if !p.entity_columns.is_empty() {
         p.entity_columns.iter().map(field_from_proto).collect()

@@ -709,7 +709,7 @@ pub async fn concurrent_writers_end_with_the_newest(s: &Subject) {
 }
 
 /// Polls `done` every 20 ms until it holds; fails naming `what` after `within`.
-async fn wait_until(what: &str, within: Duration, mut done: impl AsyncFnMut() -> bool) {
+pub async fn wait_until(what: &str, within: Duration, mut done: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + within;
     while !done().await {
         assert!(tokio::time::Instant::now() < deadline, "{what}: not within {within:?}");
@@ -734,6 +734,11 @@ pub async fn key_ttl_expires_the_whole_hash(s: &Subject) {
     let left = s.raw.expires_in(&k).expect("the key carries the setting's expiry");
     assert!(left <= secs(2) && left > Duration::ZERO, "{left:?}");
     assert_eq!(s.raw.expires_in(&kept), None, "a write without the setting sets no expiry");
+    // 0 seconds is no setting (feature_store.yaml's default), not an expiry now.
+    let zero = key(va, project, 3);
+    write(s, va, vec![row(&zero, t(10, 0), 1.0, 1)], WriteMode::NewestWins, Some(0)).await;
+    assert_eq!(s.raw.expires_in(&zero), None, "key_ttl_seconds 0 sets no expiry");
+    assert!(read_one(s, va, &zero).await.is_some());
 
     // Once half the time has gone, view b's write renews the expiry of the whole hash.
     wait_until("the expiry counting down", secs(10), async || s.raw.expires_in(&k).is_some_and(|d| d < secs(1))).await;

@@ -9,7 +9,8 @@
 #   scripts/mutants.sh --in-diff [BASE]  only mutants on lines changed since BASE (default: the
 #                                        commit in .ci/mutants-base); scripts/test.sh runs this
 #   scripts/mutants.sh --store           the newest-wins stores (memory.rs, script.rs) against the
-#                                        online-store conformance suite on a real Redis (slower)
+#                                        online-store conformance suite on a real Redis and the
+#                                        unit tests (about 45 s a mutant: 90 minutes)
 #   scripts/mutants.sh FILE...           these files only (paths from the repository root)
 #
 # Mutants are applied in the source tree itself (--in-place), one at a time, each restored
@@ -50,10 +51,11 @@ case "${1:-}" in
     ;;
   --store)
     files=("${store[@]}")
-    # The conformance suites live in the larder-tests package. cargo-mutants 27.1 runs
-    # `cargo test --package=larder` whatever --test-package or --test-workspace say, so the
-    # package goes in the arguments it passes on to cargo test.
-    tests=(-- --package larder-tests --test online_memory --test online_redis)
+    # The conformance suites (in the larder-tests package) and the larder unit tests (the Redis
+    # store's call splitting is tested there). cargo-mutants 27.1 runs `cargo test
+    # --package=larder` whatever --test-package or --test-workspace say, so the other package
+    # goes in the arguments it passes on to cargo test.
+    tests=(-- --package larder-tests --lib --test online_memory --test online_redis)
     ;;
   "") ;;
   *) files=("$@") ;;

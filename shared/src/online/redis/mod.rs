@@ -651,6 +651,15 @@ mod tests {
     }
 
     #[test]
+    fn a_key_counts_its_view_set_and_each_rows_time_and_values() {
+        let row = |n: usize| WriteRow { key: b"k".to_vec(), event_time: EventTime::new(1, 0), values: vec![vec![]; n] };
+        let (seven, three) = (row(7), row(3));
+        // `<view set> <time> <7 values> <time> <3 values>`: what a call's argument limit counts.
+        assert_eq!(KeyRows { key: b"k", rows: vec![(0, &seven), (1, &three)] }.args(), 1 + 8 + 4);
+        assert_eq!(KeyRows { key: b"k", rows: vec![] }.args(), 1);
+    }
+
+    #[test]
     fn calls_keep_to_the_key_argument_and_view_limits() {
         let store = RedisStore::open("127.0.0.1:1", RedisType::Redis, RedisOptions::default()).unwrap();
         let fields = vec![*b"ffff"; 150];

@@ -64,7 +64,23 @@ fn servable_view<'r>(registry: &'r Registry, name: &str) -> Result<&'r Arc<Featu
 }
 
 fn feature_index(view: &FeatureView, feature: &str, project: &str) -> Result<usize> {
-    view.feature(feature).map(|(i, _)| i).ok_or_else(|| Error::NotFound {
+    if let Some((i, _)) = view.feature(feature) {
+        return Ok(i);
+    }
+    // A window aggregation's output is not among a stream view's features (Feast does not list
+    // it there either): name what it is rather than answer "no such feature".
+    if let Some(agg) = view.aggregations.iter().find(|a| a.output() == feature) {
+        let why = match agg.plan(&view.name, view.tiling_hop) {
+            Err(e) => e.0,
+            Ok(_) => format!(
+                "stream feature view '{}', aggregation '{feature}': Larder does not compute stream window \
+                 aggregations yet",
+                view.name
+            ),
+        };
+        return Err(Error::Unsupported(why));
+    }
+    Err(Error::NotFound {
         kind: ObjectKind::Feature,
         name: format!("{}:{feature}", view.name),
         project: project.to_string(),
@@ -150,4 +166,46 @@ pub fn plan(
     // view's features in request order: `[a:x, b:y, a:z]` answers `x, z, y`.
     outputs.sort_by_key(|o| o.group);
     Ok(Plan { groups, outputs })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::registry::aggregation::Aggregation;
+
+    #[test]
+    fn an_aggregated_feature_is_named_for_what_it_is() {
+        let yaml = "entities: {sensor: {join_key: sensor_id, type: Int64}}\n\
+                    sources: {s: {type: file, path: x.parquet, timestamp_field: ts}}\n\
+                    feature_views: {v: {entities: [sensor], source: s, features: {reading: Float64}}}\n";
+        let mut reg = crate::registry::yaml::parse(yaml, "features.yaml", "p", 3).unwrap();
+        let mut view = (*reg.feature_views["v"]).clone();
+        let agg = |function: &str| Aggregation {
+            column: "reading".into(),
+            function: function.into(),
+            window: Duration::from_secs(60),
+            slide: None,
+            name: String::new(),
+        };
+        view.aggregations = vec![agg("avg"), agg("median")];
+        reg.feature_views.insert("v".into(), Arc::new(view));
+        let err = |f: &str| plan(&reg, &[f.to_string()], None, false).err().unwrap();
+        let e = err("v:avg_reading_60s");
+        assert_eq!((e.status(), e.code()), (422, "unsupported"));
+        assert_eq!(
+            e.to_string(),
+            Error::Unsupported(
+                "stream feature view 'v', aggregation 'avg_reading_60s': Larder does not compute stream window \
+                 aggregations yet"
+                    .into()
+            )
+            .to_string()
+        );
+        assert!(err("v:median_reading_60s").to_string().contains("unknown function 'median'"));
+        assert_eq!(err("v:max_reading_60s").status(), 404, "not an aggregation of the view: no such feature");
+        assert!(plan(&reg, &["v:reading".to_string()], None, false).is_ok());
+    }
 }

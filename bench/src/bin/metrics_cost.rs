@@ -11,20 +11,13 @@
 //! Prints each round's ns per lookup, then the medians, their difference (the metrics' cost
 //! per lookup) and the ratio; `bench/metrics.sh` relates it to the server's CPU per request.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
-use larder::api::{ApiRequest, Health, Retrieval, Router, Services};
-use larder::config::RepoConfig;
-use larder::online::memory::MemoryStore;
-use larder::online::{OnlineStore, ViewWrite, WriteMode, WriteRow};
-use larder::registry::{RegistryCache, yaml};
-use larder::time::EventTime;
+use larder::api::ApiRequest;
+use larder_bench::{gof_body, in_memory_router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
-use serde_json::json;
 
-const FEATURES_YAML: &str = include_str!("../../../examples/driver/features.yaml");
 /// `larder serve`'s latency buckets (cli/src/commands/serve.rs).
 const SECONDS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -44,54 +37,43 @@ struct Args {
     threads: usize,
 }
 
-fn router(rt: &tokio::runtime::Runtime) -> Router {
-    let config =
-        RepoConfig::parse("project: driver_demo\n", std::path::Path::new("/tmp"), "bench", &|_| None).expect("config");
-    let registry = yaml::parse(FEATURES_YAML, "features.yaml", "driver_demo", 3).expect("features.yaml");
-    let store = MemoryStore::new();
-    let view = &registry.feature_views["driver_hourly_stats"];
-    let rows: Vec<WriteRow> = (1000..1100)
-        .map(|id| {
-            let features = [json!(0.25), json!(0.9), json!(12), json!(33.5), json!(4.5), json!("sf"), json!(true)];
-            WriteRow::from_json(view, "driver_demo", &[json!(id)], &features, EventTime::now()).expect("row")
-        })
-        .collect();
-    rt.block_on(store.write(&ViewWrite::for_view(view, rows, WriteMode::NewestWins, None))).expect("write");
-    Router::new(Services::new(config, RegistryCache::fixed(registry), Arc::new(store))).with(Health).with(Retrieval)
-}
-
 /// One round on `threads` fresh threads at once: the median thread's ns per lookup.
 fn round(threads: usize, lookups: u64, recorder: Option<&PrometheusRecorder>) -> f64 {
     let per_thread: Vec<f64> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads).map(|_| s.spawn(|| {
-            let go = || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-                let router = router(&rt);
-                let body = br#"{"features": ["driver_hourly_stats:conv_rate", "driver_hourly_stats:acc_rate", "driver_hourly_stats:avg_daily_trips", "driver_hourly_stats:miles_driven", "driver_hourly_stats:rating", "driver_hourly_stats:city", "driver_hourly_stats:is_active"], "entities": {"driver_id": [1001]}}"#;
-                let upkeep = recorder.map(PrometheusRecorder::handle);
-                let lookup = || {
-                    let resp = rt.block_on(router.handle(ApiRequest::new("POST", "/get-online-features", "", body)));
-                    assert_eq!(resp.status, 200);
-                };
-                for _ in 0..lookups / 10 {
-                    lookup();
-                }
-                let started = Instant::now();
-                for i in 1..=lookups {
-                    lookup();
-                    if i % UPKEEP_EVERY == 0
-                        && let Some(h) = &upkeep
-                    {
-                        h.run_upkeep();
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let go = || {
+                        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                        let router = in_memory_router(&rt);
+                        let body = gof_body(1);
+                        let upkeep = recorder.map(PrometheusRecorder::handle);
+                        let lookup = || {
+                            let resp =
+                                rt.block_on(router.handle(ApiRequest::new("POST", "/get-online-features", "", &body)));
+                            assert_eq!(resp.status, 200);
+                        };
+                        for _ in 0..lookups / 10 {
+                            lookup();
+                        }
+                        let started = Instant::now();
+                        for i in 1..=lookups {
+                            lookup();
+                            if i % UPKEEP_EVERY == 0
+                                && let Some(h) = &upkeep
+                            {
+                                h.run_upkeep();
+                            }
+                        }
+                        started.elapsed().as_nanos() as f64 / lookups as f64
+                    };
+                    match recorder {
+                        Some(r) => metrics::with_local_recorder(r, go),
+                        None => go(),
                     }
-                }
-                started.elapsed().as_nanos() as f64 / lookups as f64
-            };
-            match recorder {
-                Some(r) => metrics::with_local_recorder(r, go),
-                None => go(),
-            }
-        })).collect();
+                })
+            })
+            .collect();
         handles.into_iter().map(|h| h.join().expect("round")).collect()
     });
     median(&per_thread)

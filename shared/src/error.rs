@@ -67,6 +67,11 @@ pub enum Error {
     #[error("{0}")]
     InvalidValue(String),
 
+    /// An event arrived later than its stream view's allowed lateness: its window aggregations
+    /// were not updated (its plain features were written).
+    #[error("{0}")]
+    Late(String),
+
     /// The request is well formed but asks for something Larder does not do.
     #[error("{0}")]
     Unsupported(String),
@@ -130,6 +135,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::InvalidValue(_) => "invalid_value",
+            Error::Late(_) => "late_event",
             Error::Unsupported(_) => "unsupported",
             Error::TooLarge(_) => "too_large",
             Error::Unavailable { .. } => "unavailable",
@@ -151,7 +157,7 @@ impl Error {
             Error::MethodNotAllowed(_) => 405,
             Error::Conflict(_) => 409,
             Error::TooLarge(_) => 413,
-            Error::InvalidValue(_) | Error::Unsupported(_) => 422,
+            Error::InvalidValue(_) | Error::Unsupported(_) | Error::Late(_) => 422,
             Error::Unavailable { .. } => 503,
             Error::Config(_) | Error::Storage { .. } | Error::Internal { .. } => 500,
         }

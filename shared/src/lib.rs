@@ -7,6 +7,7 @@
 //! - [`api`]: the HTTP API as a framework-free [`api::Router`] of route groups.
 //! - [`retrieval`], [`push`], [`materialize`]: the three operations, plain async functions
 //!   over the traits below; they know nothing of HTTP.
+//! - [`aggregate`]: stream window aggregations: tiles written by push, merged on read.
 //! - [`online`]: the online store trait, Redis, and an in-memory store with identical semantics.
 //! - [`freshness`]: how old each view's stored features are (a sample of keys, the last
 //!   materialized interval), for `larder freshness`.
@@ -22,6 +23,7 @@
 //! - [`error`]: the one error type; every variant has an HTTP status and a stable code.
 
 pub mod access;
+pub mod aggregate;
 pub mod api;
 pub mod aws;
 pub mod config;

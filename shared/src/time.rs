@@ -46,6 +46,16 @@ impl EventTime {
         Self::from_units(ns, 1_000_000_000)
     }
 
+    /// Whole microseconds since the epoch (rounded down), saturating.
+    pub fn as_micros(self) -> i64 {
+        self.secs.saturating_mul(1_000_000).saturating_add(i64::from(self.nanos / 1000))
+    }
+
+    /// Whole milliseconds since the epoch (rounded down), saturating.
+    pub fn as_millis(self) -> i64 {
+        self.secs.saturating_mul(1000).saturating_add(i64::from(self.nanos / 1_000_000))
+    }
+
     pub fn to_proto(self) -> prost_types::Timestamp {
         prost_types::Timestamp { seconds: self.secs, nanos: self.nanos as i32 }
     }

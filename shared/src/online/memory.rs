@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{KeyRead, OnlineStore, ViewWrite, WriteMode, WriteStats, is_project_key, newest_per_key};
+use crate::aggregate::tiles::{self, KeyOutcome, KeyWrite};
 use crate::error::{Error, Result};
 use crate::time::EventTime;
 
@@ -123,6 +124,31 @@ impl OnlineStore for MemoryStore {
             written += 1;
         }
         Ok(WriteStats { written, skipped })
+    }
+
+    async fn aggregate(&self, keys: &[KeyWrite]) -> Result<Vec<KeyOutcome>> {
+        let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        let now_ms = EventTime::now().as_millis();
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let entry = data.entry(k.key.clone()).or_default();
+            if expired(entry) {
+                *entry = Entry::default();
+            }
+            let (outcome, expire_at_ms) = tiles::apply(&mut entry.fields, k);
+            // PEXPIREAT when later than the key's expiry, or the key has none (as tiles.lua does).
+            if let Some(at) = expire_at_ms {
+                let at = Instant::now() + Duration::from_millis(u64::try_from(at - now_ms).unwrap_or(0));
+                if entry.expires_at.is_none_or(|e| e < at) {
+                    entry.expires_at = Some(at);
+                }
+            }
+            if entry.fields.is_empty() {
+                data.remove(&k.key);
+            }
+            out.push(outcome);
+        }
+        Ok(out)
     }
 
     async fn sample_keys(&self, project: &str, limit: usize) -> Result<Vec<Vec<u8>>> {

@@ -24,6 +24,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::aggregate::ViewWindows;
+use crate::aggregate::read::{WindowAnswer, WindowReads};
+use crate::aggregate::tiles::{KeyOutcome, KeyWrite};
 use crate::aws::Aws;
 use crate::config::RepoConfig;
 use crate::error::{Error, Result};
@@ -177,6 +180,11 @@ pub trait OnlineStore: Send + Sync {
         Ok(out)
     }
 
+    /// Applies window aggregation runs to tile keys by the rules of [`crate::aggregate::tiles`]
+    /// (Redis: `tiles.lua`, one script call per group of keys); the answer is parallel to
+    /// `keys`. Atomic per key.
+    async fn aggregate(&self, keys: &[KeyWrite]) -> Result<Vec<KeyOutcome>>;
+
     /// Up to `limit` keys of `project` (see [`is_project_key`]), in no particular order, each
     /// once. A sample, not a listing: operators ask "how fresh is what is stored" without
     /// knowing any entity, and a store of millions of keys must answer that without walking
@@ -203,6 +211,9 @@ impl<S: OnlineStore + ?Sized> OnlineStore for std::sync::Arc<S> {
     }
     async fn write_views(&self, batches: &[ViewWrite<'_>]) -> Result<Vec<WriteStats>> {
         (**self).write_views(batches).await
+    }
+    async fn aggregate(&self, keys: &[KeyWrite]) -> Result<Vec<KeyOutcome>> {
+        (**self).aggregate(keys).await
     }
     async fn sample_keys(&self, project: &str, limit: usize) -> Result<Vec<Vec<u8>>> {
         (**self).sample_keys(project, limit).await
@@ -379,10 +390,34 @@ pub struct ViewRow {
     pub cells: Vec<Cell>,
 }
 
+/// What to read of one view's window aggregations: some of them, for some entity keys, as of
+/// a time.
+#[derive(Debug, Clone)]
+pub struct WindowRead<'a> {
+    pub view: &'a FeatureView,
+    pub windows: &'a ViewWindows,
+    /// Indexes into the view's aggregations, each computable.
+    pub aggregations: &'a [usize],
+    /// Full Redis keys of the entities (their Feast hashes; the tile keys follow from them).
+    pub keys: &'a [Vec<u8>],
+    pub now_us: i64,
+}
+
 /// Reads several views for their keys in one round trip. All fields of views that share an
 /// entity key go into one HMGET. The result is parallel to `reads`, and inside to each
 /// read's keys: `None` means the view has no row for that entity (no `_ts:<view>` field).
 pub async fn read_views(store: &dyn OnlineStore, reads: &[ViewRead<'_>]) -> Result<Vec<Vec<Option<ViewRow>>>> {
+    Ok(read_views_and_windows(store, reads, &[]).await?.0)
+}
+
+/// [`read_views`], and window aggregations in the same round trip: one HMGET per tile key of
+/// the tiles the windows need. The second result is parallel to `windows`, then to each one's
+/// keys, then to its aggregations.
+pub async fn read_views_and_windows(
+    store: &dyn OnlineStore,
+    reads: &[ViewRead<'_>],
+    windows: &[WindowRead<'_>],
+) -> Result<(Vec<Vec<Option<ViewRow>>>, Vec<Vec<Vec<WindowAnswer>>>)> {
     // Where each (view, key) answer sits: which HMGET and from which field offset.
     let mut by_key: HashMap<&[u8], usize> = HashMap::new();
     let mut hmgets: Vec<KeyRead<'_>> = Vec::new();
@@ -407,6 +442,18 @@ pub async fn read_views(store: &dyn OnlineStore, reads: &[ViewRead<'_>]) -> Resu
             view_slots.push((h, offset));
         }
         slots.push(view_slots);
+    }
+    // Tile keys after the entity hashes: (index of the first HMGET, the fields asked).
+    let window_reads: Vec<WindowReads> =
+        windows.iter().map(|w| WindowReads::new(w.windows, w.aggregations, w.now_us)).collect();
+    let tile_keys: Vec<Vec<Vec<u8>>> =
+        windows.iter().map(|w| w.keys.iter().map(|k| crate::aggregate::tile_key(&w.view.name, k)).collect()).collect();
+    let mut window_first = Vec::with_capacity(windows.len());
+    for (wr, keys) in window_reads.iter().zip(&tile_keys) {
+        window_first.push(hmgets.len());
+        for key in keys {
+            hmgets.push(KeyRead { key, fields: wr.fields.iter().map(Vec::as_slice).collect() });
+        }
     }
     let answers = if hmgets.is_empty() { Vec::new() } else { store.read(&hmgets).await? };
     if answers.len() != hmgets.len() {
@@ -448,7 +495,12 @@ pub async fn read_views(store: &dyn OnlineStore, reads: &[ViewRead<'_>]) -> Resu
         }
         out.push(rows);
     }
-    Ok(out)
+    let mut aggregated = Vec::with_capacity(windows.len());
+    for ((w, wr), first) in windows.iter().zip(&window_reads).zip(window_first) {
+        aggregated
+            .push((0..w.keys.len()).map(|k| wr.answers(w.windows, w.aggregations, &answers[first + k])).collect());
+    }
+    Ok((out, aggregated))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 
 use super::memory::MemoryStore;
 use super::{KeyRead, OnlineStore, ViewWrite, WriteStats};
+use crate::aggregate::tiles::{KeyOutcome, KeyWrite, RunStatus};
 use crate::error::{Error, Result};
 
 /// What runs before a write, given how many writes came before it.
@@ -82,7 +83,35 @@ impl<S: OnlineStore> OnlineStore for FaultyStore<S> {
     }
 
     async fn write(&self, batch: &ViewWrite<'_>) -> Result<WriteStats> {
-        let _turn = match &self.hook {
+        let _turn = self.admit().await?;
+        self.inner.write(batch).await
+    }
+
+    /// Counted and failed like a write.
+    async fn aggregate(&self, keys: &[KeyWrite]) -> Result<Vec<KeyOutcome>> {
+        let _turn = self.admit().await?;
+        self.inner.aggregate(keys).await
+    }
+
+    /// Passed through: only writes fail here.
+    async fn sample_keys(&self, project: &str, limit: usize) -> Result<Vec<Vec<u8>>> {
+        self.inner.sample_keys(project, limit).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (faulty, for tests)", self.inner.describe())
+    }
+}
+
+impl<S> FaultyStore<S> {
+    /// Before a write: the hook, then the budget (an error once it is spent); holds the write's
+    /// turn while it runs when there is a hook.
+    async fn admit(&self) -> Result<Option<tokio::sync::MutexGuard<'_, ()>>> {
+        let turn = match &self.hook {
             Some(hook) => {
                 let turn = self.one_at_a_time.lock().await;
                 hook(self.writes()).await;
@@ -100,20 +129,7 @@ impl<S: OnlineStore> OnlineStore for FaultyStore<S> {
             }
         }
         self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.write(batch).await
-    }
-
-    /// Passed through: only writes fail here.
-    async fn sample_keys(&self, project: &str, limit: usize) -> Result<Vec<Vec<u8>>> {
-        self.inner.sample_keys(project, limit).await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        self.inner.ping().await
-    }
-
-    fn describe(&self) -> String {
-        format!("{} (faulty, for tests)", self.inner.describe())
+        Ok(turn)
     }
 }
 
@@ -128,6 +144,11 @@ impl OnlineStore for NullStore {
 
     async fn write(&self, batch: &ViewWrite<'_>) -> Result<WriteStats> {
         Ok(WriteStats { written: batch.rows.len(), skipped: 0 })
+    }
+
+    /// Nothing is kept: every run counts as applied.
+    async fn aggregate(&self, keys: &[KeyWrite]) -> Result<Vec<KeyOutcome>> {
+        Ok(keys.iter().map(|k| KeyOutcome::Done(vec![RunStatus::Applied; k.runs.len()])).collect())
     }
 
     /// Nothing is kept, so there is nothing to sample.

@@ -9,6 +9,8 @@
 use serde_json::Value as Json;
 
 use super::frame::Frame;
+use crate::aggregate::ViewWindows;
+use crate::aggregate::tiles::Event;
 use crate::error::{Error, Result};
 use crate::online::WriteRow;
 use crate::registry::FeatureView;
@@ -156,6 +158,76 @@ pub fn rows_for_view(
         rows.push(WriteRow { key, event_time, values });
     }
     Ok(Some(rows))
+}
+
+/// The events of `frame` for `view`'s window aggregations, one per row (in frame order): the
+/// entity key and event time of `rows` (what [`rows_for_view`] made of the same frame), and
+/// each aggregated column's value as a number (`None` for a null or NaN, which no function
+/// counts). `record` and `origin` are left for the caller; `row` is the frame row.
+pub fn events_for_view(
+    view: &FeatureView,
+    windows: &ViewWindows,
+    frame: &Frame,
+    rows: &[WriteRow],
+    target: Target<'_>,
+) -> Result<Vec<Event>> {
+    let mapping = view.offline_source().map(|b| &b.field_mapping);
+    let empty = std::collections::BTreeMap::new();
+    let mapping = mapping.unwrap_or(&empty);
+    let mut columns = Vec::with_capacity(windows.columns.len());
+    for name in &windows.columns {
+        let col = find_column(frame, mapping, name).ok_or_else(|| {
+            Error::InvalidValue(format!(
+                "{target}: column '{name}', which the view's aggregations read, is missing; the pushed columns are {}",
+                frame.describe_columns()
+            ))
+        })?;
+        columns.push((col, view.feature(name).map(|(_, f)| f.dtype)));
+    }
+    let mut events = Vec::with_capacity(rows.len());
+    for (row, written) in rows.iter().enumerate() {
+        let mut values = Vec::with_capacity(columns.len());
+        for &(col, dtype) in &columns {
+            let j = frame.value(col, row);
+            let x = number(j, dtype).map_err(|e| {
+                Error::InvalidValue(format!("{target}: column '{}', row {row}: {e}", frame.column_names()[col]))
+            })?;
+            values.push(x);
+        }
+        events.push(Event {
+            key: written.key.clone(),
+            time_us: written.event_time.as_micros(),
+            values,
+            origin: None,
+            record: 0,
+            row,
+        });
+    }
+    Ok(events)
+}
+
+/// A cell as a number for aggregation: `None` for null and NaN; booleans count as 0 and 1.
+fn number(j: &Json, dtype: Option<crate::value::ValueType>) -> std::result::Result<Option<f64>, String> {
+    use crate::proto::types::value::Val;
+    let x = match dtype {
+        Some(t) => match value::from_json(j, t)?.val {
+            None => None,
+            Some(Val::Int32Val(i)) => Some(f64::from(i)),
+            Some(Val::Int64Val(i)) => Some(i as f64),
+            Some(Val::FloatVal(f)) => Some(f64::from(f)),
+            Some(Val::DoubleVal(f)) => Some(f),
+            Some(Val::BoolVal(b)) => Some(f64::from(u8::from(b))),
+            Some(other) => return Err(format!("{other:?} is not a number to aggregate")),
+        },
+        None => match j {
+            Json::Null => None,
+            Json::Bool(b) => Some(f64::from(u8::from(*b))),
+            Json::Number(n) => n.as_f64(),
+            Json::String(s) if s.eq_ignore_ascii_case("nan") => None,
+            other => return Err(format!("expected a number to aggregate, got {other}")),
+        },
+    };
+    Ok(x.filter(|x| !x.is_nan()))
 }
 
 /// The event time of a row: required.

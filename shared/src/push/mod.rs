@@ -25,23 +25,36 @@ pub mod request;
 pub mod settings;
 pub mod stream;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 pub use frame::Frame;
 pub use request::{Destination, Push, PushRequest, PushTo, WriteRequest};
 pub use settings::PushSettings;
 
-use crate::error::Result;
+use crate::aggregate::ViewWindows;
+use crate::aggregate::tiles::{self, AggregateStats, Event, KeyOutcome};
+use crate::error::{Error, Result};
 pub use crate::online::WriteOptions;
 use crate::online::{OnlineStore, ViewWrite, WriteRow};
 use crate::registry::{FeatureView, Registry, RegistryCache};
 use crate::telemetry;
 use crate::time::EventTime;
 
-/// A push converted for every view it writes: rows per view, in push order.
+/// A push converted for every view it writes: rows per view, in push order; and for views
+/// with window aggregations, their events.
 #[derive(Debug, Default)]
 pub struct Prepared {
     pub views: Vec<(Arc<FeatureView>, Vec<WriteRow>)>,
+    pub events: Vec<ViewEvents>,
+}
+
+/// A stream view's events for its window aggregations, in push order.
+#[derive(Debug)]
+pub struct ViewEvents {
+    pub view: Arc<FeatureView>,
+    pub windows: Arc<ViewWindows>,
+    pub events: Vec<Event>,
 }
 
 impl Prepared {
@@ -50,8 +63,13 @@ impl Prepared {
         self.views.iter().map(|(_, r)| r.len()).sum()
     }
 
-    /// Appends another push's rows, keeping one entry per view (a batch of records becomes one
-    /// write per view).
+    /// Events to aggregate, over all views.
+    pub fn events(&self) -> usize {
+        self.events.iter().map(|e| e.events.len()).sum()
+    }
+
+    /// Appends another push's rows and events, keeping one entry per view (a batch of records
+    /// becomes one write per view).
     pub fn merge(&mut self, other: Prepared) {
         for (view, rows) in other.views {
             match self.views.iter_mut().find(|(v, _)| Arc::ptr_eq(v, &view) || v.name == view.name) {
@@ -59,6 +77,28 @@ impl Prepared {
                 None => self.views.push((view, rows)),
             }
         }
+        for e in other.events {
+            match self.events.iter_mut().find(|x| Arc::ptr_eq(&x.view, &e.view) || x.view.name == e.view.name) {
+                Some(existing) => existing.events.extend(e.events),
+                None => self.events.push(e),
+            }
+        }
+    }
+
+    /// Adds `view`'s rows, and its events when it aggregates.
+    fn add(
+        &mut self,
+        view: &Arc<FeatureView>,
+        frame: &Frame,
+        rows: Vec<WriteRow>,
+        target: convert::Target<'_>,
+    ) -> Result<()> {
+        if let Some(windows) = ViewWindows::of(view).filter(ViewWindows::any) {
+            let events = convert::events_for_view(view, &windows, frame, &rows, target)?;
+            self.events.push(ViewEvents { view: Arc::clone(view), windows: Arc::new(windows), events });
+        }
+        self.views.push((Arc::clone(view), rows));
+        Ok(())
     }
 }
 
@@ -71,7 +111,7 @@ pub fn prepare(registry: &Registry, push: &Push) -> Result<Prepared> {
             for view in registry.views_for_push_source(source)? {
                 let target = convert::Target { push_source: Some(source), view: &view.name };
                 if let Some(rows) = convert::rows_for_view(view, &push.frame, &registry.project, target)? {
-                    prepared.views.push((Arc::clone(view), rows));
+                    prepared.add(view, &push.frame, rows, target)?;
                 }
             }
         }
@@ -79,7 +119,7 @@ pub fn prepare(registry: &Registry, push: &Push) -> Result<Prepared> {
             let view = registry.view(name)?;
             let target = convert::Target { push_source: None, view: &view.name };
             if let Some(rows) = convert::rows_for_view(view, &push.frame, &registry.project, target)? {
-                prepared.views.push((Arc::clone(view), rows));
+                prepared.add(view, &push.frame, rows, target)?;
             }
         }
     }
@@ -95,6 +135,11 @@ pub struct PushStats {
     /// event for their key.
     pub written: usize,
     pub skipped: usize,
+    /// Events applied to window aggregations, skipped as already applied (a redelivery), and
+    /// not applied for arriving later than the allowed lateness.
+    pub aggregated: usize,
+    pub duplicates: usize,
+    pub late: usize,
 }
 
 impl std::ops::AddAssign for PushStats {
@@ -102,13 +147,103 @@ impl std::ops::AddAssign for PushStats {
         self.rows += o.rows;
         self.written += o.written;
         self.skipped += o.skipped;
+        self.aggregated += o.aggregated;
+        self.duplicates += o.duplicates;
+        self.late += o.late;
     }
 }
 
+/// Records whose events came later than a view's allowed lateness: not aggregated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateEvent {
+    /// The event's record (its number in the batch or lane).
+    pub record: usize,
+    pub view: String,
+    pub lateness_us: i64,
+}
+
+impl LateEvent {
+    /// The reason a late record is dead-lettered with.
+    pub fn error(&self) -> Error {
+        Error::Late(format!(
+            "an event is more than the allowed lateness ({}s) behind the newest event of its entity in stream \
+             feature view '{}': its window aggregations were not updated (set the view's tag '{}' to allow more)",
+            self.lateness_us as f64 / 1e6,
+            self.view,
+            crate::aggregate::LATENESS_TAG
+        ))
+    }
+}
+
+/// Applies a push's events to their views' window aggregations: each view's events grouped
+/// into tile keys and runs, one store call per view (and one more for the keys the store asks
+/// to have again one event per run). Returns the events applied and skipped as duplicates, and
+/// the late ones.
+pub async fn aggregate(store: &dyn OnlineStore, events: &[ViewEvents]) -> Result<(AggregateStats, Vec<LateEvent>)> {
+    let mut total = AggregateStats::default();
+    let mut late = Vec::new();
+    for v in events {
+        let mut view_stats = AggregateStats::default();
+        let refs: Vec<&Event> = v.events.iter().collect();
+        let writes = tiles::build(&v.view.name, &v.windows, &refs, false);
+        let outcomes = store.aggregate(&writes).await?;
+        let mut redo: HashSet<&[u8]> = HashSet::new();
+        for (w, outcome) in writes.iter().zip(&outcomes) {
+            match outcome {
+                KeyOutcome::Done(statuses) => view_stats += tiles::count(w, statuses),
+                KeyOutcome::Redo => {
+                    redo.insert(w.key.as_slice());
+                }
+            }
+        }
+        if !redo.is_empty() {
+            let again: Vec<&Event> =
+                refs.into_iter().filter(|e| redo.contains(tiles::tile_key_of(&v.view.name, e).as_slice())).collect();
+            let writes = tiles::build(&v.view.name, &v.windows, &again, true);
+            for (w, outcome) in writes.iter().zip(store.aggregate(&writes).await?) {
+                match outcome {
+                    KeyOutcome::Done(statuses) => view_stats += tiles::count(w, &statuses),
+                    KeyOutcome::Redo => {
+                        return Err(Error::internal("the online store could not decide a run of a single event"));
+                    }
+                }
+            }
+        }
+        late.extend(view_stats.late.drain(..).map(|record| LateEvent {
+            record,
+            view: v.view.name.clone(),
+            lateness_us: v.windows.lateness_us,
+        }));
+        total += view_stats;
+    }
+    Ok((total, late))
+}
+
 /// Writes prepared rows: every view in one store call (views of one entity share its hash, so
-/// Redis writes a key's views in one script call).
+/// Redis writes a key's views in one script call); and applies the events of aggregating views,
+/// at the same time.
 pub async fn write(store: &dyn OnlineStore, prepared: Prepared, options: WriteOptions) -> Result<PushStats> {
+    Ok(write_in_turn(store, prepared, options, None).await?.0)
+}
+
+/// A lane's place in line for aggregation: chunks of a lane are in flight together, but their
+/// events must reach the tiles in stream order (a later position marked first would make the
+/// earlier events look like duplicates), so a chunk aggregates only once the one before it has
+/// (`wait`, true when it succeeded), and then says so (`done`).
+pub(crate) struct Turn {
+    pub wait: Option<tokio::sync::oneshot::Receiver<bool>>,
+    pub done: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// [`write`] in a lane's [`Turn`], also answering the late events.
+pub(crate) async fn write_in_turn(
+    store: &dyn OnlineStore,
+    prepared: Prepared,
+    options: WriteOptions,
+    turn: Option<Turn>,
+) -> Result<(PushStats, Vec<LateEvent>)> {
     let mut stats = PushStats { rows: prepared.rows(), ..Default::default() };
+    let prepared_events = prepared.events;
     let (views, rows): (Vec<Arc<FeatureView>>, Vec<Vec<WriteRow>>) = prepared.views.into_iter().unzip();
     // The newest event of each view's rows: its lag behind the write is how far behind the
     // stream is (one sample per view and write, not per row: a batch has thousands of rows).
@@ -118,9 +253,23 @@ pub async fn write(store: &dyn OnlineStore, prepared: Prepared, options: WriteOp
         .zip(rows)
         .map(|(view, rows)| ViewWrite::for_view(view, rows, options.mode, options.key_ttl_seconds))
         .collect();
+    let aggregation = async {
+        let Some(turn) = turn else { return aggregate(store, &prepared_events).await };
+        if let Some(wait) = turn.wait
+            && !wait.await.unwrap_or(false)
+        {
+            return Err(Error::unavailable("an earlier chunk of this lane failed; these records are retried with it"));
+        }
+        let result = aggregate(store, &prepared_events).await;
+        let _ = turn.done.send(result.is_ok());
+        result
+    };
     let started = std::time::Instant::now();
-    let written = store.write_views(&batches).await?;
+    let (written, (aggregated, late)) = futures::future::try_join(store.write_views(&batches), aggregation).await?;
     telemetry::redis("write", started.elapsed());
+    stats.aggregated = aggregated.applied;
+    stats.duplicates = aggregated.duplicates;
+    stats.late = late.len();
     let now = EventTime::now().as_secs_f64();
     for ((view, w), newest) in views.iter().zip(written).zip(newest) {
         stats.written += w.written;
@@ -129,7 +278,7 @@ pub async fn write(store: &dyn OnlineStore, prepared: Prepared, options: WriteOp
             telemetry::push_lag(&view.name, now - t.as_secs_f64());
         }
     }
-    Ok(stats)
+    Ok((stats, late))
 }
 
 /// Feast's `push` / `write_to_online_store` on the online store: converts, then writes.
@@ -144,7 +293,11 @@ pub async fn apply(
         refresh_registry(registry).await;
     }
     let prepared = prepare(&registry.get(), push)?;
-    write(store, prepared, options).await
+    let (stats, late) = write_in_turn(store, prepared, options, None).await?;
+    if let Some(first) = late.first() {
+        tracing::warn!(late = late.len(), reason = %first.error(), "events were not aggregated");
+    }
+    Ok(stats)
 }
 
 /// Reloads the registry if it changed. A cache built over a registry in memory (tests,

@@ -28,7 +28,9 @@ use futures::future::join_all;
 
 use super::dead_letter::{DeadLetter, DeadLetterSink, Position};
 use super::request::parse_record;
-use super::{Prepared, PushSettings, PushStats, WriteOptions, prepare, refresh_registry, write};
+use super::{
+    LateEvent, Prepared, PushSettings, PushStats, Turn, WriteOptions, prepare, refresh_registry, write_in_turn,
+};
 use crate::error::{Error, ObjectKind};
 use crate::online::OnlineStore;
 use crate::registry::{Registry, RegistryCache};
@@ -129,6 +131,7 @@ fn is_unknown_target(e: &Error) -> bool {
 /// the first record to retry, the stats and the error.
 #[derive(Default)]
 struct LaneRun {
+    /// Records that can never succeed, and records with late events (dead-lettered alike).
     poison: Vec<(usize, Error)>,
     failed_from: Option<usize>,
     stats: PushStats,
@@ -262,6 +265,8 @@ impl Processor<'_> {
         let origin = format!("stream or topic '{}'", super::settings::stream_name(&lane.stream));
         let default = self.settings.source_for(&lane.stream);
         let mut newest = Newest::default();
+        // The previous chunk's aggregation, which the next one waits for.
+        let mut previous: Option<tokio::sync::oneshot::Receiver<bool>> = None;
         let mut in_flight = futures::stream::FuturesOrdered::new();
         let (mut chunk, mut chunk_start, mut chunk_rows) = (Prepared::default(), 0, 0);
         let last = lane.records.len().saturating_sub(1);
@@ -274,6 +279,15 @@ impl Processor<'_> {
             }
             match self.convert(record, default, &origin, &mut registry, reloaded).await {
                 Ok(mut prepared) => {
+                    let lane_position = lane_of(&record.position);
+                    for v in &mut prepared.events {
+                        for e in &mut v.events {
+                            e.record = i;
+                            e.origin = lane_position.as_ref().and_then(|(lane, seq)| {
+                                Some((Arc::clone(lane), crate::aggregate::position(seq, e.row)?))
+                            });
+                        }
+                    }
                     chunk_rows += prepared.rows();
                     let dropped = newest.keep_newer(&mut prepared);
                     run.stats.rows += dropped;
@@ -289,10 +303,13 @@ impl Processor<'_> {
             if chunk_rows < CHUNK_ROWS && i < last {
                 continue;
             }
-            if chunk.rows() > 0 {
+            if chunk.rows() > 0 || chunk.events() > 0 {
                 let rows = std::mem::take(&mut chunk);
                 let first = chunk_start;
-                in_flight.push_back(async move { (first, write(self.store, rows, self.options).await) });
+                let (done, next) = tokio::sync::oneshot::channel();
+                let turn = Turn { wait: previous.replace(next), done };
+                in_flight
+                    .push_back(async move { (first, write_in_turn(self.store, rows, self.options, Some(turn)).await) });
                 // Start it now: the first poll encodes the chunk and queues it on the
                 // connection, and yielding lets the connection send it while the next chunk
                 // is converted.
@@ -321,10 +338,20 @@ impl Processor<'_> {
 
     /// Takes a chunk's result; on failure, marks the lane failed from the chunk's first record
     /// (its poison records from there on are retried, not dead-lettered) and returns true.
-    fn settle(&self, run: &mut LaneRun, lane: &Lane, (first, result): (usize, crate::Result<PushStats>)) -> bool {
+    fn settle(
+        &self,
+        run: &mut LaneRun,
+        lane: &Lane,
+        (first, result): (usize, crate::Result<(PushStats, Vec<LateEvent>)>),
+    ) -> bool {
         match result {
-            Ok(s) => {
+            Ok((s, late)) => {
                 run.stats += s;
+                for l in late {
+                    if !run.poison.iter().any(|(i, _)| *i == l.record) {
+                        run.poison.push((l.record, l.error()));
+                    }
+                }
                 false
             }
             Err(e) => {
@@ -343,6 +370,23 @@ impl Processor<'_> {
                 true
             }
         }
+    }
+}
+
+/// The lane (`kinesis:<stream>:<shard>`, `kafka:<topic>-<partition>`) and the sequence number
+/// or offset of a record, for exactly-once aggregation; `None` for a record without one (a
+/// line of a file), which is applied at least once.
+fn lane_of(position: &Position) -> Option<(Arc<str>, String)> {
+    match position {
+        Position::Kinesis { stream, shard_id, sequence_number, .. } => {
+            let name = super::settings::stream_name(stream);
+            let lane = format!("kinesis:{name}:{}", shard_id.as_deref().unwrap_or(""));
+            Some((Arc::from(lane), sequence_number.clone()))
+        }
+        Position::Kafka { topic, partition, offset, .. } => {
+            Some((Arc::from(format!("kafka:{topic}-{partition}")), u64::try_from(*offset).ok()?.to_string()))
+        }
+        Position::File { .. } => None,
     }
 }
 

@@ -62,7 +62,7 @@ async fn a_push_writes_every_view_of_its_source_typed_by_each_schema() {
     )
     .await
     .unwrap();
-    assert_eq!(stats, PushStats { rows: 4, written: 4, skipped: 0 });
+    assert_eq!(stats, PushStats { rows: 4, written: 4, skipped: 0, ..Default::default() });
     let reg = testing::registry();
     let (ts, values) = stored(&store, &reg, "driver_fresh", int(1002)).unwrap();
     assert_eq!(ts, t("2024-01-01T01:00:00Z"));

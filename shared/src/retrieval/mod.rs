@@ -20,8 +20,9 @@ use std::time::Duration;
 pub use plan::Plan;
 pub use request::{EntityColumns, Request};
 
+use crate::aggregate::read::WindowAnswer;
 use crate::error::{Error, Result};
-use crate::online::{self, Cell, OnlineStore, ViewRead};
+use crate::online::{self, Cell, OnlineStore, ViewRead, WindowRead};
 use crate::registry::{FeatureView, Registry};
 use crate::telemetry;
 use crate::time::EventTime;
@@ -195,8 +196,26 @@ pub async fn get_online_features(
         .zip(&group_keys)
         .map(|(g, &k)| ViewRead { view: &g.view, features: &g.features, keys: &keys[k] })
         .collect();
+    let now_us = now.as_micros();
+    let window_reads: Vec<(usize, WindowRead<'_>)> = plan
+        .groups
+        .iter()
+        .zip(&group_keys)
+        .enumerate()
+        .filter_map(|(i, (g, &k))| {
+            let windows = g.windows.as_deref()?;
+            let read = WindowRead { view: &g.view, windows, aggregations: &g.aggregations, keys: &keys[k], now_us };
+            Some((i, read))
+        })
+        .collect();
+    let window_list: Vec<WindowRead<'_>> = window_reads.iter().map(|(_, w)| w.clone()).collect();
     let read_started = std::time::Instant::now();
-    let mut results = online::read_views(store, &reads).await?;
+    let (mut results, windowed) = online::read_views_and_windows(store, &reads, &window_list).await?;
+    // Per group, its window answers (per key, per aggregation) if it asked for any.
+    let mut group_windows: Vec<Option<&Vec<Vec<WindowAnswer>>>> = vec![None; plan.groups.len()];
+    for ((g, _), answers) in window_reads.iter().zip(&windowed) {
+        group_windows[*g] = Some(answers);
+    }
     telemetry::redis("read", read_started.elapsed());
     telemetry::entity_rows(rows);
 
@@ -226,8 +245,37 @@ pub async fn get_online_features(
     // view is what an operator watches).
     let mut answers = vec![[0u64; 4]; plan.groups.len()];
     for out in &plan.outputs {
-        let ttl = plan.groups[out.group].view.ttl;
         let counts = &mut answers[out.group];
+        if out.aggregated {
+            let group = &plan.groups[out.group];
+            let (windows, per_key) = match (&group.windows, group_windows[out.group]) {
+                (Some(w), Some(a)) => (w, a),
+                _ => return Err(Error::internal("an aggregated feature was planned without its windows")),
+            };
+            let computed = windows.aggregations[group.aggregations[out.slot]]
+                .as_ref()
+                .map_err(|e| Error::Unsupported(e.0.clone()))?;
+            let mut col = Column {
+                name: out.name.clone(),
+                values: Vec::with_capacity(rows),
+                statuses: Vec::with_capacity(rows),
+                event_timestamps: Vec::with_capacity(rows),
+            };
+            for key_answers in per_key {
+                let a = key_answers[out.slot];
+                let (value, status) = match a.value {
+                    Some(x) => (crate::aggregate::read::typed(x, computed.dtype), Status::Present),
+                    None => (value::NULL, Status::NullValue),
+                };
+                counts[status as usize] += 1;
+                col.values.push(value);
+                col.statuses.push(status);
+                col.event_timestamps.push(a.newest_us.map_or(EventTime::EPOCH, EventTime::from_micros));
+            }
+            columns.push(col);
+            continue;
+        }
+        let ttl = plan.groups[out.group].view.ttl;
         let group_rows = &mut results[out.group];
         let mut col = Column {
             name: out.name.clone(),

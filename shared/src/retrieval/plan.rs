@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::aggregate::ViewWindows;
 use crate::error::{Error, ObjectKind, Result};
 use crate::registry::{FeatureView, Registry};
 
@@ -12,6 +13,11 @@ pub struct ViewGroup {
     pub view: Arc<FeatureView>,
     /// Indexes into `view.features`, in request order.
     pub features: Vec<usize>,
+    /// Indexes into `view.aggregations` (window aggregations answered from tiles), in request
+    /// order.
+    pub aggregations: Vec<usize>,
+    /// The view's aggregations as computed, when any is asked for.
+    pub windows: Option<Arc<ViewWindows>>,
     /// For each join key of the view (in `entity_columns` order), the request column holding it:
     /// the join key's name, or the name a feature service's `join_key_map` gives it.
     pub key_columns: Vec<String>,
@@ -23,8 +29,19 @@ pub struct OutputFeature {
     pub name: String,
     /// Index into [`Plan::groups`].
     pub group: usize,
-    /// Index into the group's `features` (and so into its read result cells).
+    /// Index into the group's `features` (and so into its read result cells), or into its
+    /// `aggregations` when `aggregated`.
     pub slot: usize,
+    pub aggregated: bool,
+}
+
+/// A feature of a view, as a request names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    /// Index into the view's features.
+    Plain(usize),
+    /// Index into the view's aggregations.
+    Aggregation(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -63,22 +80,19 @@ fn servable_view<'r>(registry: &'r Registry, name: &str) -> Result<&'r Arc<Featu
     Ok(view)
 }
 
-fn feature_index(view: &FeatureView, feature: &str, project: &str) -> Result<usize> {
-    if let Some((i, _)) = view.feature(feature) {
-        return Ok(i);
-    }
-    // A window aggregation's output is not among a stream view's features (Feast does not list
-    // it there either): name what it is rather than answer "no such feature".
-    if let Some(agg) = view.aggregations.iter().find(|a| a.output() == feature) {
-        let why = match agg.plan(&view.name, view.tiling_hop) {
-            Err(e) => e.0,
-            Ok(_) => format!(
-                "stream feature view '{}', aggregation '{feature}': Larder does not compute stream window \
-                 aggregations yet",
-                view.name
-            ),
+/// What `feature` of `view` is. A window aggregation's output is usually not among a stream
+/// view's features (Feast does not list it there), and when the schema does declare it, the
+/// aggregation answers it (Larder computes it; nothing else writes it).
+fn feature_index(view: &FeatureView, feature: &str, project: &str) -> Result<Wanted> {
+    if let Some(a) = view.aggregations.iter().position(|a| a.output() == feature) {
+        let windows = ViewWindows::of(view).expect("the view has aggregations");
+        return match &windows.aggregations[a] {
+            Ok(_) => Ok(Wanted::Aggregation(a)),
+            Err(e) => Err(Error::Unsupported(e.0.clone())),
         };
-        return Err(Error::Unsupported(why));
+    }
+    if let Some((i, _)) = view.feature(feature) {
+        return Ok(Wanted::Plain(i));
     }
     Err(Error::NotFound {
         kind: ObjectKind::Feature,
@@ -96,7 +110,7 @@ pub fn plan(
 ) -> Result<Plan> {
     let mut groups: Vec<ViewGroup> = Vec::new();
     // (group, feature index) pairs in request order, with the display prefix for full names.
-    let mut wanted: Vec<(usize, usize, String)> = Vec::new();
+    let mut wanted: Vec<(usize, Wanted, String)> = Vec::new();
     match feature_service {
         Some(name) => {
             let service = registry.service(name)?;
@@ -106,6 +120,8 @@ pub fn plan(
                 groups.push(ViewGroup {
                     view: view.clone(),
                     features: Vec::new(),
+                    aggregations: Vec::new(),
+                    windows: None,
                     key_columns: view
                         .entity_columns
                         .iter()
@@ -132,6 +148,8 @@ pub fn plan(
                         groups.push(ViewGroup {
                             view: view.clone(),
                             features: Vec::new(),
+                            aggregations: Vec::new(),
+                            windows: None,
                             key_columns: view.entity_columns.iter().map(|c| c.name.clone()).collect(),
                         });
                         groups.len() - 1
@@ -142,17 +160,28 @@ pub fn plan(
         }
     }
     let mut outputs: Vec<OutputFeature> = Vec::with_capacity(wanted.len());
-    for (g, fi, prefix) in wanted {
+    for (g, want, prefix) in wanted {
         let group = &mut groups[g];
-        let feature = &group.view.features[fi].name;
-        let name = if full_feature_names { format!("{prefix}__{feature}") } else { feature.clone() };
+        let feature = match want {
+            Wanted::Plain(fi) => group.view.features[fi].name.clone(),
+            Wanted::Aggregation(a) => group.view.aggregations[a].output(),
+        };
+        let name = if full_feature_names { format!("{prefix}__{feature}") } else { feature };
         // The same feature asked for twice is answered once: a feature is in its group only
         // once it has an output.
-        if group.features.contains(&fi) {
+        let (list, i) = match want {
+            Wanted::Plain(fi) => (&mut group.features, fi),
+            Wanted::Aggregation(a) => (&mut group.aggregations, a),
+        };
+        if list.contains(&i) {
             continue;
         }
-        group.features.push(fi);
-        let slot = group.features.len() - 1;
+        list.push(i);
+        let slot = list.len() - 1;
+        let aggregated = matches!(want, Wanted::Aggregation(_));
+        if aggregated && group.windows.is_none() {
+            group.windows = ViewWindows::of(&group.view).map(Arc::new);
+        }
         if let Some(clash) = outputs.iter().find(|o| o.name == name) {
             let other = &groups[clash.group].view.name;
             return Err(Error::BadRequest(format!(
@@ -160,7 +189,7 @@ pub fn plan(
                 groups[g].view.name
             )));
         }
-        outputs.push(OutputFeature { name, group: g, slot });
+        outputs.push(OutputFeature { name, group: g, slot, aggregated });
     }
     // Feast answers features grouped by view, views in the order they first appear, each
     // view's features in request order: `[a:x, b:y, a:z]` answers `x, z, y`.
@@ -193,19 +222,17 @@ mod tests {
         view.aggregations = vec![agg("avg"), agg("median")];
         reg.feature_views.insert("v".into(), Arc::new(view));
         let err = |f: &str| plan(&reg, &[f.to_string()], None, false).err().unwrap();
-        let e = err("v:avg_reading_60s");
+        let e = err("v:median_reading_60s");
         assert_eq!((e.status(), e.code()), (422, "unsupported"));
-        assert_eq!(
-            e.to_string(),
-            Error::Unsupported(
-                "stream feature view 'v', aggregation 'avg_reading_60s': Larder does not compute stream window \
-                 aggregations yet"
-                    .into()
-            )
-            .to_string()
-        );
-        assert!(err("v:median_reading_60s").to_string().contains("unknown function 'median'"));
+        assert!(e.to_string().contains("aggregation 'median_reading_60s': unknown function 'median'"), "{e}");
         assert_eq!(err("v:max_reading_60s").status(), 404, "not an aggregation of the view: no such feature");
+        let p = plan(&reg, &["v:reading".into(), "v:avg_reading_60s".into()], None, true).unwrap();
+        assert_eq!(p.groups[0].features, [0]);
+        assert_eq!(p.groups[0].aggregations, [0]);
+        assert!(p.groups[0].windows.is_some());
+        let names: Vec<(&str, bool, usize)> =
+            p.outputs.iter().map(|o| (o.name.as_str(), o.aggregated, o.slot)).collect();
+        assert_eq!(names, [("v__reading", false, 0), ("v__avg_reading_60s", true, 0)]);
         assert!(plan(&reg, &["v:reading".to_string()], None, false).is_ok());
     }
 }

@@ -45,6 +45,7 @@ use self::retry::Policy;
 pub use self::retry::RedisOptions;
 use self::script::KeyRows;
 use super::{KeyRead, OnlineStore, ViewWrite, WriteMode, WriteRow, WriteStats, is_project_key, newest_per_key_refs};
+use crate::aggregate::tiles::{KeyOutcome, KeyWrite, RunStatus};
 use crate::config::{OnlineStoreConfig, RedisType};
 use crate::error::{Error, Result};
 
@@ -161,20 +162,77 @@ impl RedisStore {
         self.policy.run(op, || self.backend.exec(pipe, keys)).await
     }
 
+    /// Loads both scripts (newest-wins and tiles) on every primary.
     async fn load_script(&self) -> Result<()> {
-        let sha = self.policy.run("script load", || self.backend.everywhere(script::load())).await?;
-        match sha {
-            Value::BulkString(b) if b == script::sha().as_bytes() => {}
-            other => {
-                return Err(Error::internal(format!(
-                    "Redis {}: SCRIPT LOAD answered {other:?}, expected {}",
-                    self.policy.store,
-                    script::sha()
-                )));
+        for (load, sha) in [(script::load as fn() -> Cmd, script::sha()), (script::load_tiles, script::tiles_sha())] {
+            match self.policy.run("script load", || self.backend.everywhere(load())).await? {
+                Value::BulkString(b) if b == sha.as_bytes() => {}
+                other => {
+                    return Err(Error::internal(format!(
+                        "Redis {}: SCRIPT LOAD answered {other:?}, expected {sha}",
+                        self.policy.store
+                    )));
+                }
             }
         }
         self.script_loaded.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Window aggregation runs, `tiles.lua` calls of up to [`KEYS_PER_CALL`] tile keys (one on
+    /// a cluster, where a call's keys must share a slot) and about [`ARGS_PER_CALL`] arguments.
+    async fn aggregate_calls(&self, keys: &[KeyWrite]) -> Result<Vec<KeyOutcome>> {
+        let mut calls: Vec<Range<usize>> = Vec::new();
+        let (mut start, mut args) = (0, 0);
+        let one_per_call = matches!(self.backend, Backend::Cluster(_));
+        for (i, k) in keys.iter().enumerate() {
+            let a = script::tile_args(k);
+            if i > start && (one_per_call || i - start == KEYS_PER_CALL || args + a > ARGS_PER_CALL) {
+                calls.push(start..i);
+                (start, args) = (i, 0);
+            }
+            args += a;
+        }
+        calls.push(start..keys.len());
+        let refs: Vec<&KeyWrite> = keys.iter().collect();
+        let command = |r: &Range<usize>| script::tiles(&refs[r.clone()]);
+        let call_keys: Vec<&[u8]> = calls.iter().map(|r| keys[r.start].key.as_slice()).collect();
+        let pipe = pipeline(calls.iter().map(command), calls.len());
+        let mut replies = self.exec("aggregate", &pipe, &call_keys).await?;
+        let lost: Vec<usize> = (0..replies.len()).filter(|&i| is_noscript(&replies[i])).collect();
+        if !lost.is_empty() {
+            tracing::info!(store = %self.policy.store, "Redis lost the tiles script; loading it again");
+            self.load_script().await?;
+            let again_pipe = pipeline(lost.iter().map(|&i| command(&calls[i])), lost.len());
+            let again_keys: Vec<&[u8]> = lost.iter().map(|&i| call_keys[i]).collect();
+            for (i, r) in lost.into_iter().zip(self.exec("aggregate", &again_pipe, &again_keys).await?) {
+                replies[i] = r;
+            }
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for (call, reply) in calls.iter().zip(replies) {
+            let answers = match reply {
+                Ok(Value::Array(a)) if a.len() == call.len() => a,
+                Ok(other) => return Err(self.unexpected(&other, call.len())),
+                Err(e) => return Err(self.policy.error("aggregate", &e, 0)),
+            };
+            for (k, answer) in keys[call.clone()].iter().zip(answers) {
+                let letters = match answer {
+                    Value::BulkString(b) => b,
+                    other => return Err(self.unexpected(&other, call.len())),
+                };
+                if letters == b"R" {
+                    out.push(KeyOutcome::Redo);
+                    continue;
+                }
+                let statuses: Option<Vec<RunStatus>> = letters.iter().map(|&b| RunStatus::from_letter(b)).collect();
+                match statuses {
+                    Some(s) if s.len() == k.runs.len() => out.push(KeyOutcome::Done(s)),
+                    _ => return Err(self.unexpected(&Value::BulkString(letters), call.len())),
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Writes one chunk of keys with the newest-wins script: one call per group of keys (see
@@ -588,6 +646,16 @@ impl OnlineStore for RedisStore {
             });
         }
         Ok(out)
+    }
+
+    async fn aggregate(&self, keys: &[KeyWrite]) -> Result<Vec<KeyOutcome>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !self.script_loaded.load(Ordering::Acquire) {
+            self.load_script().await?;
+        }
+        self.aggregate_calls(keys).await
     }
 
     async fn sample_keys(&self, project: &str, limit: usize) -> Result<Vec<Vec<u8>>> {

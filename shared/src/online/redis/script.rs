@@ -11,6 +11,7 @@ use std::sync::LazyLock;
 
 use ::redis::{Cmd, Script, cmd};
 
+use crate::aggregate::tiles::KeyWrite;
 use crate::online::{ViewWrite, WriteRow};
 use crate::time::EventTime;
 
@@ -28,6 +29,48 @@ pub fn sha() -> &'static str {
 pub fn load() -> Cmd {
     let mut c = cmd("SCRIPT");
     c.arg("LOAD").arg(NEWEST_WINS_LUA);
+    c
+}
+
+/// The window aggregation script's source (`tiles.lua`).
+pub const TILES_LUA: &str = include_str!("tiles.lua");
+
+static TILES: LazyLock<Script> = LazyLock::new(|| Script::new(TILES_LUA));
+
+/// The SHA1 of `tiles.lua`.
+pub fn tiles_sha() -> &'static str {
+    TILES.get_hash()
+}
+
+/// `SCRIPT LOAD` of `tiles.lua`.
+pub fn load_tiles() -> Cmd {
+    let mut c = cmd("SCRIPT");
+    c.arg("LOAD").arg(TILES_LUA);
+    c
+}
+
+/// The arguments a tile key adds to a `tiles.lua` call, besides the key.
+pub fn tile_args(k: &KeyWrite) -> usize {
+    4 + k.runs.iter().map(|r| 6 + 2 * r.tiles.len()).sum::<usize>()
+}
+
+/// `EVALSHA <tiles sha> <k> <key>...`, then per key its settings and runs (see `tiles.lua`).
+pub fn tiles(keys: &[&KeyWrite]) -> Cmd {
+    let args = 3 + keys.iter().map(|k| 1 + tile_args(k)).sum::<usize>();
+    let mut c = Cmd::with_capacity(args, 64 * args);
+    c.arg("EVALSHA").arg(tiles_sha()).arg(keys.len());
+    for k in keys {
+        c.arg(&k.key);
+    }
+    for k in keys {
+        c.arg(k.lateness_us).arg(k.keep_us).arg(k.field_cap).arg(k.runs.len());
+        for r in &k.runs {
+            c.arg(r.lane.as_bytes()).arg(&r.first).arg(&r.last).arg(r.min_us).arg(r.max_us).arg(r.tiles.len());
+            for (field, state) in &r.tiles {
+                c.arg(field).arg(&state.encode()[..]);
+            }
+        }
+    }
     c
 }
 

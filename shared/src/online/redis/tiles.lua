@@ -1,0 +1,170 @@
+-- Larder: stream window aggregation tiles, exactly once per stream position. The rules are
+-- those of shared/src/aggregate/tiles.rs (`apply`), which documents them; the merge formulas
+-- and their order are TileState::merge's, so both store the same bits.
+--
+-- KEYS      tile keys (one entity and view each)
+-- ARGV      per key, in the order of KEYS: allowed lateness (us), how long tiles are kept
+--           behind the newest event (us), the field count over which old tiles are pruned,
+--           the number of runs R; then per run: lane ('' for none), first and last position,
+--           oldest and newest event time (us), the number of tiles T, then T pairs of tile
+--           field and partial state (eight little-endian doubles).
+--
+-- Returns one string per key: a letter per run (a applied, d duplicate, l late), or 'R' when a
+-- run is neither wholly one nor another; nothing of that key is applied then, and the caller
+-- sends its events again one per run.
+
+local call, argv = redis.call, ARGV
+local spack, sunpack = struct.pack, struct.unpack
+local FORMAT = '<dddddddd'
+
+local function decode(s)
+  if not s or #s ~= 64 then
+    return nil
+  end
+  local n, sum, mean, m2, lo, hi, last, last_us = sunpack(FORMAT, s)
+  return { n, sum, mean, m2, lo, hi, last, last_us }
+end
+
+-- TileState::merge: b into a (b the later for ties of `last`).
+local function merge(a, b)
+  if b[1] == 0 then
+    return a
+  end
+  if not a or a[1] == 0 then
+    return b
+  end
+  local n = a[1] + b[1]
+  local d = b[3] - a[3]
+  local mean = a[3] + d * b[1] / n
+  local m2 = a[4] + b[4] + d * d * a[1] * b[1] / n
+  local lo, hi = a[5], a[6]
+  if b[5] < lo then
+    lo = b[5]
+  end
+  if b[6] > hi then
+    hi = b[6]
+  end
+  local last, last_us = a[7], a[8]
+  if b[8] >= last_us then
+    last, last_us = b[7], b[8]
+  end
+  return { n, a[2] + b[2], mean, m2, lo, hi, last, last_us }
+end
+
+local out = {}
+local i = 1
+for k = 1, #KEYS do
+  local key = KEYS[k]
+  local lateness, keep, cap, nruns = tonumber(argv[i]), tonumber(argv[i + 1]), tonumber(argv[i + 2]), tonumber(argv[i + 3])
+  i = i + 4
+  local starts = {}
+  for r = 1, nruns do
+    starts[r] = i
+    i = i + 6 + 2 * tonumber(argv[i + 5])
+  end
+
+  local max = tonumber(call('HGET', key, '\0max') or nil)
+  local marks, changed_marks = {}, {}
+  local status, redo, applied = {}, false, false
+  for r = 1, nruns do
+    local a = starts[r]
+    local lane, first, last = argv[a], argv[a + 1], argv[a + 2]
+    local lo, hi = tonumber(argv[a + 3]), tonumber(argv[a + 4])
+    local w = false
+    if lane ~= '' then
+      w = marks[lane]
+      if w == nil then
+        w = call('HGET', key, '\0w|' .. lane)
+        marks[lane] = w
+      end
+    end
+    local s
+    if w and first <= w then
+      if last <= w then
+        s = 'd'
+      else
+        redo = true
+        break
+      end
+    elseif max and hi < max - lateness then
+      s = 'l'
+    elseif max and lo < max - lateness then
+      redo = true
+      break
+    else
+      s = 'a'
+      applied = true
+      if not max or hi > max then
+        max = hi
+      end
+    end
+    if lane ~= '' and s ~= 'd' then
+      marks[lane] = last
+      changed_marks[lane] = true
+    end
+    status[r] = s
+  end
+
+  if redo then
+    out[k] = 'R'
+  else
+    local hset, pos = {}, 1
+    if applied then
+      local tiles, order = {}, {}
+      for r = 1, nruns do
+        if status[r] == 'a' then
+          local a = starts[r]
+          local f = a + 6
+          for _ = 1, tonumber(argv[a + 5]) do
+            local field = argv[f]
+            local cur = tiles[field]
+            if cur == nil then
+              cur = decode(call('HGET', key, field)) or false
+              order[#order + 1] = field
+            end
+            tiles[field] = merge(cur, decode(argv[f + 1]))
+            f = f + 2
+          end
+        end
+      end
+      for _, field in ipairs(order) do
+        local t = tiles[field]
+        hset[pos], hset[pos + 1] = field, spack(FORMAT, t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8])
+        pos = pos + 2
+      end
+      -- Integer text, as Rust's i64 prints it (tostring would write 1.7e+15).
+      hset[pos], hset[pos + 1] = '\0max', string.format('%d', max)
+      pos = pos + 2
+    end
+    for lane in pairs(changed_marks) do
+      hset[pos], hset[pos + 1] = '\0w|' .. lane, marks[lane]
+      pos = pos + 2
+    end
+    if pos > 1 then
+      call('HSET', key, unpack(hset, 1, pos - 1))
+    end
+    if applied then
+      if call('HLEN', key) > cap then
+        local cutoff = max - keep
+        local old = {}
+        for _, field in ipairs(call('HKEYS', key)) do
+          if string.byte(field, 1) ~= 0 then
+            local hop, index = string.match(field, '|(%-?%d+)|(%-?%d+)$')
+            if hop and (tonumber(index) + 1) * tonumber(hop) <= cutoff then
+              old[#old + 1] = field
+            end
+          end
+        end
+        if #old > 0 then
+          call('HDEL', key, unpack(old))
+        end
+      end
+      local expire = math.floor((max + keep) / 1000) + 1
+      if call('PEXPIRETIME', key) < expire then
+        call('PEXPIREAT', key, string.format('%d', expire))
+      end
+    end
+    out[k] = table.concat(status)
+  end
+end
+return out

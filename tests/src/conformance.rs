@@ -27,6 +27,9 @@ use larder::value;
 
 use crate::peers::{RedisCluster, RedisServer};
 
+pub mod windows;
+pub use windows::{aggregation_tiles_follow_the_rule, aggregations_are_read_with_the_features};
+
 /// The stored hashes, seen without the store.
 pub trait Raw: Send + Sync {
     /// Every field of `key` (HGETALL); `None` when the key does not exist.
@@ -139,6 +142,8 @@ macro_rules! conformance_tests {
             wide_views_are_written_whole,
             empty_and_invalid_input,
             sample_keys_of_one_project,
+            aggregation_tiles_follow_the_rule,
+            aggregations_are_read_with_the_features,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {

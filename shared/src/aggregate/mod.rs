@@ -164,10 +164,13 @@ impl ViewWindows {
             if let Ok(c) = &computed {
                 smallest_hop = smallest_hop.min(micros(c.plan.hop));
                 w.keep_us = w.keep_us.max(micros(c.plan.window).saturating_mul(2));
-                let tiles = usize::try_from(micros(c.plan.window) * 2 / micros(c.plan.hop)).unwrap_or(usize::MAX);
-                w.field_cap = w.field_cap.saturating_add(tiles + 2);
             }
             w.aggregations.push(computed);
+        }
+        // Per series, the tiles of the time kept, one being filled, one more at the edge.
+        for s in &w.series {
+            let tiles = usize::try_from(w.keep_us / s.hop_us).unwrap_or(usize::MAX);
+            w.field_cap = w.field_cap.saturating_add(tiles.saturating_add(2));
         }
         w.lateness_us = match view.tags.get(LATENESS_TAG).and_then(|t| t.trim().parse::<f64>().ok()) {
             Some(secs) if secs.is_finite() && secs >= 0.0 => (secs * 1e6) as i64,

@@ -1,0 +1,241 @@
+//! Window aggregation tiles, the same on every store: each store's `aggregate` against the rule
+//! in Rust (`larder::aggregate::tiles::apply`) over a long, seeded sequence of batches
+//! (several entities and lanes, out-of-order and late events, redeliveries, bisected and
+//! overlapping batches, pruning), comparing every outcome and every stored byte. On Redis that
+//! proves `tiles.lua` and the Rust rule store the same bits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use larder::aggregate::read::WindowReads;
+use larder::aggregate::tiles::{self, Event, KeyOutcome, KeyWrite};
+use larder::aggregate::{ViewWindows, tile_key};
+use larder::online::{ViewRead, WindowRead, read_views_and_windows};
+use larder::registry::FeatureView;
+use larder::registry::aggregation::Aggregation;
+use larder::time::EventTime;
+
+use super::{Subject, key, registry};
+
+/// A view of `x` with every function over a 60 s tumbling window and a 60 s window sliding by
+/// 20 s; lateness 30 s (`larder:allowed_lateness`).
+pub fn windowed_view(project: &str) -> FeatureView {
+    let reg = registry(project, &[("w", &[("id", "Int64")], &[("x", "Float64")])]);
+    let mut view = (**reg.view("w").unwrap()).clone();
+    let agg = |function: &str, slide: Option<u64>| Aggregation {
+        column: "x".into(),
+        function: function.into(),
+        window: Duration::from_secs(60),
+        slide: slide.map(Duration::from_secs),
+        name: format!("{function}_{}", if slide.is_some() { "sliding" } else { "tumbling" }),
+    };
+    for slide in [None, Some(20)] {
+        for f in ["count", "sum", "mean", "min", "max", "std", "var", "last"] {
+            view.aggregations.push(agg(f, slide));
+        }
+    }
+    view.tags.insert(larder::aggregate::LATENESS_TAG.into(), "30".into());
+    view
+}
+
+/// A small deterministic generator (xorshift), so a failure replays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+type Model = HashMap<Vec<u8>, HashMap<Vec<u8>, Bytes>>;
+
+/// Decisions seen: applied, duplicate and late runs, and redone keys.
+#[derive(Default, Debug)]
+struct Seen([usize; 4]);
+
+impl Seen {
+    fn note(&mut self, outcome: &KeyOutcome) {
+        match outcome {
+            KeyOutcome::Redo => self.0[3] += 1,
+            KeyOutcome::Done(statuses) => {
+                for s in statuses {
+                    self.0[*s as usize] += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Applies `writes` to the store and to the model; checks both decided alike. Redone keys are
+/// sent again one event per run, to both.
+async fn apply_both(
+    s: &Subject,
+    model: &mut Model,
+    view: &FeatureView,
+    w: &ViewWindows,
+    events: &[&Event],
+    seen: &mut Seen,
+) {
+    let writes = tiles::build(&view.name, w, events, false);
+    let got = s.store.aggregate(&writes).await.unwrap_or_else(|e| panic!("aggregate: {e}"));
+    let mut redo = Vec::new();
+    for (write, outcome) in writes.iter().zip(&got) {
+        let (want, _) = tiles::apply(model.entry(write.key.clone()).or_default(), write);
+        assert_eq!(*outcome, want, "key {:?}", String::from_utf8_lossy(&write.key));
+        seen.note(&want);
+        if want == KeyOutcome::Redo {
+            redo.push(write.key.clone());
+        }
+    }
+    if redo.is_empty() {
+        return;
+    }
+    let again: Vec<&Event> =
+        events.iter().copied().filter(|e| redo.contains(&tiles::tile_key_of(&view.name, e))).collect();
+    let writes: Vec<KeyWrite> = tiles::build(&view.name, w, &again, true);
+    let got = s.store.aggregate(&writes).await.unwrap();
+    for (write, outcome) in writes.iter().zip(got) {
+        let (want, _) = tiles::apply(model.entry(write.key.clone()).or_default(), write);
+        assert_eq!(outcome, want);
+        seen.note(&want);
+        assert_ne!(want, KeyOutcome::Redo, "single-event runs are always decided");
+    }
+}
+
+pub async fn aggregation_tiles_follow_the_rule(s: &Subject) {
+    let project = "tiles";
+    let view = windowed_view(project);
+    let w = ViewWindows::of(&view).unwrap();
+    let entities: Vec<Vec<u8>> = (1..=3).map(|id| key(&view, project, id)).collect();
+    let lanes: [Option<&str>; 3] = [Some("kinesis:s:shard-0"), Some("kafka:t-1"), None];
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    // Around now, so the tile keys' expiries are in the future; ten minutes of event time, so
+    // old tiles are pruned along the way.
+    // On a minute boundary, so the runs (and so the decisions) do not depend on the clock.
+    let start = EventTime::now().as_micros().div_euclid(60_000_000) * 60_000_000 - 60_000_000;
+    let mut clock = start;
+    let mut seq = [0u64; 3];
+    let mut sent: Vec<Vec<Event>> = Vec::new();
+    let mut model: Model = HashMap::new();
+    let mut seen = Seen::default();
+    for step in 0..60 {
+        let batch: Vec<Event> = match rng.below(10) {
+            // A redelivery of an earlier batch, whole or its first half (a bisect).
+            0 | 1 if !sent.is_empty() => {
+                let earlier = &sent[rng.below(sent.len() as u64) as usize];
+                let upto = if rng.below(2) == 0 { earlier.len() } else { earlier.len().div_ceil(2) };
+                earlier[..upto].to_vec()
+            }
+            kind => {
+                let lane = lanes[rng.below(3) as usize];
+                // Overlap: the last batch's events again, then new ones (a retry from an earlier
+                // position than the one applied).
+                let mut events = match (kind, sent.last()) {
+                    (2, Some(last)) if lane.is_some() => last.clone(),
+                    _ => Vec::new(),
+                };
+                for _ in 0..1 + rng.below(12) {
+                    clock += rng.below(9_000_000) as i64;
+                    // Mostly in order, some behind (a few past the lateness).
+                    let behind = if rng.below(5) == 0 { rng.below(45_000_000) as i64 } else { 0 };
+                    let x = match rng.below(12) {
+                        0 => None,
+                        1 => Some(1e12 + rng.below(1000) as f64 * 1e-3),
+                        2 => Some(-(rng.below(1000) as f64) * 1e-9),
+                        _ => Some(rng.below(10_000) as f64 / 8.0 - 300.0),
+                    };
+                    let l = lane.map(|l| {
+                        let n = lanes.iter().position(|x| *x == Some(l)).unwrap();
+                        seq[n] += 1;
+                        (Arc::<str>::from(l), larder::aggregate::position(&seq[n].to_string(), 0).unwrap())
+                    });
+                    events.push(Event {
+                        key: entities[rng.below(3) as usize].clone(),
+                        time_us: clock - behind,
+                        values: vec![x],
+                        origin: l,
+                        record: step,
+                        row: 0,
+                    });
+                }
+                events
+            }
+        };
+        let refs: Vec<&Event> = batch.iter().collect();
+        apply_both(s, &mut model, &view, &w, &refs, &mut seen).await;
+        for e in &entities {
+            let k = tile_key(&view.name, e);
+            let stored = s.raw.hash(&k).unwrap_or_default();
+            let want: BTreeMap<Vec<u8>, Vec<u8>> =
+                model.get(&k).map(|h| h.iter().map(|(f, v)| (f.clone(), v.to_vec())).collect()).unwrap_or_default();
+            assert_eq!(stored, want, "step {step}: tile key of entity {e:?}");
+        }
+        sent.push(batch);
+    }
+    // Every kind of decision came up, and old tiles were pruned.
+    assert!(seen.0.iter().all(|n| *n > 0), "applied, duplicate, late, redo: {seen:?}");
+    let first_tile = format!("x|60000000|{}", start.div_euclid(60_000_000)).into_bytes();
+    assert!(model.values().all(|h| !h.contains_key(&first_tile)), "the first minute's tiles were pruned");
+    assert!(model.values().all(|h| h.len() <= w.field_cap + 3));
+    for e in &entities {
+        let k = tile_key(&view.name, e);
+        let left = s.raw.expires_in(&k).expect("tile keys expire");
+        let newest: i64 = std::str::from_utf8(&model[&k][tiles::MAX_FIELD]).unwrap().parse().unwrap();
+        let want_ms = (newest + w.keep_us) / 1000 + 1 - EventTime::now().as_millis();
+        assert!((left.as_millis() as i64 - want_ms).abs() < 3000, "{left:?} vs {want_ms} ms");
+    }
+}
+
+pub async fn aggregations_are_read_with_the_features(s: &Subject) {
+    let project = "windows_read";
+    let view = windowed_view(project);
+    let w = ViewWindows::of(&view).unwrap();
+    let keys: Vec<Vec<u8>> = (1..=5).map(|id| key(&view, project, id)).collect();
+    let now = EventTime::now().as_micros();
+    // The tumbling window answered is the last closed minute: put events in it and in the
+    // current one.
+    let last_closed = (now.div_euclid(60_000_000) - 1) * 60_000_000;
+    let events: Vec<Event> = (0..40)
+        .map(|i| Event {
+            key: keys[i % 4].clone(),
+            time_us: last_closed + (i as i64) * 2_000_000,
+            values: vec![Some(i as f64)],
+            origin: None,
+            record: i,
+            row: 0,
+        })
+        .collect();
+    let mut model = Model::new();
+    apply_both(s, &mut model, &view, &w, &events.iter().collect::<Vec<_>>(), &mut Seen::default()).await;
+    // A plain row for some keys, so the read mixes both kinds.
+    let row = super::row(&keys[0], EventTime::from_micros(now), 1.5, 1);
+    super::write(s, &view, vec![row], larder::online::WriteMode::NewestWins, None).await;
+
+    let aggregations: Vec<usize> = (0..view.aggregations.len()).collect();
+    let reads = [ViewRead { view: &view, features: &[0], keys: &keys }];
+    let windows = [WindowRead { view: &view, windows: &w, aggregations: &aggregations, keys: &keys, now_us: now }];
+    let (plain, answers) = read_views_and_windows(&*s.store, &reads, &windows).await.unwrap();
+    assert!(plain[0][0].is_some() && plain[0][1].is_none());
+    let wr = WindowReads::new(&w, &aggregations, now);
+    for (k, key) in keys.iter().enumerate() {
+        let stored = model.get(&tile_key(&view.name, key));
+        let values: Vec<Option<Bytes>> =
+            wr.fields.iter().map(|f| stored.and_then(|h| h.get(f.as_slice()).cloned())).collect();
+        assert_eq!(answers[0][k], wr.answers(&w, &aggregations, &values), "entity {k}");
+    }
+    // Entity 5 had no events: count 0, every other answer null.
+    assert_eq!(answers[0][4][0].value, Some(0.0));
+    assert!(answers[0][4][1..8].iter().all(|a| a.value.is_none() && a.newest_us.is_none()));
+    // Entity 1 had events 0, 4, 8, ... of the last closed minute (those before its end).
+    let want: Vec<f64> = (0..40).filter(|i| i % 4 == 0 && (*i as i64) * 2 < 60).map(|i| i as f64).collect();
+    assert_eq!(answers[0][0][0].value, Some(want.len() as f64));
+    assert_eq!(answers[0][0][1].value, Some(want.iter().sum()));
+}

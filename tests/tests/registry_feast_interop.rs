@@ -4,7 +4,8 @@
 //! - stream feature views with window aggregations, written by `feast apply`, load with their
 //!   aggregations, output names and tile sizes, and one Larder cannot compute is named;
 //! - a registry.db written by `larder apply` is read by Feast (`feast feature-views list`,
-//!   `FeatureStore.get_feature_view`, `get_feature_service`).
+//!   `FeatureStore.get_feature_view`, `get_feature_service`), stream views with aggregations
+//!   from `features.yaml` too (`get_stream_feature_view`).
 
 use std::time::Duration;
 
@@ -209,4 +210,69 @@ async fn larder_reads_stream_view_aggregations_feast_apply_wrote() {
     );
     // The push source feeds the minute view as it feeds any view.
     assert_eq!(minute.push_source_name(), Some("readings_push"));
+}
+
+#[tokio::test]
+async fn feast_reads_the_stream_views_larder_apply_wrote() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("examples/sensors"), dir.path());
+    let cfg = RepoConfig::load_with(Some(dir.path()), &|k| (k == "REDIS_ADDR").then(|| redis.addr())).unwrap();
+    let storage = larder::storage::Storage::default();
+    let plan = registry::apply(&cfg, &storage, false).await.unwrap();
+    let created: Vec<String> = plan.changes.iter().map(|c| format!("{} {}", c.kind, c.name)).collect();
+    assert!(created.contains(&"stream feature view sensor_minute".to_string()), "{created:?}");
+    let again = registry::apply(&cfg, &storage, false).await.unwrap();
+    assert!(!again.has_changes(), "a second apply changes nothing: {again}");
+
+    // Larder reads back what it wrote: the definitions of features.yaml.
+    let reg = registry::load(&cfg, &storage).await.unwrap();
+    let yaml = std::fs::read_to_string(dir.path().join("features.yaml")).unwrap();
+    let defined = larder::registry::yaml::parse(&yaml, "features.yaml", "sensors", 3).unwrap();
+    for name in ["sensor_minute", "sensor_hour"] {
+        let (got, want) = (&reg.feature_views[name], &defined.feature_views[name]);
+        assert_eq!(got.kind, ViewKind::Stream);
+        assert_eq!((&got.aggregations, got.tiling_hop, &got.tags), (&want.aggregations, want.tiling_hop, &want.tags));
+        assert_eq!(got.push_source_name(), Some("readings"));
+    }
+
+    // Feast's SDK reads them as StreamFeatureViews with the same aggregations.
+    let repo = FeastRepo { dir, redis_addr: redis.addr() };
+    let out = repo.python(
+        r#"
+import json
+from feast import FeatureStore
+fs = FeatureStore(repo_path=".")
+views = {}
+for name in ["sensor_minute", "sensor_hour"]:
+    v = fs.get_stream_feature_view(name)
+    views[name] = {
+        "type": type(v).__name__,
+        "source": type(v.stream_source).__name__,
+        "timestamp_field": v.timestamp_field,
+        "features": [[f.name, str(f.dtype)] for f in v.features],
+        "aggregations": [
+            [a.column, a.function, a.time_window.total_seconds(),
+             a.slide_interval.total_seconds() if a.slide_interval else None, a.name]
+            for a in v.aggregations
+        ],
+    }
+print(json.dumps(views))
+"#,
+    );
+    let j: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(j["sensor_minute"]["type"], "StreamFeatureView");
+    assert_eq!(j["sensor_minute"]["source"], "PushSource");
+    assert_eq!(j["sensor_minute"]["timestamp_field"], "event_timestamp");
+    assert_eq!(j["sensor_minute"]["features"], serde_json::json!([["reading", "Float64"]]));
+    // Feast's SDK fills a missing slide interval with the window (a tumbling window).
+    assert_eq!(j["sensor_minute"]["aggregations"][3], serde_json::json!(["reading", "std", 60.0, 60.0, ""]));
+    assert_eq!(
+        j["sensor_hour"]["aggregations"],
+        serde_json::json!([
+            ["reading", "avg", 3600.0, 300.0, ""],
+            ["reading", "max", 3600.0, 300.0, ""],
+            ["reading", "count", 3600.0, 300.0, "readings_1h"]
+        ])
+    );
 }

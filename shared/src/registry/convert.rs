@@ -38,6 +38,9 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
+/// The tiling hop Feast uses for a stream view with `enable_tiling` and no `tiling_hop_size`.
+static FEAST_TILING_HOP: prost_types::Duration = prost_types::Duration { seconds: 300, nanos: 0 };
+
 /// Decodes a `registry.db` and keeps the objects of `project`.
 pub fn registry_from_bytes(bytes: &[u8], project: &str, key_version: u32) -> Result<Registry> {
     let proto = pb::Registry::decode(bytes)
@@ -98,7 +101,17 @@ pub fn registry_from_proto(proto: &pb::Registry, project: &str, key_version: u32
         let spec = sfv.spec.as_ref()?;
         let parts = ViewParts {
             aggregations: &spec.aggregations,
-            tiling_hop: spec.tiling_hop_size.as_ref().filter(|_| spec.enable_tiling),
+            tiling_hop: if spec.enable_tiling {
+                // Feast's default hop when tiling is on without one.
+                Some(
+                    spec.tiling_hop_size
+                        .as_ref()
+                        .filter(|d| d.seconds != 0 || d.nanos != 0)
+                        .unwrap_or(&FEAST_TILING_HOP),
+                )
+            } else {
+                None
+            },
             ..view_parts!(spec, ViewKind::Stream, false, false)
         };
         Some((parts, sfv.meta.as_ref()))
@@ -504,6 +517,48 @@ pub fn view_to_proto(v: &FeatureView, project: &str, t: Stamps) -> pb::FeatureVi
             version_id: String::new(),
             state: v.state.as_i32(),
         }),
+    }
+}
+
+/// A stream view as Feast's `StreamFeatureView`: the feature view's fields, its aggregations,
+/// the batch source's timestamp field (Feast requires one with aggregations) and tiling.
+pub fn stream_view_to_proto(v: &FeatureView, project: &str, t: Stamps) -> pb::StreamFeatureView {
+    let base = view_to_proto(v, project, t);
+    let spec = base.spec.unwrap_or_default();
+    let to_duration =
+        |d: Duration| prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 };
+    pb::StreamFeatureView {
+        spec: Some(pb::StreamFeatureViewSpec {
+            name: spec.name,
+            project: spec.project,
+            entities: spec.entities,
+            features: spec.features,
+            entity_columns: spec.entity_columns,
+            description: spec.description,
+            tags: spec.tags,
+            owner: spec.owner,
+            ttl: spec.ttl,
+            batch_source: spec.batch_source,
+            stream_source: spec.stream_source,
+            online: spec.online,
+            mode: String::new(),
+            aggregations: v
+                .aggregations
+                .iter()
+                .map(|a| pb::Aggregation {
+                    column: a.column.clone(),
+                    function: a.function.clone(),
+                    time_window: Some(to_duration(a.window)),
+                    slide_interval: a.slide.map(to_duration),
+                    name: a.name.clone(),
+                })
+                .collect(),
+            timestamp_field: v.offline_source().map(|b| b.timestamp_field.clone()).unwrap_or_default(),
+            enable_tiling: v.tiling_hop.is_some(),
+            tiling_hop_size: v.tiling_hop.map(to_duration),
+            disabled: spec.disabled,
+        }),
+        meta: base.meta,
     }
 }
 

@@ -1,9 +1,10 @@
 //! Changes to a serialized registry that keep everything Larder does not own byte for byte.
 //!
 //! - [`apply`]: makes the project's entities, data sources, feature views and feature services
-//!   match the definitions (creating, updating, deleting), keeps objects of other projects and
-//!   object kinds Larder does not define (on-demand and stream views, permissions, history)
-//!   untouched, and keeps an unchanged object's original bytes.
+//!   (and, when `features.yaml` has those sections, stream views and permissions) match the
+//!   definitions (creating, updating, deleting), keeps objects of other projects and object
+//!   kinds it does not define (on-demand views, history) untouched, and keeps an unchanged
+//!   object's original bytes.
 //! - [`record_materialization`]: appends an interval to views' metadata and marks them
 //!   AVAILABLE_ONLINE, touching nothing else.
 
@@ -75,6 +76,9 @@ fn spec_project_and_name(field: &RawField<'_>) -> Option<(String, String)> {
     match field.number {
         rf::ENTITIES => pb::Entity::decode(field.payload).ok()?.spec.map(|s| (s.project, s.name)),
         rf::FEATURE_VIEWS => pb::FeatureView::decode(field.payload).ok()?.spec.map(|s| (s.project, s.name)),
+        rf::STREAM_FEATURE_VIEWS => {
+            pb::StreamFeatureView::decode(field.payload).ok()?.spec.map(|s| (s.project, s.name))
+        }
         rf::FEATURE_SERVICES => pb::FeatureService::decode(field.payload).ok()?.spec.map(|s| (s.project, s.name)),
         rf::DATA_SOURCES => pb::DataSource::decode(field.payload).ok().map(|s| (s.project, s.name)),
         rf::PROJECTS => pb::Project::decode(field.payload).ok()?.spec.map(|s| (s.name.clone(), s.name)),
@@ -83,12 +87,18 @@ fn spec_project_and_name(field: &RawField<'_>) -> Option<(String, String)> {
     }
 }
 
-/// Kinds whose objects `apply` owns for the project. Permissions too, when the definitions
-/// have a `permissions:` section: without one, apply leaves the project's permissions (written
-/// by `feast apply`, say) as they are.
-fn owned_kinds(desired: &Registry) -> &'static [u32] {
-    const OWNED: [u32; 5] = [rf::ENTITIES, rf::DATA_SOURCES, rf::FEATURE_VIEWS, rf::FEATURE_SERVICES, rf::PERMISSIONS];
-    if desired.permissions.is_some() { &OWNED } else { &OWNED[..4] }
+/// Kinds whose objects `apply` owns for the project. Permissions and stream views too, when the
+/// definitions have a `permissions:` or `stream_feature_views:` section: without one, apply
+/// leaves the project's objects of that kind (written by `feast apply`, say) as they are.
+fn owned_kinds(desired: &Registry) -> Vec<u32> {
+    let mut kinds = vec![rf::ENTITIES, rf::DATA_SOURCES, rf::FEATURE_VIEWS, rf::FEATURE_SERVICES];
+    if desired.permissions.is_some() {
+        kinds.push(rf::PERMISSIONS);
+    }
+    if desired.stream_views_defined {
+        kinds.push(rf::STREAM_FEATURE_VIEWS);
+    }
+    kinds
 }
 
 fn kind_name(number: u32) -> &'static str {
@@ -97,6 +107,7 @@ fn kind_name(number: u32) -> &'static str {
         rf::DATA_SOURCES => "data source",
         rf::FEATURE_VIEWS => "feature view",
         rf::PERMISSIONS => "permission",
+        rf::STREAM_FEATURE_VIEWS => "stream feature view",
         _ => "feature service",
     }
 }
@@ -120,6 +131,7 @@ fn created_of(field: &RawField<'_>) -> Option<EventTime> {
     let ts = match field.number {
         rf::ENTITIES => pb::Entity::decode(field.payload).ok()?.meta?.created_timestamp,
         rf::FEATURE_VIEWS => pb::FeatureView::decode(field.payload).ok()?.meta?.created_timestamp,
+        rf::STREAM_FEATURE_VIEWS => pb::StreamFeatureView::decode(field.payload).ok()?.meta?.created_timestamp,
         rf::FEATURE_SERVICES => pb::FeatureService::decode(field.payload).ok()?.meta?.created_timestamp,
         rf::PERMISSIONS => pb::Permission::decode(field.payload).ok()?.meta?.created_timestamp,
         _ => None,
@@ -146,6 +158,7 @@ pub fn apply(
         None => Registry { project: project.to_string(), ..Default::default() },
     };
     let kinds = owned_kinds(desired);
+    let kinds = kinds.as_slice();
     let unmatched = owned_objects(&fields, project, kinds);
     let mut objects = Objects { unmatched, now, plan: Plan::default(), out: BTreeMap::new() };
     objects.put_entities(desired, &existing)?;
@@ -287,16 +300,23 @@ impl Objects<'_> {
 
     fn put_views(&mut self, desired: &Registry, existing: &Registry) -> Result<()> {
         for v in desired.feature_views.values() {
-            let old = existing.feature_views.get(&v.name);
+            let old = existing.feature_views.get(&v.name).filter(|o| o.kind == v.kind);
             let same = old.is_some_and(|o| same_view_definition(o, v));
-            self.put(rf::FEATURE_VIEWS, &v.name, same, |t| {
+            let number = match v.kind {
+                ViewKind::Batch => rf::FEATURE_VIEWS,
+                ViewKind::Stream => rf::STREAM_FEATURE_VIEWS,
+            };
+            self.put(number, &v.name, same, |t| {
                 // A redefined view keeps its materialization history and state.
                 let mut view = (**v).clone();
                 if let Some(o) = old {
                     view.materialization_intervals = o.materialization_intervals.clone();
                     view.state = o.state;
                 }
-                Ok(convert::view_to_proto(&view, &desired.project, t).encode_to_vec())
+                Ok(match view.kind {
+                    ViewKind::Batch => convert::view_to_proto(&view, &desired.project, t).encode_to_vec(),
+                    ViewKind::Stream => convert::stream_view_to_proto(&view, &desired.project, t).encode_to_vec(),
+                })
             })?;
         }
         Ok(())

@@ -296,6 +296,9 @@ pub struct Registry {
     /// Each permission's name patterns, compiled (`None`: a pattern that is not a valid regular
     /// expression, which matches nothing).
     pub permission_patterns: Vec<Vec<Option<regex::Regex>>>,
+    /// In definitions: whether `features.yaml` has a `stream_feature_views:` section (apply
+    /// then owns the project's stream views; otherwise it leaves them as they are).
+    pub stream_views_defined: bool,
     pub version_id: String,
     pub last_updated: Option<EventTime>,
 }

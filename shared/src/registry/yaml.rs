@@ -95,6 +95,11 @@ struct File {
     feature_views: Ordered<ViewDef>,
     #[serde(default)]
     feature_services: Ordered<ServiceDef>,
+    /// Feast's `StreamFeatureView`s: a view fed by a push source, with window aggregations.
+    /// `None` when the file has no `stream_feature_views:` key: apply leaves the project's
+    /// stream views alone (they may come from `feast apply`).
+    #[serde(default)]
+    stream_feature_views: Option<Ordered<ViewDef>>,
     /// `None` when the file has no `permissions:` key: apply leaves permissions alone.
     #[serde(default)]
     permissions: Option<Ordered<PermissionDef>>,
@@ -182,6 +187,23 @@ struct ViewDef {
     tags: BTreeMap<String, String>,
     #[serde(default)]
     owner: String,
+    /// Stream views only: window aggregations, as Feast's `Aggregation` takes them.
+    #[serde(default)]
+    aggregations: Vec<AggregationDef>,
+    /// Stream views only: Feast's `tiling_hop_size` (and `enable_tiling`).
+    tiling_hop_size: Option<TtlDef>,
+}
+
+/// Feast's `Aggregation(column=, function=, time_window=, slide_interval=, name=)`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AggregationDef {
+    column: String,
+    function: String,
+    time_window: TtlDef,
+    slide_interval: Option<TtlDef>,
+    #[serde(default)]
+    name: String,
 }
 
 fn yes() -> bool {
@@ -456,6 +478,15 @@ pub fn parse(text: &str, origin: &str, project: &str, key_version: u32) -> Resul
     reg.entities = parse_entities(file.entities, &at)?;
     reg.data_sources = parse_sources(file.sources, &at)?;
     reg.feature_views = parse_views(file.feature_views, &at, &reg, key_version)?;
+    reg.stream_views_defined = file.stream_feature_views.is_some();
+    for (name, def) in file.stream_feature_views.map(|d| d.0).unwrap_or_default() {
+        let here = at.of("stream_feature_views", &name);
+        if reg.feature_views.contains_key(&name) {
+            return Err(Error::Config(format!("{here}: '{name}' is defined as a feature view too")));
+        }
+        let view = stream_view(name.clone(), def, &here, &reg, key_version)?;
+        reg.feature_views.insert(name, Arc::new(view));
+    }
     reg.feature_services = parse_services(file.feature_services, &at, &reg.feature_views)?;
     reg.permissions = file.permissions.map(|defs| parse_permissions(defs, &at)).transpose()?;
     reg.reindex();
@@ -570,7 +601,14 @@ fn parse_views(
 ) -> Result<BTreeMap<String, Arc<FeatureView>>> {
     let mut views = BTreeMap::new();
     for (name, def) in defs.0 {
-        let view = feature_view(name.clone(), def, &at.of("feature_views", &name), reg, key_version)?;
+        let here = at.of("feature_views", &name);
+        if !def.aggregations.is_empty() || def.tiling_hop_size.is_some() {
+            return Err(Error::Config(format!(
+                "{here}: feature view '{name}' has aggregations or tiling_hop_size; define it under \
+                 stream_feature_views"
+            )));
+        }
+        let view = feature_view(name.clone(), def, &here, reg, key_version)?;
         views.insert(name, Arc::new(view));
     }
     Ok(views)
@@ -614,6 +652,67 @@ fn feature_view(name: String, v: ViewDef, here: &str, reg: &Registry, key_versio
         owner: v.owner,
         layout,
     })
+}
+
+/// A stream view: a feature view fed by a push source, with window aggregations that
+/// Larder computes. Each aggregation must be computable by Larder's rules and readable by
+/// Feast's SDK (which wants a tiling hop shorter than every window).
+fn stream_view(name: String, mut v: ViewDef, here: &str, reg: &Registry, key_version: u32) -> Result<FeatureView> {
+    let aggregations = std::mem::take(&mut v.aggregations);
+    let tiling_hop = v.tiling_hop_size.take().map(|t| t.0);
+    let mut view = feature_view(name.clone(), v, here, reg, key_version)?;
+    if view.push_source_name().is_none() {
+        return Err(Error::Config(format!(
+            "{here}: stream feature view '{name}' needs a push source (type: push); Kafka and Kinesis sources are \
+             not written in features.yaml yet"
+        )));
+    }
+    view.kind = ViewKind::Stream;
+    view.tiling_hop = tiling_hop.filter(|h| !h.is_zero());
+    if tiling_hop.is_some_and(|h| h.is_zero()) {
+        return Err(Error::Config(format!(
+            "{here}: stream feature view '{name}': tiling_hop_size must be longer than 0"
+        )));
+    }
+    let mut outputs: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, a) in aggregations.into_iter().enumerate() {
+        let agg = super::aggregation::Aggregation {
+            column: a.column,
+            function: a.function,
+            window: a.time_window.0,
+            slide: a.slide_interval.map(|s| s.0),
+            name: a.name,
+        };
+        let output = agg.output();
+        agg.plan(&name, view.tiling_hop).map_err(|e| Error::Config(format!("{here}: {e}")))?;
+        if view.feature(&agg.column).is_none() {
+            return Err(Error::Config(format!(
+                "{here}: stream feature view '{name}', aggregation '{output}': column '{}' is not a feature of the \
+                 view (features: {})",
+                agg.column,
+                view.features.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if let Some(hop) = view.tiling_hop
+            && hop >= agg.window
+        {
+            return Err(Error::Config(format!(
+                "{here}: stream feature view '{name}', aggregation '{output}': tiling_hop_size ({}s) must be shorter \
+                 than the time window ({}s), as Feast requires",
+                hop.as_secs_f64(),
+                agg.window.as_secs_f64()
+            )));
+        }
+        if let Some(j) = outputs.insert(output.clone(), i) {
+            return Err(Error::Config(format!(
+                "{here}: stream feature view '{name}': aggregations {} and {} both answer as '{output}'; give one a name",
+                j + 1,
+                i + 1
+            )));
+        }
+        view.aggregations.push(agg);
+    }
+    Ok(view)
 }
 
 /// The join keys of a view's entities; a view without entities is keyed by the dummy key.
@@ -821,6 +920,59 @@ feature_services:
         assert_eq!(svc.projections[0].features.len(), 3);
         assert_eq!(svc.projections[1].features, vec!["conv_rate"]);
         assert_eq!(svc.projections[2].alias.as_deref(), Some("dhs"));
+    }
+
+    #[test]
+    fn stream_views_carry_aggregations_and_refuse_what_cannot_be_computed() {
+        let base = "entities: {sensor: {join_key: sensor_id, type: Int64}}\n\
+                    sources:\n  f: {type: file, path: x.parquet, timestamp_field: ts}\n  p: {type: push, batch_source: f}\n";
+        let stream = |aggs: &str, extra: &str| {
+            format!(
+                "{base}stream_feature_views:\n  s:\n    entities: [sensor]\n    source: p\n    features: {{x: Float64}}\n{extra}\
+                 \x20   aggregations:\n{aggs}"
+            )
+        };
+        let ok = parse(
+            &stream(
+                "      - {column: x, function: sum, time_window: 1h, slide_interval: 5m}\n      - {column: x, function: count, time_window: 10m, name: n}\n",
+                "    tiling_hop_size: 1m\n",
+            ),
+            "features.yaml",
+            "p",
+            3,
+        )
+        .unwrap();
+        let v = &ok.feature_views["s"];
+        assert_eq!(v.kind, ViewKind::Stream);
+        assert!(ok.stream_views_defined);
+        assert_eq!(v.tiling_hop, Some(Duration::from_secs(60)));
+        let outputs: Vec<String> = v.aggregations.iter().map(|a| a.output()).collect();
+        assert_eq!(outputs, ["sum_x_3600s", "n"]);
+        assert_eq!(v.aggregations[0].slide, Some(Duration::from_secs(300)));
+        assert!(!parse(base, "features.yaml", "p", 3).unwrap().stream_views_defined);
+
+        let e = err(&stream("      - {column: x, function: median, time_window: 1m}\n", ""));
+        assert!(e.contains("stream feature view 's', aggregation 'median_x_60s': unknown function 'median'"), "{e}");
+        let e = err(&stream("      - {column: y, function: sum, time_window: 1m}\n", ""));
+        assert!(e.contains("aggregation 'sum_y_60s': column 'y' is not a feature of the view (features: x)"), "{e}");
+        let e = err(&stream("      - {column: x, function: sum, time_window: 1m, slide_interval: 7s}\n", ""));
+        assert!(e.contains("the slide interval (7s) does not divide the time window (60s)"), "{e}");
+        let e = err(&stream("      - {column: x, function: sum, time_window: 1m}\n", "    tiling_hop_size: 1m\n"));
+        assert!(e.contains("tiling_hop_size (60s) must be shorter than the time window (60s)"), "{e}");
+        let e = err(&stream(
+            "      - {column: x, function: sum, time_window: 1m, name: a}\n      - {column: x, function: max, time_window: 1m, name: a}\n",
+            "",
+        ));
+        assert!(e.contains("aggregations 1 and 2 both answer as 'a'"), "{e}");
+        let e = err(&format!(
+            "{base}feature_views:\n  v:\n    entities: [sensor]\n    source: p\n    features: {{x: Float64}}\n\
+             \x20   aggregations: [{{column: x, function: sum, time_window: 1m}}]\n"
+        ));
+        assert!(e.contains("define it under stream_feature_views"), "{e}");
+        let e = err(&format!(
+            "{base}stream_feature_views:\n  s: {{entities: [sensor], source: f, features: {{x: Float64}}}}\n"
+        ));
+        assert!(e.contains("stream feature view 's' needs a push source"), "{e}");
     }
 
     fn err(text: &str) -> String {

@@ -158,6 +158,22 @@ impl KeyEncoder {
     }
 }
 
+/// Hash slots of a Redis Cluster.
+pub const SLOTS: usize = 16384;
+
+/// The Redis Cluster hash slot of a key, as Redis computes it: CRC16 (XMODEM) of the key, or of
+/// the part between the first `{` and the next `}` when that part is not empty (a hash tag).
+pub fn slot(key: &[u8]) -> u16 {
+    let hashed = match key.iter().position(|&b| b == b'{') {
+        Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
+            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
+            _ => key,
+        },
+        None => key,
+    };
+    crc16::State::<crc16::XMODEM>::calculate(hashed) % SLOTS as u16
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -198,7 +198,7 @@ static SLOT_TAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
     let mut n: u64 = 0;
     while left > 0 {
         let tag = format!("{n:x}");
-        let slot = crate::online::redis::cluster::slot(tag.as_bytes()) as usize;
+        let slot = crate::keys::slot(tag.as_bytes()) as usize;
         if tags[slot].is_empty() {
             tags[slot] = tag;
             left -= 1;
@@ -212,7 +212,7 @@ static SLOT_TAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
 /// the entity key, then `:tiles`. The tag puts it in the entity hash's cluster slot; the
 /// ending keeps it out of the project's key samples (which match keys ending in its name).
 pub fn tile_key(view: &str, entity_key: &[u8]) -> Vec<u8> {
-    let tag = &SLOT_TAGS[crate::online::redis::cluster::slot(entity_key) as usize];
+    let tag = &SLOT_TAGS[crate::keys::slot(entity_key) as usize];
     let mut key = Vec::with_capacity(tag.len() + view.len() + entity_key.len() + 10);
     key.push(b'{');
     key.extend_from_slice(tag.as_bytes());
@@ -238,7 +238,7 @@ pub fn position(sequence: &str, row: usize) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::online::redis::cluster::slot;
+    use crate::keys::slot;
 
     #[test]
     fn tile_keys_share_their_entitys_slot() {

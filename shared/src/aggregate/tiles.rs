@@ -225,9 +225,11 @@ pub fn lane_field(lane: &str) -> Vec<u8> {
 /// Store field of the newest event time applied.
 pub const MAX_FIELD: &[u8] = b"\0max";
 
-/// Applies `write` to a tile key's fields as `tiles.lua` does; returns the outcome and, when
-/// something was stored, the time (ms since the epoch) the key should expire at.
-pub fn apply(hash: &mut HashMap<Vec<u8>, Bytes>, write: &KeyWrite) -> (KeyOutcome, Option<i64>) {
+/// Applies `write` to a tile key's fields as `tiles.lua` does, at `now_us`; returns the outcome
+/// and, when something was stored, the time (ms since the epoch) the key should expire at:
+/// `keep` past the newer of the newest event and now, so that a redelivery soon after a
+/// delivery is recognized however old its events are.
+pub fn apply(hash: &mut HashMap<Vec<u8>, Bytes>, write: &KeyWrite, now_us: i64) -> (KeyOutcome, Option<i64>) {
     let text = |b: &Bytes| std::str::from_utf8(b).ok().map(str::to_string);
     let mut max: Option<i64> = hash.get(MAX_FIELD).and_then(text).and_then(|t| t.parse().ok());
     let mut marks: HashMap<Arc<str>, Option<String>> = HashMap::new();
@@ -285,7 +287,7 @@ pub fn apply(hash: &mut HashMap<Vec<u8>, Bytes>, write: &KeyWrite) -> (KeyOutcom
         let cutoff = max - write.keep_us;
         hash.retain(|field, _| tile_end(field).is_none_or(|end| end > cutoff));
     }
-    (KeyOutcome::Done(statuses), Some((max + write.keep_us).div_euclid(1000) + 1))
+    (KeyOutcome::Done(statuses), Some((max.max(now_us) + write.keep_us).div_euclid(1000) + 1))
 }
 
 /// The end (us) of the tile a field holds, parsed from `<column>|<hop>|<index>`; `None` for any

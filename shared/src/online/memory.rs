@@ -128,14 +128,15 @@ impl OnlineStore for MemoryStore {
 
     async fn aggregate(&self, keys: &[KeyWrite]) -> Result<Vec<KeyOutcome>> {
         let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        let now_ms = EventTime::now().as_millis();
+        let now = EventTime::now();
+        let (now_ms, now_us) = (now.as_millis(), now.as_micros());
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
             let entry = data.entry(k.key.clone()).or_default();
             if expired(entry) {
                 *entry = Entry::default();
             }
-            let (outcome, expire_at_ms) = tiles::apply(&mut entry.fields, k);
+            let (outcome, expire_at_ms) = tiles::apply(&mut entry.fields, k, now_us);
             // PEXPIREAT when later than the key's expiry, or the key has none (as tiles.lua does).
             if let Some(at) = expire_at_ms {
                 let at = Instant::now() + Duration::from_millis(u64::try_from(at - now_ms).unwrap_or(0));

@@ -93,7 +93,7 @@ fn an_event_late_within_the_batch_stands_alone() {
     let runs = &build("v", &w, &refs, false)[0].runs;
     assert_eq!(runs.iter().map(|r| r.records.clone()).collect::<Vec<_>>(), [vec![0], vec![1], vec![2]]);
     let mut hash = HashMap::new();
-    let (outcome, _) = apply(&mut hash, &build("v", &w, &refs, false)[0]);
+    let (outcome, _) = apply(&mut hash, &build("v", &w, &refs, false)[0], 0);
     assert_eq!(outcome, KeyOutcome::Done(vec![RunStatus::Applied, RunStatus::Late, RunStatus::Applied]));
 }
 
@@ -109,20 +109,23 @@ fn a_redelivered_batch_counts_once() {
     let refs: Vec<&Event> = evs.iter().collect();
     let mut hash = HashMap::new();
     let first = build("v", &w, &refs, false);
-    let (outcome, expire) = apply(&mut hash, &first[0]);
+    let (outcome, expire) = apply(&mut hash, &first[0], 0);
     assert!(matches!(outcome, KeyOutcome::Done(s) if s.iter().all(|s| *s == RunStatus::Applied)));
     assert_eq!(expire, Some((50 * S + 120 * S) / 1000 + 1));
+    // Kept past now when now is later than the newest event.
+    let mut again = HashMap::new();
+    assert_eq!(apply(&mut again, &first[0], 1000 * S).1, Some((1000 * S + 120 * S) / 1000 + 1));
     assert_eq!(sum_of(&hash, b"reading|60000000|0"), 6.0);
     // The same batch again: every run a duplicate, nothing changes.
     let before = hash.clone();
-    let (outcome, expire) = apply(&mut hash, &first[0]);
+    let (outcome, expire) = apply(&mut hash, &first[0], 0);
     assert!(matches!(outcome, KeyOutcome::Done(s) if s.iter().all(|s| *s == RunStatus::Duplicate)));
     assert_eq!((hash, expire), (before.clone(), None));
     // A bisected half is a duplicate too.
     let mut hash = before.clone();
     let half = build("v", &w, &refs[..3], false);
     assert!(
-        matches!(apply(&mut hash, &half[0]).0, KeyOutcome::Done(s) if s.iter().all(|s| *s == RunStatus::Duplicate))
+        matches!(apply(&mut hash, &half[0], 0).0, KeyOutcome::Done(s) if s.iter().all(|s| *s == RunStatus::Duplicate))
     );
     assert_eq!(hash, before);
 }
@@ -133,14 +136,14 @@ fn a_delivery_that_overlaps_partway_into_a_run_is_redone_one_event_at_a_time() {
     let evs: Vec<Event> = (0..4).map(|i| event("a", i * S, Some(1.0), Some(("s1", i as u64)), i as usize)).collect();
     let refs: Vec<&Event> = evs.iter().collect();
     let mut hash = HashMap::new();
-    apply(&mut hash, &build("v", &w, &refs[..2], false)[0]);
+    apply(&mut hash, &build("v", &w, &refs[..2], false)[0], 0);
     // Records 0..4 in one run, two of them already applied.
     let all = build("v", &w, &refs, false);
     assert_eq!(all[0].runs.len(), 1);
     let before = hash.clone();
-    assert_eq!(apply(&mut hash, &all[0]), (KeyOutcome::Redo, None));
+    assert_eq!(apply(&mut hash, &all[0], 0), (KeyOutcome::Redo, None));
     assert_eq!(hash, before, "a redo applies nothing");
-    let (outcome, _) = apply(&mut hash, &build("v", &w, &refs, true)[0]);
+    let (outcome, _) = apply(&mut hash, &build("v", &w, &refs, true)[0], 0);
     assert_eq!(
         outcome,
         KeyOutcome::Done(vec![RunStatus::Duplicate, RunStatus::Duplicate, RunStatus::Applied, RunStatus::Applied])
@@ -153,12 +156,12 @@ fn lateness_is_measured_from_the_newest_event_applied() {
     let w = windows();
     let mut hash = HashMap::new();
     let newest = event("a", 200 * S, Some(1.0), None, 0);
-    apply(&mut hash, &build("v", &w, &[&newest], false)[0]);
+    apply(&mut hash, &build("v", &w, &[&newest], false)[0], 0);
     let within = event("a", 170 * S, Some(2.0), None, 1);
     let late = event("a", 170 * S - 1, Some(4.0), None, 2);
-    let (outcome, _) = apply(&mut hash, &build("v", &w, &[&within], false)[0]);
+    let (outcome, _) = apply(&mut hash, &build("v", &w, &[&within], false)[0], 0);
     assert_eq!(outcome, KeyOutcome::Done(vec![RunStatus::Applied]), "exactly the lateness behind is in time");
-    let (outcome, expire) = apply(&mut hash, &build("v", &w, &[&late], false)[0]);
+    let (outcome, expire) = apply(&mut hash, &build("v", &w, &[&late], false)[0], 0);
     assert_eq!((outcome, expire), (KeyOutcome::Done(vec![RunStatus::Late]), None));
     assert_eq!(sum_of(&hash, b"reading|60000000|2"), 2.0);
     // A run partly late (both events fall in one run when sent together) is redone.
@@ -166,7 +169,7 @@ fn lateness_is_measured_from_the_newest_event_applied() {
     let b = event("a", 169 * S, Some(1.0), None, 4);
     let writes = build("v", &w, &[&a, &b], false);
     assert_eq!(writes[0].runs.len(), 1);
-    assert_eq!(apply(&mut hash, &writes[0]).0, KeyOutcome::Redo);
+    assert_eq!(apply(&mut hash, &writes[0], 0).0, KeyOutcome::Redo);
 }
 
 #[test]
@@ -176,7 +179,7 @@ fn old_tiles_are_pruned_once_the_key_holds_too_many() {
     // One event a minute for an hour: far more tiles than kept.
     for m in 0..60 {
         let e = event("a", m * 60 * S, Some(1.0), None, 0);
-        apply(&mut hash, &build("v", &w, &[&e], false)[0]);
+        apply(&mut hash, &build("v", &w, &[&e], false)[0], 0);
         assert!(hash.len() <= w.field_cap + 2, "minute {m}: {} fields", hash.len());
     }
     assert!(!hash.contains_key(&b"reading|60000000|0"[..]), "the first hour's tiles went");

@@ -31,21 +31,8 @@ use super::auth::IamTokens;
 use super::connection::RedisTarget;
 use crate::error::{Error, Result};
 
-pub const SLOTS: usize = 16384;
+pub use crate::keys::{SLOTS, slot};
 const UNOWNED: u16 = u16::MAX;
-
-/// The hash slot of a key, as Redis computes it: CRC16 (XMODEM) of the key, or of the part
-/// between the first `{` and the next `}` when that part is not empty (a hash tag).
-pub fn slot(key: &[u8]) -> u16 {
-    let hashed = match key.iter().position(|&b| b == b'{') {
-        Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
-            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
-            _ => key,
-        },
-        None => key,
-    };
-    crc16::State::<crc16::XMODEM>::calculate(hashed) % SLOTS as u16
-}
 
 /// Which node owns each slot, by node index (nodes are told apart by their cluster ids).
 #[derive(Debug, Clone)]

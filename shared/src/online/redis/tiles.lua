@@ -159,7 +159,14 @@ for k = 1, #KEYS do
           call('HDEL', key, unpack(old))
         end
       end
-      local expire = math.floor((max + keep) / 1000) + 1
+      -- Kept `keep` past the newer of the newest event and now: a redelivery soon after a
+      -- delivery is recognized however old its events are.
+      local now = call('TIME')
+      local newest = tonumber(now[1]) * 1000000 + tonumber(now[2])
+      if max > newest then
+        newest = max
+      end
+      local expire = math.floor((newest + keep) / 1000) + 1
       if call('PEXPIRETIME', key) < expire then
         call('PEXPIREAT', key, string.format('%d', expire))
       end

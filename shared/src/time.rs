@@ -330,6 +330,17 @@ mod tests {
     }
 
     #[test]
+    fn micros_and_millis_round_down_and_saturate() {
+        let t = EventTime::new(1_700_000_000, 123_456_789);
+        assert_eq!(t.as_micros(), 1_700_000_000_123_456);
+        assert_eq!(t.as_millis(), 1_700_000_000_123);
+        let before = EventTime::new(-2, 999_999_999);
+        assert_eq!((before.as_micros(), before.as_millis()), (-1_000_001, -1_001), "1 ns before -1 s");
+        assert_eq!(EventTime::new(i64::MAX, 999_999_999).as_micros(), i64::MAX);
+        assert_eq!(EventTime::new(i64::MIN, 0).as_millis(), i64::MIN);
+    }
+
+    #[test]
     fn calendar_clock_and_offset_ranges_are_checked() {
         for ok in
             ["2024-02-29", "2000-02-29", "2024-04-30", "2024-01-31", "2024-12-31T23:59:59Z", "2024-06-30T23:59:60Z"]

@@ -573,3 +573,77 @@ fn async_records_group_rows_by_entity_in_order() {
     let again = request::parse_record(&records[0].data, None, "test").unwrap();
     assert_eq!(prepare(&testing::registry(), &again).unwrap().rows(), 4);
 }
+
+/// A stream view aggregating a declared Float64 and a declared Bool; the test adds aggregations
+/// of a column the view does not declare (as a registry written elsewhere may).
+const WINDOWED: &str = r#"
+entities:
+  sensor: {join_key: sensor_id, type: Int64}
+sources:
+  readings_file: {type: file, path: r.parquet, timestamp_field: ts}
+  readings: {type: push, batch_source: readings_file}
+stream_feature_views:
+  minute:
+    entities: [sensor]
+    source: readings
+    features: {reading: Float64, ok: Bool}
+    aggregations:
+      - {column: reading, function: sum, time_window: 1m}
+      - {column: reading, function: count, time_window: 1m}
+      - {column: ok, function: sum, time_window: 1m}
+"#;
+
+#[tokio::test]
+async fn pushed_rows_feed_window_aggregations_with_nulls_and_nans_uncounted() {
+    let mut reg = crate::registry::yaml::parse(WINDOWED, "features.yaml", PROJECT, 3).unwrap();
+    let mut view = (*reg.feature_views["minute"]).clone();
+    for function in ["sum", "count"] {
+        view.aggregations.push(crate::registry::aggregation::Aggregation {
+            column: "raw".into(),
+            function: function.into(),
+            window: std::time::Duration::from_secs(60),
+            slide: None,
+            name: String::new(),
+        });
+    }
+    reg.feature_views.insert("minute".into(), Arc::new(view));
+    let registry = crate::registry::RegistryCache::fixed(reg.clone());
+    let store = MemoryStore::new();
+    let push = |df: Json| push_of(json!({"push_source_name": "readings", "df": df}));
+    let at = ["2026-01-01T00:00:05Z", "2026-01-01T00:00:20Z", "2026-01-01T00:00:40Z", "2026-01-01T00:00:59Z"];
+    apply(
+        &registry,
+        &store,
+        WriteOptions::default(),
+        &push(json!({
+            "sensor_id": 7, "ts": at,
+            "reading": [1.5, -4.0, "NaN", null],
+            "ok": [true, false, true, true],
+            "raw": [2, "nan", 3.5, true],
+        })),
+    )
+    .await
+    .unwrap();
+    // A column the view does not declare must still hold numbers.
+    let bad = push(json!({"sensor_id": 7, "ts": "2026-01-01T00:00:30Z", "reading": 1.0, "ok": true, "raw": "many"}));
+    let e = apply(&registry, &store, WriteOptions::default(), &bad).await.unwrap_err();
+    assert_eq!(e.status(), 422);
+    assert!(e.to_string().contains("column 'raw', row 0") && e.to_string().contains("many"), "{e}");
+
+    let ask = json!({"features": ["minute:sum_reading_60s", "minute:count_reading_60s", "minute:sum_ok_60s",
+        "minute:sum_raw_60s", "minute:count_raw_60s"], "entities": {"sensor_id": [7, 8]}});
+    let req = crate::retrieval::Request::parse(ask.to_string().as_bytes()).unwrap();
+    let now = t("2026-01-01T00:01:30Z");
+    let answer = crate::retrieval::get_online_features(&reg, &store, &req, 5, now).await.unwrap();
+    let answer: Json = serde_json::from_slice(&answer.to_json()).unwrap();
+    let results = &answer["results"];
+    let column = |i: usize| results[i + 1]["values"].clone();
+    // The last closed minute [00:00, 00:01): NaN and null are not counted; true counts as 1.
+    assert_eq!(column(0), json!([-2.5, null]));
+    assert_eq!(column(1), json!([2, 0]));
+    assert_eq!(column(2), json!([3.0, null]));
+    assert_eq!(column(3), json!([6.5, null]));
+    assert_eq!(column(4), json!([3, 0]));
+    assert_eq!(results[1]["statuses"], json!(["PRESENT", "NULL_VALUE"]));
+    assert_eq!(results[1]["event_timestamps"], json!(["2026-01-01T00:01:00Z", "1970-01-01T00:00:00Z"]));
+}

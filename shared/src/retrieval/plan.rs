@@ -233,6 +233,7 @@ mod tests {
         let names: Vec<(&str, bool, usize)> =
             p.outputs.iter().map(|o| (o.name.as_str(), o.aggregated, o.slot)).collect();
         assert_eq!(names, [("v__reading", false, 0), ("v__avg_reading_60s", true, 0)]);
-        assert!(plan(&reg, &["v:reading".to_string()], None, false).is_ok());
+        let plain = plan(&reg, &["v:reading".to_string()], None, false).unwrap();
+        assert!(plain.groups[0].windows.is_none(), "a request for plain features only reads no tiles");
     }
 }

@@ -167,3 +167,26 @@ fn materialize_routes_record_and_serve_without_a_restart() {
         );
     }
 }
+
+/// The sensors example as its README runs it: `larder serve` on a Redis, then the generator
+/// pushes readings over HTTP and checks the window aggregations against its own arithmetic.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sensors_example_generator_reads_back_its_own_windows() {
+    let redis = RedisServer::start();
+    let repo = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("examples/sensors"), repo.path());
+    let env: Vec<(String, String)> = vec![("REDIS_ADDR".into(), redis.addr())];
+    let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let cfg = RepoConfig::load_with(Some(repo.path()), &lookup).unwrap();
+    registry::apply(&cfg, &larder::storage::Storage::default(), false).await.unwrap();
+    let serve = LarderServe::start(repo.path(), &env, &[]);
+    let out = std::process::Command::new("python3")
+        .arg(repo.path().join("generate.py"))
+        .args(["--url", &format!("http://127.0.0.1:{}", serve.port), "--sensors", "3", "--minutes", "2"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "generate.py failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("pushed 360 readings of 3 sensors"), "{stdout}");
+    assert!(stdout.contains("match the readings' own"), "{stdout}");
+}

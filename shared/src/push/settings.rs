@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
+use crate::registry::Registry;
 use crate::storage::parse_s3_url;
 
 /// Where records that can never succeed are kept.
@@ -112,13 +113,15 @@ impl PushSettings {
     }
 
     /// The push source for flat rows from `stream` (a Kinesis stream name or ARN, or a Kafka
-    /// topic): its map entry, else the default.
-    pub fn source_for(&self, stream: &str) -> Option<&str> {
+    /// topic): its map entry; else the Kafka or Kinesis source of `registry` whose options
+    /// name the topic or stream (so a Feast stream view needs no setting); else the default.
+    pub fn source_for<'a>(&'a self, stream: &str, registry: &'a Registry) -> Option<&'a str> {
         let name = stream_name(stream);
         self.source_by_stream
             .get(stream)
             .or_else(|| self.source_by_stream.get(name))
             .map(String::as_str)
+            .or_else(|| registry.source_for_stream(name))
             .or(self.default_source.as_deref())
     }
 }
@@ -148,11 +151,21 @@ mod tests {
             ("LARDER_PUSH_SOURCE_MAP", " driver-events = driver_push , orders.v1=order_push"),
         ]))
         .unwrap();
-        assert_eq!(s.source_for("arn:aws:kinesis:us-east-1:123456789012:stream/driver-events"), Some("driver_push"));
-        assert_eq!(s.source_for("orders.v1"), Some("order_push"));
-        assert_eq!(s.source_for("other"), Some("fallback"));
+        let mut reg = Registry::default();
+        reg.stream_index.insert("driver-events".into(), "driver_kinesis".into());
+        reg.stream_index.insert("readings".into(), "readings_kafka".into());
+        let arn = "arn:aws:kinesis:us-east-1:123456789012:stream/driver-events";
+        assert_eq!(s.source_for(arn, &reg), Some("driver_push"), "the map first");
+        assert_eq!(s.source_for("orders.v1", &reg), Some("order_push"));
+        assert_eq!(s.source_for("readings", &reg), Some("readings_kafka"), "then the registry's stream sources");
+        assert_eq!(s.source_for("other", &reg), Some("fallback"));
         let none = PushSettings::from_env_with(&env(&[])).unwrap();
-        assert_eq!(none.source_for("x"), None);
+        assert_eq!(none.source_for("x", &reg), None);
+        assert_eq!(
+            none.source_for(arn, &reg),
+            Some("driver_kinesis"),
+            "a Kinesis source names the stream, not the ARN"
+        );
         assert_eq!(none, PushSettings::default());
     }
 

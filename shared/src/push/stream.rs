@@ -263,7 +263,7 @@ impl Processor<'_> {
         let mut run = LaneRun::default();
         let mut registry = self.registry.get();
         let origin = format!("stream or topic '{}'", super::settings::stream_name(&lane.stream));
-        let default = self.settings.source_for(&lane.stream);
+        let default = self.settings.source_for(&lane.stream, &registry).map(str::to_string);
         let mut newest = Newest::default();
         // The previous chunk's aggregation, which the next one waits for.
         let mut previous: Option<tokio::sync::oneshot::Receiver<bool>> = None;
@@ -277,7 +277,7 @@ impl Processor<'_> {
             if i % YIELD_EVERY == YIELD_EVERY - 1 && !in_flight.is_empty() {
                 tokio::task::yield_now().await;
             }
-            match self.convert(record, default, &origin, &mut registry, reloaded).await {
+            match self.convert(record, default.as_deref(), &origin, &mut registry, reloaded).await {
                 Ok(mut prepared) => {
                     let lane_position = lane_of(&record.position);
                     for v in &mut prepared.events {

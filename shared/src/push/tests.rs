@@ -647,3 +647,35 @@ async fn pushed_rows_feed_window_aggregations_with_nulls_and_nans_uncounted() {
     assert_eq!(results[1]["statuses"], json!(["PRESENT", "NULL_VALUE"]));
     assert_eq!(results[1]["event_timestamps"], json!(["2026-01-01T00:01:00Z", "1970-01-01T00:00:00Z"]));
 }
+
+#[tokio::test]
+async fn a_topic_named_by_a_kafka_source_feeds_its_views_without_a_setting() {
+    let mut reg = testing::registry();
+    let mut view = (*reg.feature_views["driver_rates"]).clone();
+    let batch = view.batch_source.clone().unwrap();
+    view.stream_source = Some(crate::registry::DataSource {
+        name: "driver_events".into(),
+        kind: crate::registry::SourceKind::Kafka { topic: "driver-events".into(), options: Vec::new() },
+        ..batch
+    });
+    reg.feature_views.insert("driver_rates".into(), Arc::new(view));
+    reg.reindex();
+    let mut rig = Rig::new();
+    rig.registry = crate::registry::RegistryCache::fixed(reg.clone());
+    rig.settings = PushSettings::default();
+    let kafka = |topic: &str, offset: i64, v: Json| {
+        StreamRecord::new(
+            Position::Kafka { topic: topic.into(), partition: 0, offset, key: None },
+            serde_json::to_vec(&v).unwrap(),
+        )
+    };
+    let topic = Lane { stream: "driver-events".into(), records: vec![kafka("driver-events", 0, row(5, 1, 0.5))] };
+    let other = Lane { stream: "unknown".into(), records: vec![kafka("unknown", 0, row(6, 1, 0.5))] };
+    let out = rig.run(&[topic, other], OnFailure::RetryFromFirstFailure).await;
+    assert!(out.succeeded());
+    assert!(stored(&rig.store.inner, &reg, "driver_rates", int(5)).is_some(), "the Kafka source's view");
+    assert!(stored(&rig.store.inner, &reg, "driver_fresh", int(5)).is_none(), "a view of another source");
+    let letters = rig.sink.letters();
+    assert_eq!(letters.len(), 1, "the topic no source names and no setting routes");
+    assert!(letters[0].reason.contains("no default push source"), "{}", letters[0].reason);
+}

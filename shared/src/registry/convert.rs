@@ -333,6 +333,19 @@ fn view_from_parts(
     })
 }
 
+/// Field 2 of Feast's `KafkaOptions` (`topic`) and of its `KinesisOptions` (`stream_name`),
+/// the only option the data plane needs; the rest is kept as bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct StreamOptions {
+    #[prost(string, tag = "2")]
+    name: String,
+}
+
+/// The topic or stream name in a source's options; empty when the bytes do not decode.
+fn stream_option(bytes: &[u8]) -> String {
+    <StreamOptions as prost::Message>::decode(bytes).map(|o| o.name).unwrap_or_default()
+}
+
 pub fn source_from_proto(ds: &pb::DataSource) -> DataSource {
     let kind = match (&ds.options, ds.r#type) {
         (Some(Options::FileOptions(f)), _) => {
@@ -352,8 +365,12 @@ pub fn source_from_proto(ds: &pb::DataSource) -> DataSource {
             });
             SourceKind::Push { batch: Box::new(batch) }
         }
-        (Some(Options::KafkaOptions(_)), _) | (_, source_type::STREAM_KAFKA) => SourceKind::Kafka,
-        (Some(Options::KinesisOptions(_)), _) | (_, source_type::STREAM_KINESIS) => SourceKind::Kinesis,
+        (Some(Options::KafkaOptions(o)), _) => SourceKind::Kafka { topic: stream_option(o), options: o.clone() },
+        (Some(Options::KinesisOptions(o)), _) => {
+            SourceKind::Kinesis { stream_name: stream_option(o), options: o.clone() }
+        }
+        (_, source_type::STREAM_KAFKA) => SourceKind::Kafka { topic: String::new(), options: Vec::new() },
+        (_, source_type::STREAM_KINESIS) => SourceKind::Kinesis { stream_name: String::new(), options: Vec::new() },
         (Some(Options::RequestDataOptions(_)), _) | (_, source_type::REQUEST_SOURCE) => SourceKind::Request,
         (_, code) => SourceKind::Other { type_code: code, class_type: ds.data_source_class_type.clone() },
     };
@@ -454,8 +471,14 @@ pub fn source_to_proto(s: &DataSource, project: Option<&str>, with_class: bool, 
                 ds.data_source_class_type = PUSH_SOURCE_CLASS.into();
             }
         }
-        SourceKind::Kafka => ds.r#type = source_type::STREAM_KAFKA,
-        SourceKind::Kinesis => ds.r#type = source_type::STREAM_KINESIS,
+        SourceKind::Kafka { options, .. } => {
+            ds.r#type = source_type::STREAM_KAFKA;
+            ds.options = Some(Options::KafkaOptions(options.clone()));
+        }
+        SourceKind::Kinesis { options, .. } => {
+            ds.r#type = source_type::STREAM_KINESIS;
+            ds.options = Some(Options::KinesisOptions(options.clone()));
+        }
         SourceKind::Request => ds.r#type = source_type::REQUEST_SOURCE,
         SourceKind::Other { type_code, class_type } => {
             ds.r#type = *type_code;

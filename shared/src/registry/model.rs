@@ -52,8 +52,17 @@ pub enum SourceKind {
     Push {
         batch: Box<DataSource>,
     },
-    Kafka,
-    Kinesis,
+    /// A Kafka topic (`KafkaOptions.topic`); `options` are the source's `KafkaOptions` bytes,
+    /// written back as they were read.
+    Kafka {
+        topic: String,
+        options: Vec<u8>,
+    },
+    /// A Kinesis stream (`KinesisOptions.stream_name`), with its `KinesisOptions` bytes.
+    Kinesis {
+        stream_name: String,
+        options: Vec<u8>,
+    },
     Request,
     /// A source type the data plane does not read (BigQuery, Snowflake...), kept by type number.
     Other {
@@ -81,8 +90,8 @@ impl DataSource {
         match self.kind {
             SourceKind::File { .. } => "file",
             SourceKind::Push { .. } => "push",
-            SourceKind::Kafka => "kafka",
-            SourceKind::Kinesis => "kinesis",
+            SourceKind::Kafka { .. } => "kafka",
+            SourceKind::Kinesis { .. } => "kinesis",
             SourceKind::Request => "request",
             SourceKind::Other { .. } => "other",
         }
@@ -212,6 +221,20 @@ impl FeatureView {
         }
     }
 
+    /// The source rows are pushed to this view through: its stream source when that is a push,
+    /// Kafka or Kinesis source (records of a Kafka topic or Kinesis stream arrive through the
+    /// push function like pushed rows).
+    pub fn fed_by(&self) -> Option<&str> {
+        match &self.stream_source {
+            Some(DataSource {
+                kind: SourceKind::Push { .. } | SourceKind::Kafka { .. } | SourceKind::Kinesis { .. },
+                name,
+                ..
+            }) => Some(name),
+            _ => None,
+        }
+    }
+
     /// Where materialization reads from: the batch source (a push source's batch source).
     pub fn offline_source(&self) -> Option<&DataSource> {
         self.batch_source.as_ref().map(DataSource::batch)
@@ -285,8 +308,11 @@ pub struct Registry {
     pub feature_services: BTreeMap<String, FeatureService>,
     /// On-demand views are listed so a request for one gets a precise error.
     pub on_demand_views: BTreeSet<String>,
-    /// Push source name -> the names of the views it feeds.
+    /// Push (or Kafka or Kinesis) source name -> the names of the views it feeds.
     pub push_index: HashMap<String, Vec<String>>,
+    /// Kafka topic or Kinesis stream name -> the name of the Kafka or Kinesis source reading
+    /// it (the first by name when several do).
+    pub stream_index: HashMap<String, String>,
     /// Every join key of the project (of its views and of its entities) -> its type: a request
     /// column with one of these names is echoed in the answer, as Feast does.
     pub join_key_types: HashMap<String, ValueType>,
@@ -307,10 +333,23 @@ impl Registry {
     /// Rebuilds derived indexes; call after changing the maps.
     pub fn reindex(&mut self) {
         self.push_index.clear();
+        self.stream_index.clear();
         self.join_key_types.clear();
         for view in self.feature_views.values() {
-            if let Some(src) = view.push_source_name() {
+            if let Some(src) = view.fed_by() {
                 self.push_index.entry(src.to_string()).or_default().push(view.name.clone());
+            }
+            if let Some(DataSource {
+                kind: SourceKind::Kafka { topic: stream, .. } | SourceKind::Kinesis { stream_name: stream, .. },
+                name,
+                ..
+            }) = &view.stream_source
+                && !stream.is_empty()
+            {
+                let entry = self.stream_index.entry(stream.clone()).or_insert_with(|| name.clone());
+                if name < entry {
+                    name.clone_into(entry);
+                }
             }
             for c in &view.entity_columns {
                 if c.dtype != ValueType::Invalid {
@@ -349,6 +388,12 @@ impl Registry {
     }
 
     /// The views a push source writes to (Feast: every view whose stream source is it).
+    /// The Kafka or Kinesis source whose options name `stream` (a topic or a Kinesis stream
+    /// name), if a view of the project reads one.
+    pub fn source_for_stream(&self, stream: &str) -> Option<&str> {
+        self.stream_index.get(stream).map(String::as_str)
+    }
+
     pub fn views_for_push_source(&self, name: &str) -> Result<Vec<&Arc<FeatureView>>> {
         match self.push_index.get(name) {
             Some(names) => Ok(names.iter().filter_map(|n| self.feature_views.get(n)).collect()),

@@ -259,3 +259,54 @@ async fn cache_serves_stale_and_keeps_last_good_on_errors() {
     assert!(cache.get().feature_views.is_empty());
     assert!(cache.health().last_error.is_none());
 }
+
+/// A length-delimited protobuf field (short values only).
+fn ld(field: u8, value: &[u8]) -> Vec<u8> {
+    let mut b = vec![(field << 3) | 2, value.len() as u8];
+    b.extend_from_slice(value);
+    b
+}
+
+/// Kafka and Kinesis sources as Feast writes them (`KafkaOptions`: bootstrap servers 1, topic 2,
+/// message format 3; `KinesisOptions`: region 1, stream name 2, record format 3): the topic and
+/// the stream name are read, the options written back byte for byte, and a view fed by one is
+/// found by its topic or stream, and pushed to by the source's name.
+#[test]
+fn kafka_and_kinesis_sources_are_found_by_their_topic_and_stream() {
+    use pb::data_source::{Options, source_type};
+    let format = ld(3, &ld(1, b"{\"fields\": []}"));
+    let kafka = [ld(1, b"broker:9092"), ld(2, b"driver-events"), ld(3, &format)].concat();
+    let kinesis = [ld(1, b"us-east-1"), ld(2, b"readings"), ld(3, &format)].concat();
+    let source = |name: &str, kind: i32, options: Options| pb::DataSource {
+        name: name.into(),
+        r#type: kind,
+        options: Some(options),
+        timestamp_field: "event_timestamp".into(),
+        ..Default::default()
+    };
+    let k =
+        convert::source_from_proto(&source("events", source_type::STREAM_KAFKA, Options::KafkaOptions(kafka.clone())));
+    assert_eq!(k.kind, SourceKind::Kafka { topic: "driver-events".into(), options: kafka.clone() });
+    let s = convert::source_from_proto(&source(
+        "rd",
+        source_type::STREAM_KINESIS,
+        Options::KinesisOptions(kinesis.clone()),
+    ));
+    assert_eq!(s.kind, SourceKind::Kinesis { stream_name: "readings".into(), options: kinesis.clone() });
+    let t = convert::Stamps { created: EventTime::EPOCH, updated: EventTime::EPOCH };
+    let back = convert::source_to_proto(&k, None, false, t);
+    assert_eq!((back.r#type, back.options), (source_type::STREAM_KAFKA, Some(Options::KafkaOptions(kafka))));
+    let back = convert::source_to_proto(&s, None, false, t);
+    assert_eq!(back.options, Some(Options::KinesisOptions(kinesis)));
+
+    let mut reg = yaml::parse(ANCHOR_YAML, "features.yaml", "p", 3).unwrap();
+    let mut view = (*reg.feature_views["driver_hourly_stats"]).clone();
+    view.name = "from_kafka".into();
+    view.stream_source = Some(k);
+    reg.feature_views.insert(view.name.clone(), std::sync::Arc::new(view));
+    reg.reindex();
+    assert_eq!(reg.source_for_stream("driver-events"), Some("events"));
+    assert_eq!(reg.source_for_stream("readings"), None, "no view reads the Kinesis source");
+    let fed: Vec<&str> = reg.views_for_push_source("events").unwrap().iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(fed, ["from_kafka"]);
+}

@@ -217,6 +217,29 @@ async fn feast_reads_the_stream_views_larder_apply_wrote() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&repo_root().join("examples/sensors"), dir.path());
+    // Besides the example's push source: a Kafka and a Kinesis source, each feeding a view.
+    let yaml_path = dir.path().join("features.yaml");
+    let yaml = std::fs::read_to_string(&yaml_path).unwrap();
+    let yaml = yaml
+        .replacen(
+            "sources:\n",
+            "sources:\n  readings_kafka: {type: kafka, topic: sensor-readings, bootstrap_servers: 'broker:9092', \
+             batch_source: readings_file}\n  readings_kinesis: {type: kinesis, stream_name: sensor-stream, region: \
+             eu-west-1, batch_source: readings_file}\n",
+            1,
+        )
+        .replacen(
+            "stream_feature_views:\n",
+            "stream_feature_views:\n  sensor_kafka:\n    entities: [sensor]\n    source: readings_kafka\n    \
+             features: {reading: Float64}\n    aggregations: [{column: reading, function: max, time_window: 1m}]\n",
+            1,
+        );
+    // Feast's StreamFeatureView takes push and Kafka sources only; a plain view takes Kinesis.
+    let yaml = format!(
+        "{yaml}feature_views:\n  sensor_kinesis:\n    entities: [sensor]\n    source: readings_kinesis\n    \
+         features: {{reading: Float64}}\n"
+    );
+    std::fs::write(&yaml_path, yaml).unwrap();
     let cfg = RepoConfig::load_with(Some(dir.path()), &|k| (k == "REDIS_ADDR").then(|| redis.addr())).unwrap();
     let storage = larder::storage::Storage::default();
     let plan = registry::apply(&cfg, &storage, false).await.unwrap();
@@ -235,6 +258,9 @@ async fn feast_reads_the_stream_views_larder_apply_wrote() {
         assert_eq!((&got.aggregations, got.tiling_hop, &got.tags), (&want.aggregations, want.tiling_hop, &want.tags));
         assert_eq!(got.push_source_name(), Some("readings"));
     }
+    assert_eq!(reg.source_for_stream("sensor-readings"), Some("readings_kafka"));
+    assert_eq!(reg.source_for_stream("sensor-stream"), Some("readings_kinesis"));
+    assert_eq!(reg.feature_views["sensor_kafka"].offline_source().unwrap().name, "readings_file");
 
     // Feast's SDK reads them as StreamFeatureViews with the same aggregations.
     let repo = FeastRepo { dir, redis_addr: redis.addr() };
@@ -257,12 +283,32 @@ for name in ["sensor_minute", "sensor_hour"]:
             for a in v.aggregations
         ],
     }
+k = fs.get_stream_feature_view("sensor_kafka")
+s = fs.get_feature_view("sensor_kinesis")
+views["kafka"] = [type(k.stream_source).__name__, k.stream_source.kafka_options.topic,
+    k.stream_source.kafka_options.kafka_bootstrap_servers, type(k.stream_source.kafka_options.message_format).__name__,
+    k.stream_source.batch_source.name, k.batch_source.name, k.stream_source.timestamp_field]
+views["kinesis"] = [type(s.stream_source).__name__, s.stream_source.kinesis_options.stream_name,
+    s.stream_source.kinesis_options.region, type(s.stream_source.kinesis_options.record_format).__name__]
 print(json.dumps(views))
 "#,
     );
     let j: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
     assert_eq!(j["sensor_minute"]["type"], "StreamFeatureView");
     assert_eq!(j["sensor_minute"]["source"], "PushSource");
+    assert_eq!(
+        j["kafka"],
+        serde_json::json!([
+            "KafkaSource",
+            "sensor-readings",
+            "broker:9092",
+            "JsonFormat",
+            "readings_file",
+            "readings_file",
+            "event_timestamp"
+        ])
+    );
+    assert_eq!(j["kinesis"], serde_json::json!(["KinesisSource", "sensor-stream", "eu-west-1", "JsonFormat"]));
     assert_eq!(j["sensor_minute"]["timestamp_field"], "event_timestamp");
     assert_eq!(j["sensor_minute"]["features"], serde_json::json!([["reading", "Float64"]]));
     // Feast's SDK fills a missing slide interval with the window (a tumbling window).

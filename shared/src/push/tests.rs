@@ -655,7 +655,7 @@ async fn a_topic_named_by_a_kafka_source_feeds_its_views_without_a_setting() {
     let batch = view.batch_source.clone().unwrap();
     view.stream_source = Some(crate::registry::DataSource {
         name: "driver_events".into(),
-        kind: crate::registry::SourceKind::Kafka { topic: "driver-events".into(), options: Vec::new() },
+        kind: crate::registry::SourceKind::Kafka { topic: "driver-events".into(), options: Vec::new(), batch: None },
         ..batch
     });
     reg.feature_views.insert("driver_rates".into(), Arc::new(view));

@@ -23,6 +23,8 @@ use crate::value::ValueType;
 
 pub const FILE_SOURCE_CLASS: &str = "feast.infra.offline_stores.file_source.FileSource";
 pub const PUSH_SOURCE_CLASS: &str = "feast.data_source.PushSource";
+pub const KAFKA_SOURCE_CLASS: &str = "feast.data_source.KafkaSource";
+pub const KINESIS_SOURCE_CLASS: &str = "feast.data_source.KinesisSource";
 
 fn tags(m: &HashMap<String, String>) -> BTreeMap<String, String> {
     m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
@@ -341,6 +343,67 @@ struct StreamOptions {
     name: String,
 }
 
+/// A Kafka or Kinesis source's `batch_source`, if it has one.
+fn stream_batch(ds: &pb::DataSource) -> Option<Box<DataSource>> {
+    ds.batch_source.as_deref().map(|b| Box::new(source_from_proto(b)))
+}
+
+/// Feast's `KafkaOptions` as `larder apply` writes them: the topic and JSON messages.
+#[derive(Clone, PartialEq, prost::Message)]
+struct KafkaOptionsOut {
+    #[prost(string, tag = "1")]
+    bootstrap_servers: String,
+    #[prost(string, tag = "2")]
+    topic: String,
+    #[prost(message, optional, tag = "3")]
+    message_format: Option<JsonStreamFormat>,
+}
+
+/// Feast's `KinesisOptions` as `larder apply` writes them: the stream and JSON records.
+#[derive(Clone, PartialEq, prost::Message)]
+struct KinesisOptionsOut {
+    #[prost(string, tag = "1")]
+    region: String,
+    #[prost(string, tag = "2")]
+    stream_name: String,
+    #[prost(message, optional, tag = "3")]
+    record_format: Option<JsonStreamFormat>,
+}
+
+/// A `StreamFormat` whose `json_format` (field 3) is set: records are JSON objects, fields by
+/// name (an empty `JsonFormat.schema_json`: Larder reads fields by name, not by a schema).
+#[derive(Clone, PartialEq, prost::Message)]
+struct JsonStreamFormat {
+    #[prost(message, optional, tag = "3")]
+    json_format: Option<JsonFormat>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct JsonFormat {
+    #[prost(string, tag = "1")]
+    schema_json: String,
+}
+
+/// The `KafkaOptions` bytes of a topic of JSON messages.
+pub fn kafka_options(topic: &str, bootstrap_servers: &str) -> Vec<u8> {
+    let format = Some(JsonStreamFormat { json_format: Some(JsonFormat::default()) });
+    prost::Message::encode_to_vec(&KafkaOptionsOut {
+        bootstrap_servers: bootstrap_servers.into(),
+        topic: topic.into(),
+        message_format: format,
+    })
+}
+
+/// The `KinesisOptions` bytes of a stream of JSON records.
+pub fn kinesis_options(stream_name: &str, region: &str) -> Vec<u8> {
+    let format = Some(JsonStreamFormat { json_format: Some(JsonFormat::default()) });
+    prost::Message::encode_to_vec(&KinesisOptionsOut {
+        region: region.into(),
+        stream_name: stream_name.into(),
+        record_format: format,
+    })
+}
+
 /// The topic or stream name in a source's options; empty when the bytes do not decode.
 fn stream_option(bytes: &[u8]) -> String {
     <StreamOptions as prost::Message>::decode(bytes).map(|o| o.name).unwrap_or_default()
@@ -365,12 +428,18 @@ pub fn source_from_proto(ds: &pb::DataSource) -> DataSource {
             });
             SourceKind::Push { batch: Box::new(batch) }
         }
-        (Some(Options::KafkaOptions(o)), _) => SourceKind::Kafka { topic: stream_option(o), options: o.clone() },
-        (Some(Options::KinesisOptions(o)), _) => {
-            SourceKind::Kinesis { stream_name: stream_option(o), options: o.clone() }
+        (Some(Options::KafkaOptions(o)), _) => {
+            SourceKind::Kafka { topic: stream_option(o), options: o.clone(), batch: stream_batch(ds) }
         }
-        (_, source_type::STREAM_KAFKA) => SourceKind::Kafka { topic: String::new(), options: Vec::new() },
-        (_, source_type::STREAM_KINESIS) => SourceKind::Kinesis { stream_name: String::new(), options: Vec::new() },
+        (Some(Options::KinesisOptions(o)), _) => {
+            SourceKind::Kinesis { stream_name: stream_option(o), options: o.clone(), batch: stream_batch(ds) }
+        }
+        (_, source_type::STREAM_KAFKA) => {
+            SourceKind::Kafka { topic: String::new(), options: Vec::new(), batch: stream_batch(ds) }
+        }
+        (_, source_type::STREAM_KINESIS) => {
+            SourceKind::Kinesis { stream_name: String::new(), options: Vec::new(), batch: stream_batch(ds) }
+        }
         (Some(Options::RequestDataOptions(_)), _) | (_, source_type::REQUEST_SOURCE) => SourceKind::Request,
         (_, code) => SourceKind::Other { type_code: code, class_type: ds.data_source_class_type.clone() },
     };
@@ -471,13 +540,21 @@ pub fn source_to_proto(s: &DataSource, project: Option<&str>, with_class: bool, 
                 ds.data_source_class_type = PUSH_SOURCE_CLASS.into();
             }
         }
-        SourceKind::Kafka { options, .. } => {
+        SourceKind::Kafka { options, batch, .. } => {
             ds.r#type = source_type::STREAM_KAFKA;
             ds.options = Some(Options::KafkaOptions(options.clone()));
+            ds.batch_source = batch.as_ref().map(|b| Box::new(source_to_proto(b, None, false, t)));
+            if with_class {
+                ds.data_source_class_type = KAFKA_SOURCE_CLASS.into();
+            }
         }
-        SourceKind::Kinesis { options, .. } => {
+        SourceKind::Kinesis { options, batch, .. } => {
             ds.r#type = source_type::STREAM_KINESIS;
             ds.options = Some(Options::KinesisOptions(options.clone()));
+            ds.batch_source = batch.as_ref().map(|b| Box::new(source_to_proto(b, None, false, t)));
+            if with_class {
+                ds.data_source_class_type = KINESIS_SOURCE_CLASS.into();
+            }
         }
         SourceKind::Request => ds.r#type = source_type::REQUEST_SOURCE,
         SourceKind::Other { type_code, class_type } => {

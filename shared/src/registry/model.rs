@@ -53,15 +53,17 @@ pub enum SourceKind {
         batch: Box<DataSource>,
     },
     /// A Kafka topic (`KafkaOptions.topic`); `options` are the source's `KafkaOptions` bytes,
-    /// written back as they were read.
+    /// written back as they were read; `batch` holds its history, as a push source's does.
     Kafka {
         topic: String,
         options: Vec<u8>,
+        batch: Option<Box<DataSource>>,
     },
     /// A Kinesis stream (`KinesisOptions.stream_name`), with its `KinesisOptions` bytes.
     Kinesis {
         stream_name: String,
         options: Vec<u8>,
+        batch: Option<Box<DataSource>>,
     },
     Request,
     /// A source type the data plane does not read (BigQuery, Snowflake...), kept by type number.
@@ -97,10 +99,12 @@ impl DataSource {
         }
     }
 
-    /// The batch source behind a push source, or the source itself.
+    /// The batch source behind a push (or Kafka or Kinesis) source, or the source itself.
     pub fn batch(&self) -> &DataSource {
         match &self.kind {
-            SourceKind::Push { batch } => batch,
+            SourceKind::Push { batch }
+            | SourceKind::Kafka { batch: Some(batch), .. }
+            | SourceKind::Kinesis { batch: Some(batch), .. } => batch,
             _ => self,
         }
     }

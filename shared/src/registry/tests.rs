@@ -286,13 +286,13 @@ fn kafka_and_kinesis_sources_are_found_by_their_topic_and_stream() {
     };
     let k =
         convert::source_from_proto(&source("events", source_type::STREAM_KAFKA, Options::KafkaOptions(kafka.clone())));
-    assert_eq!(k.kind, SourceKind::Kafka { topic: "driver-events".into(), options: kafka.clone() });
+    assert_eq!(k.kind, SourceKind::Kafka { topic: "driver-events".into(), options: kafka.clone(), batch: None });
     let s = convert::source_from_proto(&source(
         "rd",
         source_type::STREAM_KINESIS,
         Options::KinesisOptions(kinesis.clone()),
     ));
-    assert_eq!(s.kind, SourceKind::Kinesis { stream_name: "readings".into(), options: kinesis.clone() });
+    assert_eq!(s.kind, SourceKind::Kinesis { stream_name: "readings".into(), options: kinesis.clone(), batch: None });
     let t = convert::Stamps { created: EventTime::EPOCH, updated: EventTime::EPOCH };
     let back = convert::source_to_proto(&k, None, false, t);
     assert_eq!((back.r#type, back.options), (source_type::STREAM_KAFKA, Some(Options::KafkaOptions(kafka))));
@@ -309,4 +309,44 @@ fn kafka_and_kinesis_sources_are_found_by_their_topic_and_stream() {
     assert_eq!(reg.source_for_stream("readings"), None, "no view reads the Kinesis source");
     let fed: Vec<&str> = reg.views_for_push_source("events").unwrap().iter().map(|v| v.name.as_str()).collect();
     assert_eq!(fed, ["from_kafka"]);
+}
+
+#[test]
+fn kafka_and_kinesis_sources_in_features_yaml() {
+    let defs = |sources: &str| {
+        format!(
+            "entities: {{sensor: {{join_key: sensor_id, type: Int64}}}}\n\
+             sources:\n  f: {{type: file, path: r.parquet, timestamp_field: ts}}\n{sources}\
+             stream_feature_views:\n  v:\n    entities: [sensor]\n    source: k\n    features: {{x: Float64}}\n    \
+             aggregations: [{{column: x, function: sum, time_window: 1m}}]\n"
+        )
+    };
+    let parse = |sources: &str| yaml::parse(&defs(sources), "features.yaml", "p", 3).map_err(|e| e.to_string());
+    let reg = parse("  k: {type: kafka, topic: readings, bootstrap_servers: 'b:9092', batch_source: f}\n").unwrap();
+    let v = &reg.feature_views["v"];
+    assert_eq!(reg.source_for_stream("readings"), Some("k"));
+    assert_eq!(v.fed_by(), Some("k"));
+    assert_eq!(v.offline_source().map(|s| s.name.as_str()), Some("f"), "history is in the batch source");
+    // Written as Feast's KafkaOptions: brokers 1, topic 2, message_format 3 = StreamFormat with
+    // json_format (3), an empty JsonFormat.
+    let SourceKind::Kafka { options, .. } = &v.stream_source.as_ref().unwrap().kind else { panic!("not kafka") };
+    assert_eq!(options, &[ld(1, b"b:9092"), ld(2, b"readings"), ld(3, &ld(3, b""))].concat());
+    // Feast's StreamFeatureView refuses a Kinesis source; a feature view takes one.
+    let e = parse("  k: {type: kinesis, stream_name: rs, region: eu-west-1, batch_source: f}\n").unwrap_err();
+    assert!(e.contains("takes a push or kafka source, not kinesis"), "{e}");
+    let text = defs("  k: {type: kinesis, stream_name: rs, region: eu-west-1, batch_source: f}\n")
+        .replace("stream_feature_views", "feature_views")
+        .replace("    aggregations: [{column: x, function: sum, time_window: 1m}]\n", "");
+    let reg = yaml::parse(&text, "features.yaml", "p", 3).unwrap();
+    assert_eq!(reg.source_for_stream("rs"), Some("k"));
+    assert_eq!(reg.feature_views["v"].fed_by(), Some("k"));
+
+    let e = parse("  k: {type: kafka, batch_source: f}\n").unwrap_err();
+    assert!(e.contains("kafka source 'k' needs a topic"), "{e}");
+    let e = parse("  k: {type: kinesis, topic: x, stream_name: rs, batch_source: f}\n").unwrap_err();
+    assert!(e.contains("source 'k': topic does not apply to type: kinesis"), "{e}");
+    let e = parse("  k: {type: file, path: x, timestamp_field: ts, topic: t}\n").unwrap_err();
+    assert!(e.contains("topic does not apply to type: file"), "{e}");
+    let e = parse("  k: {type: kafka, topic: t}\n").unwrap_err();
+    assert!(e.contains("needs a batch_source"), "{e}");
 }

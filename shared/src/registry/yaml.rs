@@ -159,6 +159,12 @@ struct SourceDef {
     #[serde(default)]
     field_mapping: BTreeMap<String, String>,
     batch_source: Option<String>,
+    /// Kafka sources: the topic, and the brokers Feast's own tools would read it from.
+    topic: Option<String>,
+    bootstrap_servers: Option<String>,
+    /// Kinesis sources: the stream's name and region.
+    stream_name: Option<String>,
+    region: Option<String>,
     #[serde(default)]
     description: String,
     #[serde(default)]
@@ -528,7 +534,8 @@ fn entity(name: String, e: EntityDef, here: &str) -> Result<Entity> {
 
 fn parse_sources(defs: Ordered<SourceDef>, at: &Origin) -> Result<BTreeMap<String, DataSource>> {
     // Batch sources first, so push sources can refer to them in any order.
-    let (push_defs, batch_defs): (Vec<_>, Vec<_>) = defs.0.into_iter().partition(|(_, s)| s.kind == "push");
+    let (push_defs, batch_defs): (Vec<_>, Vec<_>) =
+        defs.0.into_iter().partition(|(_, s)| matches!(s.kind.as_str(), "push" | "kafka" | "kinesis"));
     let mut sources = BTreeMap::new();
     for (name, def) in batch_defs {
         let source = file_source(name.clone(), def, &at.of("sources", &name))?;
@@ -543,11 +550,17 @@ fn parse_sources(defs: Ordered<SourceDef>, at: &Origin) -> Result<BTreeMap<Strin
 
 fn file_source(name: String, s: SourceDef, here: &str) -> Result<DataSource> {
     if s.kind != "file" {
-        return Err(Error::Config(format!("{here}: source '{name}': unknown type '{}' (use file or push)", s.kind)));
+        return Err(Error::Config(format!(
+            "{here}: source '{name}': unknown type '{}' (use file, push, kafka or kinesis)",
+            s.kind
+        )));
     }
     if s.batch_source.is_some() {
-        return Err(Error::Config(format!("{here}: source '{name}': batch_source only applies to type: push")));
+        return Err(Error::Config(format!(
+            "{here}: source '{name}': batch_source only applies to types push, kafka and kinesis"
+        )));
     }
+    stream_options_absent(&name, &s, here)?;
     let path = s.path.ok_or_else(|| Error::Config(format!("{here}: source '{name}': a file source needs a path")))?;
     let timestamp_field = s
         .timestamp_field
@@ -565,27 +578,68 @@ fn file_source(name: String, s: SourceDef, here: &str) -> Result<DataSource> {
     })
 }
 
-/// A push source reads like its batch source (`sources`: those defined so far), which holds
-/// its history.
+/// Topic, brokers, stream name and region belong to Kafka and Kinesis sources only.
+fn stream_options_absent(name: &str, s: &SourceDef, here: &str) -> Result<()> {
+    let given = [
+        ("topic", &s.topic),
+        ("bootstrap_servers", &s.bootstrap_servers),
+        ("stream_name", &s.stream_name),
+        ("region", &s.region),
+    ];
+    let allowed: &[&str] = match s.kind.as_str() {
+        "kafka" => &["topic", "bootstrap_servers"],
+        "kinesis" => &["stream_name", "region"],
+        _ => &[],
+    };
+    match given.iter().find(|(key, v)| v.is_some() && !allowed.contains(key)) {
+        Some((key, _)) => {
+            Err(Error::Config(format!("{here}: source '{name}': {key} does not apply to type: {}", s.kind)))
+        }
+        None => Ok(()),
+    }
+}
+
+/// A push, Kafka or Kinesis source reads like its batch source (`sources`: those defined so
+/// far), which holds its history. A Kafka source names its topic, a Kinesis source its stream:
+/// records of that topic or stream feed the views of the source (JSON, fields by name).
 fn push_source(name: String, s: SourceDef, here: &str, sources: &BTreeMap<String, DataSource>) -> Result<DataSource> {
-    let batch_name = s.batch_source.ok_or_else(|| {
-        Error::Config(format!("{here}: push source '{name}' needs a batch_source (the file source history lives in)"))
+    let kind = s.kind.as_str();
+    let batch_name = s.batch_source.clone().ok_or_else(|| {
+        Error::Config(format!("{here}: {kind} source '{name}' needs a batch_source (the file source history lives in)"))
     })?;
     if s.path.is_some() || s.timestamp_field.is_some() || !s.field_mapping.is_empty() {
         return Err(Error::Config(format!(
-            "{here}: push source '{name}': path, timestamp_field and field_mapping belong on its batch_source '{batch_name}'"
+            "{here}: {kind} source '{name}': path, timestamp_field and field_mapping belong on its batch_source '{batch_name}'"
         )));
     }
+    stream_options_absent(&name, &s, here)?;
     let batch = sources.get(&batch_name).cloned().ok_or_else(|| {
-        Error::Config(format!("{here}: push source '{name}' uses batch_source '{batch_name}', which is not a file source defined in sources"))
+        Error::Config(format!("{here}: {kind} source '{name}' uses batch_source '{batch_name}', which is not a file source defined in sources"))
     })?;
+    let required = |v: Option<String>, key: &str| {
+        v.filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::Config(format!("{here}: {kind} source '{name}' needs a {key}")))
+    };
+    let source_kind = match kind {
+        "kafka" => {
+            let topic = required(s.topic, "topic")?;
+            let options = super::convert::kafka_options(&topic, s.bootstrap_servers.as_deref().unwrap_or(""));
+            SourceKind::Kafka { topic, options, batch: Some(Box::new(batch.clone())) }
+        }
+        "kinesis" => {
+            let stream_name = required(s.stream_name, "stream_name")?;
+            let options = super::convert::kinesis_options(&stream_name, s.region.as_deref().unwrap_or(""));
+            SourceKind::Kinesis { stream_name, options, batch: Some(Box::new(batch.clone())) }
+        }
+        _ => SourceKind::Push { batch: Box::new(batch.clone()) },
+    };
     Ok(DataSource {
         name,
         timestamp_field: batch.timestamp_field.clone(),
         created_timestamp_column: batch.created_timestamp_column.clone(),
         field_mapping: batch.field_mapping.clone(),
         date_partition_column: batch.date_partition_column.clone(),
-        kind: SourceKind::Push { batch: Box::new(batch) },
+        kind: source_kind,
         description: s.description,
         tags: s.tags,
         owner: s.owner,
@@ -625,7 +679,9 @@ fn feature_view(name: String, v: ViewDef, here: &str, reg: &Registry, key_versio
     })?;
     // A view fed by a push source materializes from the push source's batch source.
     let (batch_source, stream_source) = match &source.kind {
-        SourceKind::Push { batch } => (Some((**batch).clone()), Some(source.clone())),
+        SourceKind::Push { batch }
+        | SourceKind::Kafka { batch: Some(batch), .. }
+        | SourceKind::Kinesis { batch: Some(batch), .. } => (Some((**batch).clone()), Some(source.clone())),
         _ => (Some(source.clone()), None),
     };
     let features = features(&name, v.features, here)?;
@@ -661,11 +717,20 @@ fn stream_view(name: String, mut v: ViewDef, here: &str, reg: &Registry, key_ver
     let aggregations = std::mem::take(&mut v.aggregations);
     let tiling_hop = v.tiling_hop_size.take().map(|t| t.0);
     let mut view = feature_view(name.clone(), v, here, reg, key_version)?;
-    if view.push_source_name().is_none() {
-        return Err(Error::Config(format!(
-            "{here}: stream feature view '{name}' needs a push source (type: push); Kafka and Kinesis sources are \
-             not written in features.yaml yet"
-        )));
+    match view.stream_source.as_ref().map(|s| &s.kind) {
+        Some(SourceKind::Push { .. } | SourceKind::Kafka { .. }) => {}
+        Some(SourceKind::Kinesis { .. }) => {
+            return Err(Error::Config(format!(
+                "{here}: stream feature view '{name}': Feast's StreamFeatureView takes a push or kafka source, not \
+                 kinesis (Feast could not read it back); use a push source with LARDER_PUSH_SOURCE_MAP, or a \
+                 feature view"
+            )));
+        }
+        _ => {
+            return Err(Error::Config(format!(
+                "{here}: stream feature view '{name}' needs a push or kafka source (its records are what it aggregates)"
+            )));
+        }
     }
     view.kind = ViewKind::Stream;
     view.tiling_hop = tiling_hop.filter(|h| !h.is_zero());
@@ -972,7 +1037,7 @@ feature_services:
         let e = err(&format!(
             "{base}stream_feature_views:\n  s: {{entities: [sensor], source: f, features: {{x: Float64}}}}\n"
         ));
-        assert!(e.contains("stream feature view 's' needs a push source"), "{e}");
+        assert!(e.contains("stream feature view 's' needs a push or kafka source"), "{e}");
     }
 
     fn err(text: &str) -> String {

@@ -17,7 +17,10 @@ struct Cli {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("LARDER_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // `larder push` lists each rejected record itself (with --dead-letters to keep them), so the
+    // stream processor's own "poison record" warning, meant for Lambda's log, would say it twice.
+    let filter =
+        EnvFilter::try_from_env("LARDER_LOG").unwrap_or_else(|_| EnvFilter::new("warn,larder::push::stream=error"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 

@@ -66,7 +66,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("LARDER_DEAD_LETTER", "push: where poison records go: an SQS queue URL or s3://bucket/prefix/ (default: the log)"),
     ("LARDER_KAFKA_PARTIAL_BATCH", "push: true: Kafka batches answer batchItemFailures (default: fail the invocation)"),
     ("LARDER_MATERIALIZE_ROWS_PER_ITEM", "materialize: most rows in one work item of a plan request (default 8000000)"),
-    ("LARDER_LOG", "larder CLI log filter, tracing syntax (default warn); the functions use AWS_LAMBDA_LOG_LEVEL"),
+    (
+        "LARDER_LOG",
+        "larder CLI log filter, tracing syntax (default `warn,larder::push::stream=error`: `larder push` lists rejected records itself); the functions use AWS_LAMBDA_LOG_LEVEL",
+    ),
 ];
 
 /// The parsed, validated `feature_store.yaml` with overrides applied.

@@ -268,6 +268,7 @@ fn push_writes_newer_rows_and_reports_every_rejected_one() {
     assert_eq!(out.status.code(), Some(1), "some records were rejected: {stderr}");
     assert_eq!(stdout, "pushed: 2 records, 2 rows; 1 written, 1 not newer than the stored event\n");
     assert!(stderr.contains("rejected rows.jsonl:3: record is not valid JSON"), "{stderr}");
+    assert_eq!(stderr.matches("record is not valid JSON").count(), 1, "each rejection is listed once: {stderr}");
     assert!(
         stderr.contains("rejected rows.jsonl:4: push source 'nope' does not exist in project 'driver_demo'"),
         "{stderr}"

@@ -15,5 +15,6 @@ run "$here/push.sh"
 run "$here/materialize.sh" --scale
 run "$here/auth.sh"
 run "$here/metrics.sh"
+run "$here/aggregations.sh"
 echo; echo "######## criterion: handler alone"
 (cd "$here/.." && cargo bench --workspace --profile bench-fast --bench handler -- --noplot 2>&1 | grep -E 'handler|time:' | tee "$here/results/handler.txt")

@@ -223,24 +223,14 @@ pub async fn aggregate(store: &dyn OnlineStore, events: &[ViewEvents]) -> Result
 /// Redis writes a key's views in one script call); and applies the events of aggregating views,
 /// at the same time.
 pub async fn write(store: &dyn OnlineStore, prepared: Prepared, options: WriteOptions) -> Result<PushStats> {
-    Ok(write_in_turn(store, prepared, options, None).await?.0)
+    Ok(write_and_aggregate(store, prepared, options).await?.0)
 }
 
-/// A lane's place in line for aggregation: chunks of a lane are in flight together, but their
-/// events must reach the tiles in stream order (a later position marked first would make the
-/// earlier events look like duplicates), so a chunk aggregates only once the one before it has
-/// (`wait`, true when it succeeded), and then says so (`done`).
-pub(crate) struct Turn {
-    pub wait: Option<tokio::sync::oneshot::Receiver<bool>>,
-    pub done: tokio::sync::oneshot::Sender<bool>,
-}
-
-/// [`write`] in a lane's [`Turn`], also answering the late events.
-pub(crate) async fn write_in_turn(
+/// [`write`], also answering the late events.
+pub(crate) async fn write_and_aggregate(
     store: &dyn OnlineStore,
     prepared: Prepared,
     options: WriteOptions,
-    turn: Option<Turn>,
 ) -> Result<(PushStats, Vec<LateEvent>)> {
     let mut stats = PushStats { rows: prepared.rows(), ..Default::default() };
     let prepared_events = prepared.events;
@@ -254,15 +244,10 @@ pub(crate) async fn write_in_turn(
         .map(|(view, rows)| ViewWrite::for_view(view, rows, options.mode, options.key_ttl_seconds))
         .collect();
     let aggregation = async {
-        let Some(turn) = turn else { return aggregate(store, &prepared_events).await };
-        if let Some(wait) = turn.wait
-            && !wait.await.unwrap_or(false)
-        {
-            return Err(Error::unavailable("an earlier chunk of this lane failed; these records are retried with it"));
+        if prepared_events.is_empty() {
+            return Ok((AggregateStats::default(), Vec::new()));
         }
-        let result = aggregate(store, &prepared_events).await;
-        let _ = turn.done.send(result.is_ok());
-        result
+        aggregate(store, &prepared_events).await
     };
     let started = std::time::Instant::now();
     let (written, (aggregated, late)) = futures::future::try_join(store.write_views(&batches), aggregation).await?;
@@ -293,7 +278,7 @@ pub async fn apply(
         refresh_registry(registry).await;
     }
     let prepared = prepare(&registry.get(), push)?;
-    let (stats, late) = write_in_turn(store, prepared, options, None).await?;
+    let (stats, late) = write_and_aggregate(store, prepared, options).await?;
     if let Some(first) = late.first() {
         tracing::warn!(late = late.len(), reason = %first.error(), "events were not aggregated");
     }

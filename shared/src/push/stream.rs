@@ -29,7 +29,8 @@ use futures::future::join_all;
 use super::dead_letter::{DeadLetter, DeadLetterSink, Position};
 use super::request::parse_record;
 use super::{
-    LateEvent, Prepared, PushSettings, PushStats, Turn, WriteOptions, prepare, refresh_registry, write_in_turn,
+    LateEvent, Prepared, PushSettings, PushStats, WriteOptions, aggregate, prepare, refresh_registry,
+    write_and_aggregate,
 };
 use crate::error::{Error, ObjectKind};
 use crate::online::OnlineStore;
@@ -259,14 +260,19 @@ impl Processor<'_> {
     /// The failure point stays exact: the first chunk (in lane order) that failed, and every
     /// record after it, is retried; a row dropped for an earlier record lost to a row that was
     /// written or is retried with it.
+    ///
+    /// Window aggregation events are gathered over the whole lane and applied once its rows
+    /// are written (or, after a failed chunk, those of the records before it): one script call
+    /// per key then applies all of the lane's events for it, mostly as one run, instead of one
+    /// call per chunk with an event or two per key. In stream order, as exactly-once needs.
     async fn run_lane(&self, lane: &Lane, reloaded: &tokio::sync::OnceCell<bool>) -> LaneRun {
         let mut run = LaneRun::default();
         let mut registry = self.registry.get();
         let origin = format!("stream or topic '{}'", super::settings::stream_name(&lane.stream));
         let default = self.settings.source_for(&lane.stream, &registry).map(str::to_string);
         let mut newest = Newest::default();
-        // The previous chunk's aggregation, which the next one waits for.
-        let mut previous: Option<tokio::sync::oneshot::Receiver<bool>> = None;
+        // The lane's aggregation events, in record order (applied at the end).
+        let mut events = Prepared::default();
         let mut in_flight = futures::stream::FuturesOrdered::new();
         let (mut chunk, mut chunk_start, mut chunk_rows) = (Prepared::default(), 0, 0);
         let last = lane.records.len().saturating_sub(1);
@@ -292,6 +298,7 @@ impl Processor<'_> {
                     let dropped = newest.keep_newer(&mut prepared);
                     run.stats.rows += dropped;
                     run.stats.skipped += dropped;
+                    events.merge(Prepared { views: Vec::new(), events: std::mem::take(&mut prepared.events) });
                     chunk.merge(prepared);
                 }
                 Err(e) => {
@@ -303,20 +310,17 @@ impl Processor<'_> {
             if chunk_rows < CHUNK_ROWS && i < last {
                 continue;
             }
-            if chunk.rows() > 0 || chunk.events() > 0 {
+            if chunk.rows() > 0 {
                 let rows = std::mem::take(&mut chunk);
                 let first = chunk_start;
-                let (done, next) = tokio::sync::oneshot::channel();
-                let turn = Turn { wait: previous.replace(next), done };
-                in_flight
-                    .push_back(async move { (first, write_in_turn(self.store, rows, self.options, Some(turn)).await) });
+                in_flight.push_back(async move { (first, write_and_aggregate(self.store, rows, self.options).await) });
                 // Start it now: the first poll encodes the chunk and queues it on the
                 // connection, and yielding lets the connection send it while the next chunk
                 // is converted.
                 if let std::task::Poll::Ready(Some(done)) = futures::poll!(in_flight.next())
                     && self.settle(&mut run, lane, done)
                 {
-                    return run;
+                    return self.aggregate_lane(run, lane, events).await;
                 }
                 tokio::task::yield_now().await;
             }
@@ -324,15 +328,45 @@ impl Processor<'_> {
             while in_flight.len() >= CHUNKS_IN_FLIGHT {
                 let done = in_flight.next().await.expect("a chunk is in flight");
                 if self.settle(&mut run, lane, done) {
-                    return run;
+                    return self.aggregate_lane(run, lane, events).await;
                 }
             }
         }
         while let Some(done) = in_flight.next().await {
             if self.settle(&mut run, lane, done) {
-                return run;
+                return self.aggregate_lane(run, lane, events).await;
             }
         }
+        self.aggregate_lane(run, lane, events).await
+    }
+
+    /// Applies the lane's aggregation events of the records before the failure point (all of
+    /// them when nothing failed). If that fails, the lane is failed from the first record with
+    /// an event: a retry applies what is missing, and the lane positions make whatever was
+    /// applied already count once.
+    async fn aggregate_lane(&self, mut run: LaneRun, lane: &Lane, mut events: Prepared) -> LaneRun {
+        let until = run.failed_from.unwrap_or(usize::MAX);
+        for v in &mut events.events {
+            v.events.retain(|e| e.record < until);
+        }
+        events.events.retain(|v| !v.events.is_empty());
+        if events.events.is_empty() {
+            return run;
+        }
+        let first = events.events.iter().flat_map(|v| v.events.iter().map(|e| e.record)).min().unwrap_or(0);
+        let result = aggregate(self.store, &events.events).await.map(|(a, late)| {
+            let stats =
+                PushStats { aggregated: a.applied, duplicates: a.duplicates, late: late.len(), ..Default::default() };
+            (stats, late)
+        });
+        if let Err(e) = &result
+            && run.failed_from.is_some()
+        {
+            // Already failing: the earlier failure stands, retried from the earlier record.
+            tracing::warn!(error = %e, "window aggregation of the records before the failure failed too");
+        }
+        let first = run.failed_from.map_or(first, |f| f.min(first));
+        self.settle(&mut run, lane, (first, result));
         run
     }
 

@@ -53,18 +53,31 @@ end
 
 local out = {}
 local i = 1
+-- Now (us), read once per call when a key is first kept alive.
+local now_us
 for k = 1, #KEYS do
   local key = KEYS[k]
   local lateness, keep, cap, nruns = tonumber(argv[i]), tonumber(argv[i + 1]), tonumber(argv[i + 2]), tonumber(argv[i + 3])
   i = i + 4
   local starts = {}
+  -- The newest event time and each lane's mark, read in one call.
+  local wanted, lane_at = { '\0max' }, {}
   for r = 1, nruns do
     starts[r] = i
+    local lane = argv[i]
+    if lane ~= '' and not lane_at[lane] then
+      wanted[#wanted + 1] = '\0w|' .. lane
+      lane_at[lane] = #wanted
+    end
     i = i + 6 + 2 * tonumber(argv[i + 5])
   end
+  local got = call('HMGET', key, unpack(wanted))
 
-  local max = tonumber(call('HGET', key, '\0max') or nil)
+  local max = tonumber(got[1] or nil)
   local marks, changed_marks = {}, {}
+  for lane, at in pairs(lane_at) do
+    marks[lane] = got[at]
+  end
   local status, redo, applied = {}, false, false
   for r = 1, nruns do
     local a = starts[r]
@@ -73,10 +86,6 @@ for k = 1, #KEYS do
     local w = false
     if lane ~= '' then
       w = marks[lane]
-      if w == nil then
-        w = call('HGET', key, '\0w|' .. lane)
-        marks[lane] = w
-      end
     end
     local s
     if w and first <= w then
@@ -110,6 +119,8 @@ for k = 1, #KEYS do
   else
     local hset, pos = {}, 1
     if applied then
+      -- The stored state of every tile the applied runs touch, read in one call, then the
+      -- runs' states merged into them in run order.
       local tiles, order = {}, {}
       for r = 1, nruns do
         if status[r] == 'a' then
@@ -117,12 +128,27 @@ for k = 1, #KEYS do
           local f = a + 6
           for _ = 1, tonumber(argv[a + 5]) do
             local field = argv[f]
-            local cur = tiles[field]
-            if cur == nil then
-              cur = decode(call('HGET', key, field)) or false
+            if tiles[field] == nil then
+              tiles[field] = false
               order[#order + 1] = field
             end
-            tiles[field] = merge(cur, decode(argv[f + 1]))
+            f = f + 2
+          end
+        end
+      end
+      if #order > 0 then
+        local stored = call('HMGET', key, unpack(order))
+        for j, field in ipairs(order) do
+          tiles[field] = decode(stored[j]) or false
+        end
+      end
+      for r = 1, nruns do
+        if status[r] == 'a' then
+          local a = starts[r]
+          local f = a + 6
+          for _ = 1, tonumber(argv[a + 5]) do
+            local field = argv[f]
+            tiles[field] = merge(tiles[field], decode(argv[f + 1]))
             f = f + 2
           end
         end
@@ -161,8 +187,11 @@ for k = 1, #KEYS do
       end
       -- Kept `keep` past the newer of the newest event and now: a redelivery soon after a
       -- delivery is recognized however old its events are.
-      local now = call('TIME')
-      local newest = tonumber(now[1]) * 1000000 + tonumber(now[2])
+      if not now_us then
+        local now = call('TIME')
+        now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
+      end
+      local newest = now_us
       if max > newest then
         newest = max
       end

@@ -315,3 +315,32 @@ fn push_writes_newer_rows_and_reports_every_rejected_one() {
     );
     assert_eq!(get(&repo, &env, "driver_fresh:conv_rate", 1003)[0].0, json!(0.5));
 }
+
+/// `larder push` into stream views: the rows are written newest-wins, their events feed the
+/// window aggregations, and an event later than a view's allowed lateness is reported.
+#[test]
+fn push_into_stream_views_reports_window_events_and_late_ones() {
+    let redis = RedisServer::start();
+    let env = [("REDIS_ADDR", redis.addr())];
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("sensors");
+    larder_tests::feast::copy_dir(&larder_tests::repo_root().join("examples/sensors"), &repo);
+    ok(&repo, &env, &["apply"]);
+    let line = |t: &str, x: f64| json!({"sensor_id": 7, "event_timestamp": t, "reading": x}).to_string();
+    // The third is 260 s behind the second: late for the minute view (lateness 60 s), not for
+    // the hour view (600 s).
+    let lines =
+        [line("2026-01-01T10:00:30Z", 1.0), line("2026-01-01T10:05:00Z", 2.0), line("2026-01-01T10:00:40Z", 3.0)];
+    std::fs::write(repo.join("readings.jsonl"), lines.join("\n")).unwrap();
+    let out = larder(&repo, &env, &["push", "readings.jsonl", "--source", "readings"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "the late event is reported: {stderr}");
+    // Per view, only the 10:05 row is the newest: the other two are not newer. Every event but
+    // the late one feeds the windows.
+    assert_eq!(
+        stdout,
+        "pushed: 2 records, 6 rows; 2 written, 4 not newer than the stored event; window aggregations: 5 events \
+         applied, 1 late\n"
+    );
+    assert!(stderr.contains("rejected readings.jsonl:3:") && stderr.contains("sensor_minute"), "{stderr}");
+}

@@ -154,8 +154,18 @@ pub async fn run(a: PushArgs, aws: &Aws) -> Result<()> {
     let letters = sink.letters();
     report(&letters, a.dead_letters.as_ref())?;
     if let (Some(from), Some(e)) = (outcome.lanes[0].failed_from, &outcome.error) {
+        // Rows are newest-wins, so pushing them again changes nothing; window aggregations of
+        // lines of a file are applied at least once, so for them only the rest should go again.
+        let again = if outcome.stats.aggregated > 0 {
+            format!(
+                "push the lines from {} on again (window aggregations would count the others twice)",
+                lane.records[from].position
+            )
+        } else {
+            "pushing everything again is harmless".to_string()
+        };
         return Err(Error::unavailable(format!(
-            "records from {} on were not written ({e}); the {} before were. Pushing everything again is harmless",
+            "records from {} on were not written ({e}); the {} before were: {again}",
             lane.records[from].position, from
         )));
     }
@@ -164,12 +174,19 @@ pub async fn run(a: PushArgs, aws: &Aws) -> Result<()> {
         // nothing can be said of which rows would be newer.
         println!("checked (nothing written): {} records, {} rows valid", total - letters.len(), outcome.stats.rows);
     } else {
+        let s = &outcome.stats;
+        // Stream views' window aggregations: events applied, and late ones (listed as rejected).
+        let windows = if s.aggregated + s.duplicates + s.late > 0 {
+            format!("; window aggregations: {} events applied, {} late", s.aggregated, s.late)
+        } else {
+            String::new()
+        };
         println!(
-            "pushed: {} records, {} rows; {} written, {} not newer than the stored event",
+            "pushed: {} records, {} rows; {} written, {} not newer than the stored event{windows}",
             total - letters.len(),
-            outcome.stats.rows,
-            outcome.stats.written,
-            outcome.stats.skipped
+            s.rows,
+            s.written,
+            s.skipped
         );
     }
     if letters.is_empty() {

@@ -1,7 +1,9 @@
 //! What the in-process benchmarks share: the get-online-features router over the in-memory
-//! store, holding the driver example's view, and the request body they send.
+//! store, holding the driver example's view, and the request body they send; a Kinesis event
+//! run through the push function's handler.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use larder::api::{Health, Retrieval, Router, Services};
 use larder::config::RepoConfig;
@@ -37,4 +39,15 @@ pub fn gof_body(n: i64) -> Vec<u8> {
     let features: Vec<String> = FEATURES.iter().map(|f| format!("driver_hourly_stats:{f}")).collect();
     serde_json::to_vec(&json!({"features": features, "entities": {"driver_id": (1000..1000 + n).collect::<Vec<_>>()}}))
         .expect("body")
+}
+
+/// Runs a Kinesis event through the push function's handler as the runtime would (bytes ->
+/// RawValue -> handler) and times it; panics if any record failed.
+pub async fn run_kinesis(app: &push_function::App, bytes: &[u8]) -> Duration {
+    let start = Instant::now();
+    let raw: Box<serde_json::value::RawValue> = serde_json::from_slice(bytes).unwrap();
+    let out = app.handle_event(push_function::event::parse(raw.get()).unwrap()).await.unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(out["batchItemFailures"].as_array().map(Vec::len), Some(0), "the batch failed: {out}");
+    elapsed
 }

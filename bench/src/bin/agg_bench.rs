@@ -27,7 +27,8 @@ use larder::push::PushSettings;
 use larder::push::dead_letter::LogSink;
 use larder::registry::RegistryCache;
 use larder::time::EventTime;
-use push_function::{App, event};
+use larder_bench::run_kinesis;
+use push_function::App;
 use serde_json::json;
 
 #[derive(Parser)]
@@ -79,15 +80,6 @@ fn kinesis_event(n: usize, sensors: usize, first_seq: usize, start: EventTime) -
         })
         .collect();
     serde_json::to_vec(&json!({ "Records": records })).unwrap()
-}
-
-async fn run_kinesis(app: &App, bytes: &[u8]) -> Duration {
-    let start = Instant::now();
-    let raw: Box<serde_json::value::RawValue> = serde_json::from_slice(bytes).unwrap();
-    let out = app.handle_event(event::parse(raw.get()).unwrap()).await.unwrap();
-    let elapsed = start.elapsed();
-    assert_eq!(out["batchItemFailures"].as_array().map(Vec::len), Some(0), "the batch failed: {out}");
-    elapsed
 }
 
 /// Redis's CPU seconds so far (user + system), from INFO cpu.

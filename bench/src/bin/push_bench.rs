@@ -25,7 +25,8 @@ use larder::online::testing::NullStore;
 use larder::push::PushSettings;
 use larder::push::dead_letter::LogSink;
 use larder::registry::RegistryCache;
-use push_function::{App, event};
+use larder_bench::run_kinesis;
+use push_function::App;
 use serde_json::json;
 
 type Bytes = Vec<u8>;
@@ -102,16 +103,6 @@ fn report(name: &str, rows: usize, mut times: Vec<Duration>) {
         times[times.len() - 1].as_secs_f64() * 1e3,
         times.len()
     );
-}
-
-/// Runs a Kinesis event through the handler as the runtime would: bytes -> RawValue -> handler.
-async fn run_kinesis(app: &App, bytes: &[u8]) -> Duration {
-    let start = Instant::now();
-    let raw: Box<serde_json::value::RawValue> = serde_json::from_slice(bytes).unwrap();
-    let out = app.handle_event(event::parse(raw.get()).unwrap()).await.unwrap();
-    let elapsed = start.elapsed();
-    assert_eq!(out["batchItemFailures"].as_array().map(Vec::len), Some(0), "the batch failed: {out}");
-    elapsed
 }
 
 fn main() -> larder::Result<()> {

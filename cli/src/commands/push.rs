@@ -176,7 +176,7 @@ pub async fn run(a: PushArgs, aws: &Aws) -> Result<()> {
     } else {
         let s = &outcome.stats;
         // Stream views' window aggregations: events applied, and late ones (listed as rejected).
-        let windows = if s.aggregated + s.duplicates + s.late > 0 {
+        let windows = if s.aggregated + s.late > 0 {
             format!("; window aggregations: {} events applied, {} late", s.aggregated, s.late)
         } else {
             String::new()

@@ -243,12 +243,7 @@ pub(crate) async fn write_and_aggregate(
         .zip(rows)
         .map(|(view, rows)| ViewWrite::for_view(view, rows, options.mode, options.key_ttl_seconds))
         .collect();
-    let aggregation = async {
-        if prepared_events.is_empty() {
-            return Ok((AggregateStats::default(), Vec::new()));
-        }
-        aggregate(store, &prepared_events).await
-    };
+    let aggregation = aggregate(store, &prepared_events);
     let started = std::time::Instant::now();
     let (written, (aggregated, late)) = futures::future::try_join(store.write_views(&batches), aggregation).await?;
     telemetry::redis("write", started.elapsed());

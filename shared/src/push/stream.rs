@@ -353,6 +353,7 @@ impl Processor<'_> {
         if events.events.is_empty() {
             return run;
         }
+        // Before any failure point (the events were cut there), so the lane retries from here.
         let first = events.events.iter().flat_map(|v| v.events.iter().map(|e| e.record)).min().unwrap_or(0);
         let result = aggregate(self.store, &events.events).await.map(|(a, late)| {
             let stats =
@@ -365,7 +366,6 @@ impl Processor<'_> {
             // Already failing: the earlier failure stands, retried from the earlier record.
             tracing::warn!(error = %e, "window aggregation of the records before the failure failed too");
         }
-        let first = run.failed_from.map_or(first, |f| f.min(first));
         self.settle(&mut run, lane, (first, result));
         run
     }

@@ -348,26 +348,29 @@ fn stream_batch(ds: &pb::DataSource) -> Option<Box<DataSource>> {
     ds.batch_source.as_deref().map(|b| Box::new(source_from_proto(b)))
 }
 
-/// Feast's `KafkaOptions` as `larder apply` writes them: the topic and JSON messages.
-#[derive(Clone, PartialEq, prost::Message)]
-struct KafkaOptionsOut {
-    #[prost(string, tag = "1")]
-    bootstrap_servers: String,
-    #[prost(string, tag = "2")]
-    topic: String,
-    #[prost(message, optional, tag = "3")]
-    message_format: Option<JsonStreamFormat>,
+/// The topic or stream name of a source's Kafka or Kinesis options, and the options' bytes
+/// (both empty for a source typed Kafka or Kinesis without them).
+fn stream_options_of(ds: &pb::DataSource) -> (String, Vec<u8>) {
+    match &ds.options {
+        Some(Options::KafkaOptions(o) | Options::KinesisOptions(o)) => {
+            let name = <StreamOptions as prost::Message>::decode(&o[..]).map(|s| s.name).unwrap_or_default();
+            (name, o.clone())
+        }
+        _ => (String::new(), Vec::new()),
+    }
 }
 
-/// Feast's `KinesisOptions` as `larder apply` writes them: the stream and JSON records.
+/// Feast's `KafkaOptions` and `KinesisOptions` as `larder apply` writes them. They share
+/// their field numbers: where the stream lives (Kafka's bootstrap servers, Kinesis's region),
+/// its name (topic, stream name), and the record format (JSON here).
 #[derive(Clone, PartialEq, prost::Message)]
-struct KinesisOptionsOut {
+struct StreamOptionsOut {
     #[prost(string, tag = "1")]
-    region: String,
+    location: String,
     #[prost(string, tag = "2")]
-    stream_name: String,
+    name: String,
     #[prost(message, optional, tag = "3")]
-    record_format: Option<JsonStreamFormat>,
+    format: Option<JsonStreamFormat>,
 }
 
 /// A `StreamFormat` whose `json_format` (field 3) is set: records are JSON objects, fields by
@@ -384,29 +387,14 @@ struct JsonFormat {
     schema_json: String,
 }
 
-/// The `KafkaOptions` bytes of a topic of JSON messages.
-pub fn kafka_options(topic: &str, bootstrap_servers: &str) -> Vec<u8> {
-    let format = Some(JsonStreamFormat { json_format: Some(JsonFormat::default()) });
-    prost::Message::encode_to_vec(&KafkaOptionsOut {
-        bootstrap_servers: bootstrap_servers.into(),
-        topic: topic.into(),
-        message_format: format,
+/// The `KafkaOptions` bytes of a topic of JSON messages (`location`: the bootstrap servers),
+/// or the `KinesisOptions` bytes of a stream of JSON records (`location`: the region).
+pub fn stream_options(name: &str, location: &str) -> Vec<u8> {
+    prost::Message::encode_to_vec(&StreamOptionsOut {
+        location: location.into(),
+        name: name.into(),
+        format: Some(JsonStreamFormat { json_format: Some(JsonFormat::default()) }),
     })
-}
-
-/// The `KinesisOptions` bytes of a stream of JSON records.
-pub fn kinesis_options(stream_name: &str, region: &str) -> Vec<u8> {
-    let format = Some(JsonStreamFormat { json_format: Some(JsonFormat::default()) });
-    prost::Message::encode_to_vec(&KinesisOptionsOut {
-        region: region.into(),
-        stream_name: stream_name.into(),
-        record_format: format,
-    })
-}
-
-/// The topic or stream name in a source's options; empty when the bytes do not decode.
-fn stream_option(bytes: &[u8]) -> String {
-    <StreamOptions as prost::Message>::decode(bytes).map(|o| o.name).unwrap_or_default()
 }
 
 pub fn source_from_proto(ds: &pb::DataSource) -> DataSource {
@@ -428,17 +416,13 @@ pub fn source_from_proto(ds: &pb::DataSource) -> DataSource {
             });
             SourceKind::Push { batch: Box::new(batch) }
         }
-        (Some(Options::KafkaOptions(o)), _) => {
-            SourceKind::Kafka { topic: stream_option(o), options: o.clone(), batch: stream_batch(ds) }
+        (Some(Options::KafkaOptions(_)), _) | (_, source_type::STREAM_KAFKA) => {
+            let (topic, options) = stream_options_of(ds);
+            SourceKind::Kafka { topic, options, batch: stream_batch(ds) }
         }
-        (Some(Options::KinesisOptions(o)), _) => {
-            SourceKind::Kinesis { stream_name: stream_option(o), options: o.clone(), batch: stream_batch(ds) }
-        }
-        (_, source_type::STREAM_KAFKA) => {
-            SourceKind::Kafka { topic: String::new(), options: Vec::new(), batch: stream_batch(ds) }
-        }
-        (_, source_type::STREAM_KINESIS) => {
-            SourceKind::Kinesis { stream_name: String::new(), options: Vec::new(), batch: stream_batch(ds) }
+        (Some(Options::KinesisOptions(_)), _) | (_, source_type::STREAM_KINESIS) => {
+            let (stream_name, options) = stream_options_of(ds);
+            SourceKind::Kinesis { stream_name, options, batch: stream_batch(ds) }
         }
         (Some(Options::RequestDataOptions(_)), _) | (_, source_type::REQUEST_SOURCE) => SourceKind::Request,
         (_, code) => SourceKind::Other { type_code: code, class_type: ds.data_source_class_type.clone() },

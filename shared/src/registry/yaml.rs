@@ -623,12 +623,12 @@ fn push_source(name: String, s: SourceDef, here: &str, sources: &BTreeMap<String
     let source_kind = match kind {
         "kafka" => {
             let topic = required(s.topic, "topic")?;
-            let options = super::convert::kafka_options(&topic, s.bootstrap_servers.as_deref().unwrap_or(""));
+            let options = super::convert::stream_options(&topic, s.bootstrap_servers.as_deref().unwrap_or(""));
             SourceKind::Kafka { topic, options, batch: Some(Box::new(batch.clone())) }
         }
         "kinesis" => {
             let stream_name = required(s.stream_name, "stream_name")?;
-            let options = super::convert::kinesis_options(&stream_name, s.region.as_deref().unwrap_or(""));
+            let options = super::convert::stream_options(&stream_name, s.region.as_deref().unwrap_or(""));
             SourceKind::Kinesis { stream_name, options, batch: Some(Box::new(batch.clone())) }
         }
         _ => SourceKind::Push { batch: Box::new(batch.clone()) },

@@ -120,18 +120,18 @@ for k = 1, #KEYS do
     local hset, pos = {}, 1
     if applied then
       -- The stored state of every tile the applied runs touch, read in one call, then the
-      -- runs' states merged into them in run order.
-      local tiles, order = {}, {}
+      -- runs' states (`deltas`: argument positions, in run order) merged into them.
+      local tiles, order, deltas = {}, {}, {}
       for r = 1, nruns do
         if status[r] == 'a' then
           local a = starts[r]
           local f = a + 6
           for _ = 1, tonumber(argv[a + 5]) do
-            local field = argv[f]
-            if tiles[field] == nil then
-              tiles[field] = false
-              order[#order + 1] = field
+            if tiles[argv[f]] == nil then
+              tiles[argv[f]] = false
+              order[#order + 1] = argv[f]
             end
+            deltas[#deltas + 1] = f
             f = f + 2
           end
         end
@@ -142,16 +142,8 @@ for k = 1, #KEYS do
           tiles[field] = decode(stored[j]) or false
         end
       end
-      for r = 1, nruns do
-        if status[r] == 'a' then
-          local a = starts[r]
-          local f = a + 6
-          for _ = 1, tonumber(argv[a + 5]) do
-            local field = argv[f]
-            tiles[field] = merge(tiles[field], decode(argv[f + 1]))
-            f = f + 2
-          end
-        end
+      for _, f in ipairs(deltas) do
+        tiles[argv[f]] = merge(tiles[argv[f]], decode(argv[f + 1]))
       end
       for _, field in ipairs(order) do
         local t = tiles[field]

@@ -12,7 +12,9 @@ pub mod feast;
 pub mod http;
 pub mod lambda;
 pub mod peers;
+pub mod rng;
 
 pub use feast::FeastRepo;
 pub use lambda::LambdaWatch;
 pub use peers::*;
+pub use rng::Rng;

@@ -310,7 +310,18 @@ print(json.dumps(views))
     );
     assert_eq!(j["kinesis"], serde_json::json!(["KinesisSource", "sensor-stream", "eu-west-1", "JsonFormat"]));
     assert_eq!(j["sensor_minute"]["timestamp_field"], "event_timestamp");
-    assert_eq!(j["sensor_minute"]["features"], serde_json::json!([["reading", "Float64"]]));
+    // The schema declares every aggregation's output (Feast serves only declared features).
+    assert_eq!(
+        j["sensor_minute"]["features"],
+        serde_json::json!([
+            ["reading", "Float64"],
+            ["avg_reading_60s", "Float64"],
+            ["min_reading_60s", "Float64"],
+            ["max_reading_60s", "Float64"],
+            ["std_reading_60s", "Float64"],
+            ["count_reading_60s", "Int64"]
+        ])
+    );
     // Feast's SDK fills a missing slide interval with the window (a tumbling window).
     assert_eq!(j["sensor_minute"]["aggregations"][3], serde_json::json!(["reading", "std", 60.0, 60.0, ""]));
     assert_eq!(

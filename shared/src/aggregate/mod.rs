@@ -47,6 +47,11 @@ impl Series {
         format!("{}{index}", self.field_prefix).into_bytes()
     }
 
+    /// `<column>|<hop us>|`.
+    pub fn prefix(&self) -> &str {
+        &self.field_prefix
+    }
+
     /// The tile an event at `time_us` falls in.
     pub fn tile(&self, time_us: i64) -> i64 {
         time_us.div_euclid(self.hop_us)
@@ -134,8 +139,8 @@ impl ViewWindows {
                     )));
                 }
                 let output = agg.output();
-                let dtype = match view.feature(&output) {
-                    Some((_, f)) => f.dtype,
+                let dtype = match view.output(&output).or_else(|| view.feature(&output).map(|(_, f)| f)) {
+                    Some(f) => f.dtype,
                     None if plan.function == Function::Count => ValueType::Int64,
                     None => ValueType::Double,
                 };

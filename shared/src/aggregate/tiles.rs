@@ -28,6 +28,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{TileState, ViewWindows};
+use crate::registry::FeatureView;
+use crate::time::EventTime;
+use crate::value::ValueType;
 
 /// One event for a view's aggregations.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +47,9 @@ pub struct Event {
     pub record: usize,
     /// The event's row in its record (a record may carry several rows).
     pub row: usize,
+    /// The row's feature values, encoded, parallel to the view's features (the plain row the
+    /// entity hash gets when this is its newest event); empty for none.
+    pub plain: Vec<Vec<u8>>,
 }
 
 /// Events of one entity applied (or not) together.
@@ -69,6 +75,79 @@ pub struct KeyWrite {
     pub keep_us: i64,
     pub field_cap: usize,
     pub runs: Vec<Run>,
+    /// What to write into the entity's Feast hash in the same step (`None`: tiles only).
+    pub feast: Option<FeastWrite>,
+}
+
+/// A view's final values as Feast reads them: after a write, each aggregation's value over the
+/// window ending at the newest event goes to its ordinary feature field, and `_ts:<view>` to
+/// that window's end (strictly increasing), so `feast serve` answers it from the same Redis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeastLayout {
+    pub ts_field: Vec<u8>,
+    /// The view's feature fields, parallel to [`Event::plain`].
+    pub plain_fields: Vec<[u8; 4]>,
+    /// The outputs the view's schema declares (Feast serves only those).
+    pub outputs: Vec<OutputSpec>,
+}
+
+impl FeastLayout {
+    pub fn of(view: &FeatureView, windows: &ViewWindows) -> FeastLayout {
+        let outputs = windows
+            .aggregations
+            .iter()
+            .flatten()
+            .filter(|c| view.output(&c.output).is_some())
+            .map(|c| {
+                let series = &windows.series[c.series];
+                OutputSpec {
+                    field: crate::keys::feature_field(&view.name, &c.output),
+                    prefix: series.prefix().to_string(),
+                    hop_us: series.hop_us,
+                    tiles: (c.plan.window.as_micros() / c.plan.hop.as_micros().max(1)) as i64,
+                    sliding: c.plan.sliding,
+                    function: c.plan.function,
+                    dtype: c.dtype,
+                }
+            })
+            .collect();
+        FeastLayout {
+            ts_field: view.layout.ts_field.clone(),
+            plain_fields: view.layout.feature_fields.clone(),
+            outputs,
+        }
+    }
+}
+
+/// One aggregation's final value: where it goes and how it is computed from the tiles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputSpec {
+    /// The murmur3 field of `<view>:<output>`.
+    pub field: [u8; 4],
+    /// The series' tile field prefix (`<column>|<hop us>|`).
+    pub prefix: String,
+    pub hop_us: i64,
+    /// Tiles per window.
+    pub tiles: i64,
+    pub sliding: bool,
+    pub function: super::Function,
+    pub dtype: ValueType,
+}
+
+/// The newest plain row of a batch for one entity: its time (us) and (field, value) pairs.
+pub type PlainRow = (i64, Vec<([u8; 4], Vec<u8>)>);
+
+/// The Feast hash part of a key's write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeastWrite {
+    /// The entity's Feast hash (same cluster slot as the tile key).
+    pub key: Vec<u8>,
+    pub layout: Arc<FeastLayout>,
+    /// The newest row of the batch for the view's plain features, written if newer than the
+    /// one stored (the tile key remembers its time): (time us, (field, value) pairs).
+    pub plain: Option<PlainRow>,
+    /// `key_ttl_seconds`: EXPIRE of the Feast hash after a write.
+    pub ttl_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,8 +171,9 @@ impl RunStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyOutcome {
-    /// One status per run.
-    Done(Vec<RunStatus>),
+    /// One status per run, and whether the key's plain row was written (it was newer than the
+    /// one written before).
+    Done { runs: Vec<RunStatus>, row_written: bool },
     /// Nothing applied: send the key's events again one per run.
     Redo,
 }
@@ -105,6 +185,10 @@ pub struct AggregateStats {
     pub duplicates: usize,
     /// Records of late events (a record may appear more than once).
     pub late: Vec<usize>,
+    /// Plain rows the events carried, and rows written to entity hashes (one per key at most,
+    /// when newer than the one written before).
+    pub rows: usize,
+    pub rows_written: usize,
 }
 
 impl std::ops::AddAssign for AggregateStats {
@@ -112,11 +196,33 @@ impl std::ops::AddAssign for AggregateStats {
         self.applied += o.applied;
         self.duplicates += o.duplicates;
         self.late.extend(o.late);
+        self.rows += o.rows;
+        self.rows_written += o.rows_written;
     }
 }
 
 /// Groups `events` (stream order) into tile keys and runs; `single`: one event per run.
 pub fn build(view: &str, windows: &ViewWindows, events: &[&Event], single: bool) -> Vec<KeyWrite> {
+    build_with(view, windows, events, single, None)
+}
+
+/// Where a view's final values and plain rows go: its Feast layout and the entity hashes'
+/// `key_ttl_seconds`.
+#[derive(Debug, Clone)]
+pub struct FeastTarget {
+    pub layout: Arc<FeastLayout>,
+    pub ttl_seconds: Option<u64>,
+}
+
+/// [`build`], each key also writing its entity hash as `feast` says: the final values, and
+/// the plain row of its newest event (the first of equally new ones, as newest-wins keeps).
+pub fn build_with(
+    view: &str,
+    windows: &ViewWindows,
+    events: &[&Event],
+    single: bool,
+    feast: Option<&FeastTarget>,
+) -> Vec<KeyWrite> {
     let mut index: HashMap<&[u8], usize> = HashMap::new();
     let mut per_key: Vec<Vec<&Event>> = Vec::new();
     for &e in events {
@@ -134,8 +240,25 @@ pub fn build(view: &str, windows: &ViewWindows, events: &[&Event], single: bool)
             keep_us: windows.keep_us,
             field_cap: windows.field_cap,
             runs: runs_of(windows, &evs, single),
+            feast: feast.map(|f| FeastWrite {
+                key: evs[0].key.clone(),
+                layout: Arc::clone(&f.layout),
+                plain: plain_row(&f.layout, &evs),
+                ttl_seconds: f.ttl_seconds,
+            }),
         })
         .collect()
+}
+
+/// The plain row of an entity's newest event that carries one.
+fn plain_row(layout: &FeastLayout, events: &[&Event]) -> Option<PlainRow> {
+    let mut newest: Option<&Event> = None;
+    for e in events.iter().filter(|e| !e.plain.is_empty()) {
+        if newest.is_none_or(|n| e.time_us > n.time_us) {
+            newest = Some(e);
+        }
+    }
+    newest.map(|e| (e.time_us, layout.plain_fields.iter().copied().zip(e.plain.iter().cloned()).collect()))
 }
 
 /// The runs of one entity's events.
@@ -225,22 +348,35 @@ pub fn lane_field(lane: &str) -> Vec<u8> {
 /// Store field of the newest event time applied.
 pub const MAX_FIELD: &[u8] = b"\0max";
 
-/// Applies `write` to a tile key's fields as `tiles.lua` does, at `now_us`; returns the outcome
-/// and, when something was stored, the time (ms since the epoch) the key should expire at:
-/// `keep` past the newer of the newest event and now, so that a redelivery soon after a
-/// delivery is recognized however old its events are.
-pub fn apply(hash: &mut HashMap<Vec<u8>, Bytes>, write: &KeyWrite, now_us: i64) -> (KeyOutcome, Option<i64>) {
-    let text = |b: &Bytes| std::str::from_utf8(b).ok().map(str::to_string);
-    let mut max: Option<i64> = hash.get(MAX_FIELD).and_then(text).and_then(|t| t.parse().ok());
+/// Applies `write` to a tile key's fields (and its Feast hash's, given `feast` and a
+/// [`KeyWrite::feast`]) as `tiles.lua` does, at `now_us`; answers the outcome and, when
+/// something was stored, the time (ms since the epoch) the tile key should expire at: `keep`
+/// past the newer of the newest event and now, so that a redelivery soon after a delivery is
+/// recognized however old its events are. The Feast hash's expiry (`key_ttl_seconds`) is the
+/// caller's, when [`Applied::feast_written`].
+pub fn apply(
+    hash: &mut HashMap<Vec<u8>, Bytes>,
+    feast: Option<&mut HashMap<Vec<u8>, Bytes>>,
+    write: &KeyWrite,
+    now_us: i64,
+) -> Applied {
+    let number = |h: &HashMap<Vec<u8>, Bytes>, f: &[u8]| {
+        h.get(f).and_then(|b| std::str::from_utf8(b).ok()).and_then(|t| t.parse::<i64>().ok())
+    };
+    let redo = Applied { outcome: KeyOutcome::Redo, expire_at_ms: None, feast_written: false };
+    let mut max: Option<i64> = number(hash, MAX_FIELD);
     let mut marks: HashMap<Arc<str>, Option<String>> = HashMap::new();
     let mut statuses = Vec::with_capacity(write.runs.len());
     for run in &write.runs {
         let mark = if run.lane.is_empty() {
             None
         } else {
+            let lane = Arc::clone(&run.lane);
             marks
-                .entry(Arc::clone(&run.lane))
-                .or_insert_with(|| hash.get(&lane_field(&run.lane)).and_then(text))
+                .entry(lane)
+                .or_insert_with(|| {
+                    hash.get(&lane_field(&run.lane)).and_then(|b| std::str::from_utf8(b).ok().map(str::to_string))
+                })
                 .clone()
         };
         let bound = max.map(|m| m - write.lateness_us);
@@ -249,11 +385,11 @@ pub fn apply(hash: &mut HashMap<Vec<u8>, Bytes>, write: &KeyWrite, now_us: i64) 
                 if run.last <= w {
                     RunStatus::Duplicate
                 } else {
-                    return (KeyOutcome::Redo, None);
+                    return redo;
                 }
             }
             _ if bound.is_some_and(|b| run.max_us < b) => RunStatus::Late,
-            _ if bound.is_some_and(|b| run.min_us < b) => return (KeyOutcome::Redo, None),
+            _ if bound.is_some_and(|b| run.min_us < b) => return redo,
             _ => {
                 max = Some(max.map_or(run.max_us, |m| m.max(run.max_us)));
                 RunStatus::Applied
@@ -264,12 +400,12 @@ pub fn apply(hash: &mut HashMap<Vec<u8>, Bytes>, write: &KeyWrite, now_us: i64) 
         }
         statuses.push(status);
     }
-    let mut changed = false;
+    let mut applied = false;
     for (run, status) in write.runs.iter().zip(&statuses) {
         if *status != RunStatus::Applied {
             continue;
         }
-        changed = true;
+        applied = true;
         for (field, delta) in &run.tiles {
             let mut state = hash.get(field).and_then(|b| TileState::decode(b)).unwrap_or(TileState::EMPTY);
             state.merge(delta);
@@ -281,14 +417,99 @@ pub fn apply(hash: &mut HashMap<Vec<u8>, Bytes>, write: &KeyWrite, now_us: i64) 
             hash.insert(lane_field(&lane), Bytes::from(mark.into_bytes()));
         }
     }
-    let Some(max) = max.filter(|_| changed) else { return (KeyOutcome::Done(statuses), None) };
-    hash.insert(MAX_FIELD.to_vec(), Bytes::from(max.to_string().into_bytes()));
-    if hash.len() > write.field_cap {
-        let cutoff = max - write.keep_us;
+    if applied && let Some(m) = max {
+        hash.insert(MAX_FIELD.to_vec(), Bytes::from(m.to_string().into_bytes()));
+    }
+    // The plain row: newest event wins (strictly later than the one written).
+    let plain = write
+        .feast
+        .as_ref()
+        .and_then(|f| f.plain.as_ref())
+        .filter(|(t, _)| number(hash, PLAIN_FIELD).is_none_or(|s| *t > s));
+    if let Some((t, _)) = plain {
+        hash.insert(PLAIN_FIELD.to_vec(), Bytes::from(t.to_string().into_bytes()));
+    }
+    let mut feast_written = false;
+    if let Some(f) = &write.feast
+        && (plain.is_some() || (applied && !f.layout.outputs.is_empty()))
+    {
+        let mut fields: Vec<(Vec<u8>, Bytes)> = Vec::new();
+        let mut end = i64::MIN;
+        if let Some((t, values)) = plain {
+            fields.extend(values.iter().map(|(field, value)| (field.to_vec(), Bytes::copy_from_slice(value))));
+            end = *t;
+        }
+        // Each output's value over its window as of the newest event.
+        if let Some(m) = max {
+            for o in &f.layout.outputs {
+                let (first, last, window_end) = final_window(o, m);
+                end = end.max(window_end);
+                let mut total = TileState::EMPTY;
+                for i in first..=last {
+                    if let Some(state) =
+                        hash.get(format!("{}{i}", o.prefix).as_bytes()).and_then(|b| TileState::decode(b))
+                    {
+                        total.merge(&state);
+                    }
+                }
+                let value = total.finish(o.function).map(|x| crate::value::encode(&super::read::typed(x, o.dtype)));
+                fields.push((o.field.to_vec(), Bytes::from(value.unwrap_or_default())));
+            }
+        }
+        // Strictly later than the `_ts` written before: a reader comparing times never drops it.
+        if let Some(prev) = number(hash, TS_FIELD).filter(|p| end <= *p) {
+            end = prev + 1;
+        }
+        hash.insert(TS_FIELD.to_vec(), Bytes::from(end.to_string().into_bytes()));
+        fields.push((f.layout.ts_field.clone(), Bytes::from(EventTime::from_micros(end).to_proto_bytes())));
+        if let Some(fh) = feast {
+            fh.extend(fields);
+        }
+        feast_written = true;
+    }
+    if applied
+        && let Some(m) = max
+        && hash.len() > write.field_cap
+    {
+        let cutoff = m - write.keep_us;
         hash.retain(|field, _| tile_end(field).is_none_or(|end| end > cutoff));
     }
-    (KeyOutcome::Done(statuses), Some((max.max(now_us) + write.keep_us).div_euclid(1000) + 1))
+    let changed = applied || plain.is_some();
+    let newest = max.unwrap_or(i64::MIN).max(now_us);
+    Applied {
+        outcome: KeyOutcome::Done { runs: statuses, row_written: plain.is_some() && feast_written },
+        expire_at_ms: changed.then(|| (newest + write.keep_us).div_euclid(1000) + 1),
+        feast_written,
+    }
 }
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub outcome: KeyOutcome,
+    pub expire_at_ms: Option<i64>,
+    /// Whether the Feast hash was written (its TTL is then renewed).
+    pub feast_written: bool,
+}
+
+/// The tiles (first, last) of an output's window as of the newest event `newest_us`, and the
+/// window's end: for a sliding window the tiles ending with the one holding the event, for a
+/// tumbling one the window holding it (so far).
+pub fn final_window(o: &OutputSpec, newest_us: i64) -> (i64, i64, i64) {
+    if o.sliding {
+        let last = newest_us.div_euclid(o.hop_us);
+        (last - o.tiles + 1, last, (last + 1) * o.hop_us)
+    } else {
+        let first = newest_us.div_euclid(o.hop_us * o.tiles) * o.tiles;
+        (first, first + o.tiles - 1, (first + o.tiles) * o.hop_us)
+    }
+}
+
+/// Tile key field of the newest plain row's time written (us).
+pub const PLAIN_FIELD: &[u8] = b"\0pt";
+
+/// Tile key field of the `_ts:<view>` written last (us).
+pub const TS_FIELD: &[u8] = b"\0ts";
 
 /// The end (us) of the tile a field holds, parsed from `<column>|<hop>|<index>`; `None` for any
 /// other field.

@@ -130,24 +130,39 @@ impl OnlineStore for MemoryStore {
         let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
         let now = EventTime::now();
         let (now_ms, now_us) = (now.as_millis(), now.as_micros());
+        let at = |ms: i64| Instant::now() + Duration::from_millis(u64::try_from(ms - now_ms).unwrap_or(0));
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
+            // The Feast hash is taken out while the tile key is worked on (two entries at once).
+            let mut feast = k.feast.as_ref().map(|f| {
+                let e = data.remove(&f.key).unwrap_or_default();
+                if expired(&e) { Entry::default() } else { e }
+            });
             let entry = data.entry(k.key.clone()).or_default();
             if expired(entry) {
                 *entry = Entry::default();
             }
-            let (outcome, expire_at_ms) = tiles::apply(&mut entry.fields, k, now_us);
+            let applied = tiles::apply(&mut entry.fields, feast.as_mut().map(|e| &mut e.fields), k, now_us);
             // PEXPIREAT when later than the key's expiry, or the key has none (as tiles.lua does).
-            if let Some(at) = expire_at_ms {
-                let at = Instant::now() + Duration::from_millis(u64::try_from(at - now_ms).unwrap_or(0));
-                if entry.expires_at.is_none_or(|e| e < at) {
-                    entry.expires_at = Some(at);
-                }
+            if let Some(ms) = applied.expire_at_ms
+                && entry.expires_at.is_none_or(|e| e < at(ms))
+            {
+                entry.expires_at = Some(at(ms));
             }
             if entry.fields.is_empty() {
                 data.remove(&k.key);
             }
-            out.push(outcome);
+            if let (Some(f), Some(mut e)) = (&k.feast, feast) {
+                if applied.feast_written
+                    && let Some(ttl) = f.ttl_seconds.filter(|t| *t > 0)
+                {
+                    e.expires_at = Some(Instant::now() + Duration::from_secs(ttl));
+                }
+                if !e.fields.is_empty() {
+                    data.insert(f.key.clone(), e);
+                }
+            }
+            out.push(applied.outcome);
         }
         Ok(out)
     }

@@ -148,7 +148,10 @@ impl OnlineStore for NullStore {
 
     /// Nothing is kept: every run counts as applied.
     async fn aggregate(&self, keys: &[KeyWrite]) -> Result<Vec<KeyOutcome>> {
-        Ok(keys.iter().map(|k| KeyOutcome::Done(vec![RunStatus::Applied; k.runs.len()])).collect())
+        Ok(keys
+            .iter()
+            .map(|k| KeyOutcome::Done { runs: vec![RunStatus::Applied; k.runs.len()], row_written: false })
+            .collect())
     }
 
     /// Nothing is kept, so there is nothing to sample.

@@ -201,6 +201,7 @@ pub fn events_for_view(
             origin: None,
             record: 0,
             row,
+            plain: Vec::new(),
         });
     }
     Ok(events)

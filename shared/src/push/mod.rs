@@ -33,7 +33,7 @@ pub use request::{Destination, Push, PushRequest, PushTo, WriteRequest};
 pub use settings::PushSettings;
 
 use crate::aggregate::ViewWindows;
-use crate::aggregate::tiles::{self, AggregateStats, Event, KeyOutcome};
+use crate::aggregate::tiles::{self, AggregateStats, Event, FeastLayout, FeastTarget, KeyOutcome};
 use crate::error::{Error, Result};
 pub use crate::online::WriteOptions;
 use crate::online::{OnlineStore, ViewWrite, WriteRow};
@@ -58,9 +58,9 @@ pub struct ViewEvents {
 }
 
 impl Prepared {
-    /// Rows to write, over all views.
+    /// Rows to write, over all views (an aggregating view's travel with its events).
     pub fn rows(&self) -> usize {
-        self.views.iter().map(|(_, r)| r.len()).sum()
+        self.views.iter().map(|(_, r)| r.len()).sum::<usize>() + self.events()
     }
 
     /// Events to aggregate, over all views.
@@ -94,8 +94,14 @@ impl Prepared {
         target: convert::Target<'_>,
     ) -> Result<()> {
         if let Some(windows) = ViewWindows::of(view).filter(ViewWindows::any) {
-            let events = convert::events_for_view(view, &windows, frame, &rows, target)?;
+            let mut events = convert::events_for_view(view, &windows, frame, &rows, target)?;
+            // An aggregating view's rows go with its events: the tile script writes the entity
+            // hash's plain row, final values and `_ts` together (docs/aggregations.md).
+            for (e, row) in events.iter_mut().zip(rows) {
+                e.plain = row.values;
+            }
             self.events.push(ViewEvents { view: Arc::clone(view), windows: Arc::new(windows), events });
+            return Ok(());
         }
         self.views.push((Arc::clone(view), rows));
         Ok(())
@@ -175,22 +181,33 @@ impl LateEvent {
     }
 }
 
-/// Applies a push's events to their views' window aggregations: each view's events grouped
-/// into tile keys and runs, one store call per view (and one more for the keys the store asks
-/// to have again one event per run). Returns the events applied and skipped as duplicates, and
-/// the late ones.
-pub async fn aggregate(store: &dyn OnlineStore, events: &[ViewEvents]) -> Result<(AggregateStats, Vec<LateEvent>)> {
+/// Applies a push's events to their views' window aggregations, with their rows and final
+/// values for the entity hashes (`key_ttl_seconds` renewed on write): each view's events
+/// grouped into tile keys and runs, one store call per view (and one more for the keys the
+/// store asks to have again one event per run). Returns the events applied and skipped as
+/// duplicates, the rows written, and the late events.
+pub async fn aggregate(
+    store: &dyn OnlineStore,
+    events: &[ViewEvents],
+    key_ttl_seconds: Option<u64>,
+) -> Result<(AggregateStats, Vec<LateEvent>)> {
     let mut total = AggregateStats::default();
     let mut late = Vec::new();
     for v in events {
-        let mut view_stats = AggregateStats::default();
+        let mut view_stats =
+            AggregateStats { rows: v.events.iter().filter(|e| !e.plain.is_empty()).count(), ..Default::default() };
+        let target =
+            FeastTarget { layout: Arc::new(FeastLayout::of(&v.view, &v.windows)), ttl_seconds: key_ttl_seconds };
         let refs: Vec<&Event> = v.events.iter().collect();
-        let writes = tiles::build(&v.view.name, &v.windows, &refs, false);
+        let writes = tiles::build_with(&v.view.name, &v.windows, &refs, false, Some(&target));
         let outcomes = store.aggregate(&writes).await?;
         let mut redo: HashSet<&[u8]> = HashSet::new();
         for (w, outcome) in writes.iter().zip(&outcomes) {
             match outcome {
-                KeyOutcome::Done(statuses) => view_stats += tiles::count(w, statuses),
+                KeyOutcome::Done { runs, row_written } => {
+                    view_stats += tiles::count(w, runs);
+                    view_stats.rows_written += usize::from(*row_written);
+                }
                 KeyOutcome::Redo => {
                     redo.insert(w.key.as_slice());
                 }
@@ -199,10 +216,13 @@ pub async fn aggregate(store: &dyn OnlineStore, events: &[ViewEvents]) -> Result
         if !redo.is_empty() {
             let again: Vec<&Event> =
                 refs.into_iter().filter(|e| redo.contains(tiles::tile_key_of(&v.view.name, e).as_slice())).collect();
-            let writes = tiles::build(&v.view.name, &v.windows, &again, true);
+            let writes = tiles::build_with(&v.view.name, &v.windows, &again, true, Some(&target));
             for (w, outcome) in writes.iter().zip(store.aggregate(&writes).await?) {
                 match outcome {
-                    KeyOutcome::Done(statuses) => view_stats += tiles::count(w, &statuses),
+                    KeyOutcome::Done { runs, row_written } => {
+                        view_stats += tiles::count(w, &runs);
+                        view_stats.rows_written += usize::from(row_written);
+                    }
                     KeyOutcome::Redo => {
                         return Err(Error::internal("the online store could not decide a run of a single event"));
                     }
@@ -243,10 +263,12 @@ pub(crate) async fn write_and_aggregate(
         .zip(rows)
         .map(|(view, rows)| ViewWrite::for_view(view, rows, options.mode, options.key_ttl_seconds))
         .collect();
-    let aggregation = aggregate(store, &prepared_events);
+    let aggregation = aggregate(store, &prepared_events, options.key_ttl_seconds);
     let started = std::time::Instant::now();
     let (written, (aggregated, late)) = futures::future::try_join(store.write_views(&batches), aggregation).await?;
     telemetry::redis("write", started.elapsed());
+    stats.written += aggregated.rows_written;
+    stats.skipped += aggregated.rows - aggregated.rows_written;
     stats.aggregated = aggregated.applied;
     stats.duplicates = aggregated.duplicates;
     stats.late = late.len();

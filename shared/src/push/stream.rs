@@ -265,6 +265,8 @@ impl Processor<'_> {
     /// are written (or, after a failed chunk, those of the records before it): one script call
     /// per key then applies all of the lane's events for it, mostly as one run, instead of one
     /// call per chunk with an event or two per key. In stream order, as exactly-once needs.
+    /// An aggregating view's rows travel with its events (the same call writes the entity
+    /// hash's row, final values and `_ts`), so they are written then too.
     async fn run_lane(&self, lane: &Lane, reloaded: &tokio::sync::OnceCell<bool>) -> LaneRun {
         let mut run = LaneRun::default();
         let mut registry = self.registry.get();
@@ -355,9 +357,15 @@ impl Processor<'_> {
         }
         // Before any failure point (the events were cut there), so the lane retries from here.
         let first = events.events.iter().flat_map(|v| v.events.iter().map(|e| e.record)).min().unwrap_or(0);
-        let result = aggregate(self.store, &events.events).await.map(|(a, late)| {
-            let stats =
-                PushStats { aggregated: a.applied, duplicates: a.duplicates, late: late.len(), ..Default::default() };
+        let result = aggregate(self.store, &events.events, self.options.key_ttl_seconds).await.map(|(a, late)| {
+            let stats = PushStats {
+                rows: a.rows,
+                written: a.rows_written,
+                skipped: a.rows - a.rows_written,
+                aggregated: a.applied,
+                duplicates: a.duplicates,
+                late: late.len(),
+            };
             (stats, late)
         });
         if let Err(e) = &result

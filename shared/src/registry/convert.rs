@@ -268,7 +268,20 @@ fn view_from_parts(
 ) -> Result<FeatureView> {
     // A stream view's features may list its join keys (Feast's SDK puts them there). They stay
     // features: Feast's push writes them as hash fields of the view too, and so does Larder's.
-    let features: Vec<Field> = p.features.iter().map(field_from_proto).collect();
+    // Aggregation outputs declared in the schema are answered from tiles, not stored rows.
+    let aggregations: Vec<Aggregation> = p
+        .aggregations
+        .iter()
+        .map(|a| Aggregation {
+            column: a.column.clone(),
+            function: a.function.clone(),
+            window: a.time_window.as_ref().map(duration).unwrap_or_default(),
+            slide: a.slide_interval.as_ref().map(duration),
+            name: a.name.clone(),
+        })
+        .collect();
+    let (features, outputs) =
+        FeatureView::split_outputs(p.features.iter().map(field_from_proto).collect(), &aggregations);
     let real_entities: Vec<&String> = p.entities.iter().filter(|e| *e != DUMMY_ENTITY_NAME).collect();
     let entity_columns: Vec<Field> = if !p.entity_columns.is_empty() {
         p.entity_columns.iter().map(field_from_proto).collect()
@@ -316,18 +329,9 @@ fn view_from_parts(
             })
             .unwrap_or_default(),
         has_transformation: p.has_transformation,
-        aggregations: p
-            .aggregations
-            .iter()
-            .map(|a| Aggregation {
-                column: a.column.clone(),
-                function: a.function.clone(),
-                window: a.time_window.as_ref().map(duration).unwrap_or_default(),
-                slide: a.slide_interval.as_ref().map(duration),
-                name: a.name.clone(),
-            })
-            .collect(),
+        aggregations,
         tiling_hop: p.tiling_hop.map(duration).filter(|d| !d.is_zero()),
+        outputs,
         description: p.description.to_string(),
         tags: tags(p.tags),
         owner: p.owner.to_string(),
@@ -568,7 +572,7 @@ pub fn view_to_proto(v: &FeatureView, project: &str, t: Stamps) -> pb::FeatureVi
             name: v.name.clone(),
             project: project.to_string(),
             entities,
-            features: v.features.iter().map(field_to_proto).collect(),
+            features: v.features.iter().chain(&v.outputs).map(field_to_proto).collect(),
             tags: tags_pb(&v.tags),
             ttl: Some(prost_types::Duration {
                 seconds: v.ttl.map(|d| d.as_secs() as i64).unwrap_or(0),

@@ -171,6 +171,11 @@ pub struct FeatureView {
     pub aggregations: Vec<super::aggregation::Aggregation>,
     /// A stream view's `tiling_hop_size` when `enable_tiling` is set.
     pub tiling_hop: Option<Duration>,
+    /// A stream view's aggregation outputs declared as fields of its schema, in aggregation
+    /// order: Feast serves only declared features, and Larder writes each one's final value
+    /// for it (docs/aggregations.md). They are not among `features`: nothing pushes or
+    /// materializes them.
+    pub outputs: Vec<Field>,
     pub description: String,
     pub tags: BTreeMap<String, String>,
     pub owner: String,
@@ -205,6 +210,24 @@ impl ViewLayout {
 impl FeatureView {
     pub fn feature(&self, name: &str) -> Option<(usize, &Field)> {
         self.layout.feature_index.get(name).map(|&i| (i, &self.features[i]))
+    }
+
+    /// The declared field of an aggregation output.
+    pub fn output(&self, name: &str) -> Option<&Field> {
+        self.outputs.iter().find(|f| f.name == name)
+    }
+
+    /// A schema's fields split into features and aggregation outputs (fields named as one of
+    /// `aggregations` answers).
+    pub fn split_outputs(
+        fields: Vec<Field>,
+        aggregations: &[super::aggregation::Aggregation],
+    ) -> (Vec<Field>, Vec<Field>) {
+        let names: Vec<String> = aggregations.iter().map(|a| a.output()).collect();
+        let (mut outputs, features): (Vec<Field>, Vec<Field>) =
+            fields.into_iter().partition(|f| names.contains(&f.name));
+        outputs.sort_by_key(|f| names.iter().position(|n| *n == f.name));
+        (features, outputs)
     }
 
     /// True for a view with no entities (keyed by the dummy entity).

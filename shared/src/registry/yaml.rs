@@ -703,6 +703,7 @@ fn feature_view(name: String, v: ViewDef, here: &str, reg: &Registry, key_versio
         has_transformation: false,
         aggregations: Vec::new(),
         tiling_hop: None,
+        outputs: Vec::new(),
         description: v.description,
         tags: v.tags,
         owner: v.owner,
@@ -777,6 +778,20 @@ fn stream_view(name: String, mut v: ViewDef, here: &str, reg: &Registry, key_ver
         }
         view.aggregations.push(agg);
     }
+    // Every output is declared in the schema (Feast serves only declared features): a field
+    // of the same name gives its type, else count is Int64 and the rest Float64.
+    let (features, mut outputs) = FeatureView::split_outputs(std::mem::take(&mut view.features), &view.aggregations);
+    let names: Vec<String> = view.aggregations.iter().map(|a| a.output()).collect();
+    for (a, output) in view.aggregations.iter().zip(&names) {
+        if !outputs.iter().any(|f| f.name == *output) {
+            let dtype = if a.function == "count" { ValueType::Int64 } else { ValueType::Double };
+            outputs.push(Field::new(output.clone(), dtype));
+        }
+    }
+    outputs.sort_by_key(|f| names.iter().position(|n| *n == f.name));
+    view.layout = ViewLayout::new(&name, &features, &view.entity_columns, key_version)?;
+    view.features = features;
+    view.outputs = outputs;
     Ok(view)
 }
 

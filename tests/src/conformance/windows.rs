@@ -10,14 +10,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use larder::aggregate::read::WindowReads;
-use larder::aggregate::tiles::{self, Event, KeyOutcome, KeyWrite};
+use larder::aggregate::tiles::{self, Event, FeastLayout, FeastTarget, KeyOutcome, KeyWrite};
 use larder::aggregate::{ViewWindows, tile_key};
 use larder::online::{ViewRead, WindowRead, read_views_and_windows};
-use larder::registry::FeatureView;
+use larder::proto::types::value::Val;
 use larder::registry::aggregation::Aggregation;
+use larder::registry::{FeatureView, Field};
 use larder::time::EventTime;
+use larder::value::{self, Value, ValueType};
 
 use super::{Subject, key, registry};
+use crate::Rng;
 
 /// A view of `x` with every function over a 60 s tumbling window and a 60 s window sliding by
 /// 20 s; lateness 30 s (`larder:allowed_lateness`).
@@ -37,22 +40,29 @@ pub fn windowed_view(project: &str) -> FeatureView {
         }
     }
     view.tags.insert(larder::aggregate::LATENESS_TAG.into(), "30".into());
+    // Every output declared, in every type a final value can be stored as (sums rounded to
+    // Int32 saturate on the 1e12 readings; a mean as Float32; a max as Bool).
+    view.outputs = view
+        .aggregations
+        .iter()
+        .map(|a| {
+            let dtype = match (a.function.as_str(), a.slide.is_some()) {
+                ("count", _) => ValueType::Int64,
+                ("sum", false) => ValueType::Int32,
+                ("sum", true) => ValueType::Int64,
+                ("mean", _) => ValueType::Float,
+                ("max", true) => ValueType::Bool,
+                _ => ValueType::Double,
+            };
+            Field::new(a.output(), dtype)
+        })
+        .collect();
     view
 }
 
-/// A small deterministic generator (xorshift), so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
+/// Where the final values and plain rows go in these tests: entity hashes kept an hour.
+fn feast_target(view: &FeatureView, w: &ViewWindows) -> FeastTarget {
+    FeastTarget { layout: Arc::new(FeastLayout::of(view, w)), ttl_seconds: Some(3600) }
 }
 
 type Model = HashMap<Vec<u8>, HashMap<Vec<u8>, Bytes>>;
@@ -65,8 +75,8 @@ impl Seen {
     fn note(&mut self, outcome: &KeyOutcome) {
         match outcome {
             KeyOutcome::Redo => self.0[3] += 1,
-            KeyOutcome::Done(statuses) => {
-                for s in statuses {
+            KeyOutcome::Done { runs, .. } => {
+                for s in runs {
                     self.0[*s as usize] += 1;
                 }
             }
@@ -74,21 +84,34 @@ impl Seen {
     }
 }
 
-/// Applies `writes` to the store and to the model; checks both decided alike. Redone keys are
-/// sent again one event per run, to both.
+/// Applies a key's write to the model: its tile key and entity hash.
+fn apply_model(model: &mut Model, write: &KeyWrite) -> KeyOutcome {
+    let feast_key = write.feast.as_ref().map(|f| f.key.clone());
+    let mut feast = feast_key.as_ref().map(|k| model.remove(k).unwrap_or_default());
+    let applied =
+        tiles::apply(model.entry(write.key.clone()).or_default(), feast.as_mut(), write, EventTime::now().as_micros());
+    if let (Some(k), Some(h)) = (feast_key, feast)
+        && !h.is_empty()
+    {
+        model.insert(k, h);
+    }
+    applied.outcome
+}
+
+/// Applies `events` to the store and to the model (with their entity hashes, given `feast`);
+/// checks both decided alike. Redone keys are sent again one event per run, to both.
 async fn apply_both(
     s: &Subject,
     model: &mut Model,
-    view: &FeatureView,
-    w: &ViewWindows,
+    (view, w, feast): (&FeatureView, &ViewWindows, Option<&FeastTarget>),
     events: &[&Event],
     seen: &mut Seen,
 ) {
-    let writes = tiles::build(&view.name, w, events, false);
+    let writes = tiles::build_with(&view.name, w, events, false, feast);
     let got = s.store.aggregate(&writes).await.unwrap_or_else(|e| panic!("aggregate: {e}"));
     let mut redo = Vec::new();
     for (write, outcome) in writes.iter().zip(&got) {
-        let (want, _) = tiles::apply(model.entry(write.key.clone()).or_default(), write, EventTime::now().as_micros());
+        let want = apply_model(model, write);
         assert_eq!(*outcome, want, "key {:?}", String::from_utf8_lossy(&write.key));
         seen.note(&want);
         if want == KeyOutcome::Redo {
@@ -100,10 +123,10 @@ async fn apply_both(
     }
     let again: Vec<&Event> =
         events.iter().copied().filter(|e| redo.contains(&tiles::tile_key_of(&view.name, e))).collect();
-    let writes: Vec<KeyWrite> = tiles::build(&view.name, w, &again, true);
+    let writes: Vec<KeyWrite> = tiles::build_with(&view.name, w, &again, true, feast);
     let got = s.store.aggregate(&writes).await.unwrap();
     for (write, outcome) in writes.iter().zip(got) {
-        let (want, _) = tiles::apply(model.entry(write.key.clone()).or_default(), write, EventTime::now().as_micros());
+        let want = apply_model(model, write);
         assert_eq!(outcome, want);
         seen.note(&want);
         assert_ne!(want, KeyOutcome::Redo, "single-event runs are always decided");
@@ -114,6 +137,7 @@ pub async fn aggregation_tiles_follow_the_rule(s: &Subject) {
     let project = "tiles";
     let view = windowed_view(project);
     let w = ViewWindows::of(&view).unwrap();
+    let target = feast_target(&view, &w);
     let entities: Vec<Vec<u8>> = (1..=3).map(|id| key(&view, project, id)).collect();
     let lanes: [Option<&str>; 3] = [Some("kinesis:s:shard-0"), Some("kafka:t-1"), None];
     let mut rng = Rng(0x5eed_1234_abcd_0001);
@@ -157,6 +181,12 @@ pub async fn aggregation_tiles_follow_the_rule(s: &Subject) {
                         seq[n] += 1;
                         (Arc::<str>::from(l), larder::aggregate::position(&seq[n].to_string(), 0).unwrap())
                     });
+                    // Most events carry their row (x as the plain feature), some none (chosen
+                    // without the generator, so the batches stay as they were).
+                    let plain = match (step + events.len()) % 4 {
+                        0 => Vec::new(),
+                        _ => vec![value::encode(&Value { val: x.map(Val::DoubleVal) })],
+                    };
                     events.push(Event {
                         key: entities[rng.below(3) as usize].clone(),
                         time_us: clock - behind,
@@ -164,19 +194,25 @@ pub async fn aggregation_tiles_follow_the_rule(s: &Subject) {
                         origin: l,
                         record: step,
                         row: 0,
+                        plain,
                     });
                 }
                 events
             }
         };
         let refs: Vec<&Event> = batch.iter().collect();
-        apply_both(s, &mut model, &view, &w, &refs, &mut seen).await;
+        apply_both(s, &mut model, (&view, &w, Some(&target)), &refs, &mut seen).await;
         for e in &entities {
             let k = tile_key(&view.name, e);
             let stored = s.raw.hash(&k).unwrap_or_default();
             let want: BTreeMap<Vec<u8>, Vec<u8>> =
                 model.get(&k).map(|h| h.iter().map(|(f, v)| (f.clone(), v.to_vec())).collect()).unwrap_or_default();
             assert_eq!(stored, want, "step {step}: tile key of entity {e:?}");
+            // The entity hash: plain row, final values and `_ts`, byte for byte.
+            let stored = s.raw.hash(e).unwrap_or_default();
+            let want: BTreeMap<Vec<u8>, Vec<u8>> =
+                model.get(e).map(|h| h.iter().map(|(f, v)| (f.clone(), v.to_vec())).collect()).unwrap_or_default();
+            assert_eq!(stored, want, "step {step}: entity hash {e:?}");
         }
         sent.push(batch);
     }
@@ -184,10 +220,12 @@ pub async fn aggregation_tiles_follow_the_rule(s: &Subject) {
     assert!(seen.0.iter().all(|n| *n > 0), "applied, duplicate, late, redo: {seen:?}");
     let first_tile = format!("x|60000000|{}", start.div_euclid(60_000_000)).into_bytes();
     assert!(model.values().all(|h| !h.contains_key(&first_tile)), "the first minute's tiles were pruned");
-    assert!(model.values().all(|h| h.len() <= w.field_cap + 3));
+    assert!(model.values().all(|h| h.len() <= w.field_cap + 5));
     for e in &entities {
         let k = tile_key(&view.name, e);
         let left = s.raw.expires_in(&k).expect("tile keys expire");
+        let entity_left = s.raw.expires_in(e).expect("entity hashes expire");
+        assert!(entity_left.as_secs() > 3500 && entity_left.as_secs() <= 3600, "{entity_left:?}");
         let newest: i64 = std::str::from_utf8(&model[&k][tiles::MAX_FIELD]).unwrap().parse().unwrap();
         let now = EventTime::now();
         let want_ms = (newest.max(now.as_micros()) + w.keep_us) / 1000 + 1 - now.as_millis();
@@ -212,10 +250,12 @@ pub async fn aggregations_are_read_with_the_features(s: &Subject) {
             origin: None,
             record: i,
             row: 0,
+            plain: Vec::new(),
         })
         .collect();
     let mut model = Model::new();
-    apply_both(s, &mut model, &view, &w, &events.iter().collect::<Vec<_>>(), &mut Seen::default()).await;
+    let events: Vec<&Event> = events.iter().collect();
+    apply_both(s, &mut model, (&view, &w, None), &events, &mut Seen::default()).await;
     // A plain row for some keys, so the read mixes both kinds.
     let row = super::row(&keys[0], EventTime::from_micros(now), 1.5, 1);
     super::write(s, &view, vec![row], larder::online::WriteMode::NewestWins, None).await;

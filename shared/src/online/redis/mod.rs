@@ -225,9 +225,14 @@ impl RedisStore {
                     out.push(KeyOutcome::Redo);
                     continue;
                 }
-                let statuses: Option<Vec<RunStatus>> = letters.iter().map(|&b| RunStatus::from_letter(b)).collect();
+                // The run letters, then '+' when the plain row was written.
+                let (runs, row_written) = match letters.strip_suffix(b"+") {
+                    Some(runs) => (runs, true),
+                    None => (&letters[..], false),
+                };
+                let statuses: Option<Vec<RunStatus>> = runs.iter().map(|&b| RunStatus::from_letter(b)).collect();
                 match statuses {
-                    Some(s) if s.len() == k.runs.len() => out.push(KeyOutcome::Done(s)),
+                    Some(runs) if runs.len() == k.runs.len() => out.push(KeyOutcome::Done { runs, row_written }),
                     _ => return Err(self.unexpected(&Value::BulkString(letters), call.len())),
                 }
             }

@@ -7,13 +7,15 @@
 //! read an old time and the older event can land last. Doing the comparison inside Redis, in a
 //! script per key, makes it atomic: Redis runs one script at a time.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use ::redis::{Cmd, Script, cmd};
 
-use crate::aggregate::tiles::KeyWrite;
+use crate::aggregate::Function;
+use crate::aggregate::tiles::{FeastLayout, KeyWrite};
 use crate::online::{ViewWrite, WriteRow};
 use crate::time::EventTime;
+use crate::value::ValueType;
 
 /// The script's source.
 pub const NEWEST_WINS_LUA: &str = include_str!("newest_wins.lua");
@@ -49,25 +51,105 @@ pub fn load_tiles() -> Cmd {
     c
 }
 
-/// The arguments a tile key adds to a `tiles.lua` call, besides the key.
+/// The arguments a tile key adds to a `tiles.lua` call, besides its keys and the layouts.
 pub fn tile_args(k: &KeyWrite) -> usize {
-    4 + k.runs.iter().map(|r| 6 + 2 * r.tiles.len()).sum::<usize>()
+    let feast = k.feast.as_ref().map_or(0, |f| 4 + 2 * f.plain.as_ref().map_or(0, |(_, v)| v.len()));
+    5 + feast + k.runs.iter().map(|r| 6 + 2 * r.tiles.len()).sum::<usize>()
 }
 
-/// `EVALSHA <tiles sha> <k> <key>...`, then per key its settings and runs (see `tiles.lua`).
+/// The arguments a Feast layout adds to a `tiles.lua` call.
+pub fn layout_args(l: &FeastLayout) -> usize {
+    2 + 7 * l.outputs.len()
+}
+
+/// `tiles.lua`'s letter for a function.
+fn function_letter(f: Function) -> &'static str {
+    match f {
+        Function::Count => "c",
+        Function::Sum => "s",
+        Function::Mean => "m",
+        Function::Min => "n",
+        Function::Max => "x",
+        Function::Last => "l",
+        Function::Var => "v",
+        Function::Std => "d",
+        // Never in a layout: count_distinct is not computed (ViewWindows::of).
+        Function::CountDistinct => "?",
+    }
+}
+
+/// `tiles.lua`'s letter for the type an output is stored as (read::typed's types).
+fn type_letter(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Int64 => "i",
+        ValueType::Int32 => "j",
+        ValueType::Float => "f",
+        ValueType::Bool => "b",
+        _ => "d",
+    }
+}
+
+/// `EVALSHA <tiles sha> <k> <tile key>... <entity hash>...`, then the Feast layouts the keys
+/// use, then per key its settings, runs and Feast part (see `tiles.lua`).
 pub fn tiles(keys: &[&KeyWrite]) -> Cmd {
-    let args = 3 + keys.iter().map(|k| 1 + tile_args(k)).sum::<usize>();
+    // The layouts, numbered from 1 in order of first use (a call usually carries one view).
+    let mut layouts: Vec<&Arc<FeastLayout>> = Vec::new();
+    let mut numbers = Vec::with_capacity(keys.len());
+    for k in keys {
+        numbers.push(k.feast.as_ref().map_or(0, |f| match layouts.iter().position(|l| Arc::ptr_eq(l, &f.layout)) {
+            Some(i) => i + 1,
+            None => {
+                layouts.push(&f.layout);
+                layouts.len()
+            }
+        }));
+    }
+    let hashes = keys.iter().filter(|k| k.feast.is_some()).count();
+    let args = 5
+        + hashes
+        + layouts.iter().map(|l| layout_args(l)).sum::<usize>()
+        + keys.iter().map(|k| 1 + tile_args(k)).sum::<usize>();
     let mut c = Cmd::with_capacity(args, 64 * args);
-    c.arg("EVALSHA").arg(tiles_sha()).arg(keys.len());
+    c.arg("EVALSHA").arg(tiles_sha()).arg(keys.len() + hashes);
     for k in keys {
         c.arg(&k.key);
     }
     for k in keys {
+        if let Some(f) = &k.feast {
+            c.arg(&f.key);
+        }
+    }
+    c.arg(keys.len()).arg(layouts.len());
+    for l in &layouts {
+        c.arg(&l.ts_field).arg(l.outputs.len());
+        for o in &l.outputs {
+            c.arg(&o.field[..]).arg(o.prefix.as_bytes()).arg(o.hop_us).arg(o.tiles);
+            c.arg(if o.sliding { "1" } else { "0" }).arg(function_letter(o.function)).arg(type_letter(o.dtype));
+        }
+    }
+    let mut hash_index = keys.len();
+    for (k, number) in keys.iter().zip(numbers) {
         c.arg(k.lateness_us).arg(k.keep_us).arg(k.field_cap).arg(k.runs.len());
         for r in &k.runs {
             c.arg(r.lane.as_bytes()).arg(&r.first).arg(&r.last).arg(r.min_us).arg(r.max_us).arg(r.tiles.len());
             for (field, state) in &r.tiles {
                 c.arg(field).arg(&state.encode()[..]);
+            }
+        }
+        c.arg(number);
+        if let Some(f) = &k.feast {
+            hash_index += 1;
+            c.arg(hash_index).arg(f.ttl_seconds.unwrap_or(0));
+            match &f.plain {
+                Some((t, values)) => {
+                    c.arg(*t).arg(values.len());
+                    for (field, value) in values {
+                        c.arg(&field[..]).arg(&value[..]);
+                    }
+                }
+                None => {
+                    c.arg("").arg(0);
+                }
             }
         }
     }

@@ -2,16 +2,33 @@
 -- those of shared/src/aggregate/tiles.rs (`apply`), which documents them; the merge formulas
 -- and their order are TileState::merge's, so both store the same bits.
 --
--- KEYS      tile keys (one entity and view each)
--- ARGV      per key, in the order of KEYS: allowed lateness (us), how long tiles are kept
---           behind the newest event (us), the field count over which old tiles are pruned,
---           the number of runs R; then per run: lane ('' for none), first and last position,
---           oldest and newest event time (us), the number of tiles T, then T pairs of tile
---           field and partial state (eight little-endian doubles).
+-- KEYS      tile keys (one entity and view each), then the entity hashes some of them also
+--           write (Feast's hash of the same entity, in the same cluster slot)
+-- ARGV      the number of tile keys N (the first N KEYS), the number of Feast layouts L; per
+--           layout: its `_ts:<view>` field, its number of outputs O, then per output: its
+--           feature field, its series' tile field prefix, the hop (us), tiles per window, '1'
+--           sliding or '0' tumbling, the function's letter (c count, s sum, m mean, n min,
+--           x max, l last, v var, d std) and the type's letter (i Int64, j Int32, f Float32,
+--           b Bool, d Float64).
+--           Then per tile key, in the order of KEYS: allowed lateness (us), how long tiles are
+--           kept behind the newest event (us), the field count over which old tiles are
+--           pruned, the number of runs R; then per run: lane ('' for none), first and last
+--           position, oldest and newest event time (us), the number of tiles T, then T pairs of
+--           tile field and partial state (eight little-endian doubles). Then its layout number
+--           (0: tiles only); with one: the KEYS index of its entity hash, EXPIRE seconds for it
+--           (0 none), the time (us) of the newest plain row ('' none), its number of values P
+--           and P pairs of feature field and value.
 --
--- Returns one string per key: a letter per run (a applied, d duplicate, l late), or 'R' when a
--- run is neither wholly one nor another; nothing of that key is applied then, and the caller
--- sends its events again one per run.
+-- With a layout, after a write the entity hash gets the plain row when it is newer than the
+-- one written before, every output's value over the window ending with the newest event (the
+-- tiles ending with its tile when sliding, the window holding it when tumbling; an empty
+-- string for a null) as a serialized feast.types.Value, and `_ts:<view>` = the latest such
+-- window end (or the row's time), strictly later than the one written before. The rules are
+-- tiles.rs `apply`'s.
+--
+-- Returns one string per key: a letter per run (a applied, d duplicate, l late), then '+' when
+-- the plain row was written; or 'R' when a run is neither wholly one nor another; nothing of
+-- that key is applied then, and the caller sends its events again one per run.
 
 local call, argv = redis.call, ARGV
 local spack, sunpack = struct.pack, struct.unpack
@@ -51,17 +68,154 @@ local function merge(a, b)
   return { n, a[2] + b[2], mean, m2, lo, hi, last, last_us }
 end
 
+-- TileState::finish: nil for a null.
+local function finish(t, f)
+  local n = t and t[1] or 0
+  if f == 'c' then
+    return n
+  elseif n == 0 then
+    return nil
+  elseif f == 's' then
+    return t[2]
+  elseif f == 'm' then
+    return t[3]
+  elseif f == 'n' then
+    return t[5]
+  elseif f == 'x' then
+    return t[6]
+  elseif f == 'l' then
+    return t[7]
+  elseif n < 2 then
+    return nil
+  end
+  local v = t[4] / (n - 1)
+  -- Rust's f64::max(0.0): a hair below zero (or NaN) is 0.
+  if not (v > 0) then
+    v = 0
+  end
+  if f == 'd' then
+    return math.sqrt(v)
+  end
+  return v
+end
+
+-- A protobuf varint of the integer x (a double, |x| < 2^63), negative ones in two's
+-- complement over 64 bits: built from two 32-bit halves, which doubles hold exactly.
+local function varint(x)
+  local hi = math.floor(x / 4294967296)
+  local lo = x - hi * 4294967296
+  if hi < 0 then
+    hi = hi + 4294967296
+  end
+  local out = {}
+  while hi > 0 or lo >= 128 do
+    local b = lo % 128
+    out[#out + 1] = string.char(b + 128)
+    lo = (lo - b) / 128 + (hi % 128) * 33554432
+    hi = math.floor(hi / 128)
+  end
+  out[#out + 1] = string.char(lo)
+  return table.concat(out)
+end
+
+-- Rust's f64::round (half away from zero); NaN is 0.
+local function round(x)
+  if x ~= x then
+    return 0
+  end
+  local a = math.abs(x)
+  local r = math.floor(a)
+  if a - r >= 0.5 then
+    r = r + 1
+  end
+  if x < 0 then
+    return -r
+  end
+  return r
+end
+
+local I64_MAX = '\255\255\255\255\255\255\255\255\127'
+local I64_MIN = '\128\128\128\128\128\128\128\128\128\1'
+
+-- read::typed, serialized: the value as the feature's type (integers rounded and saturated as
+-- Rust's `as` casts do).
+local function value_bytes(x, dtype)
+  if x == nil then
+    return ''
+  elseif dtype == 'i' then
+    local r = round(x)
+    if r >= 9223372036854775808 then
+      return '\32' .. I64_MAX
+    elseif r <= -9223372036854775808 then
+      return '\32' .. I64_MIN
+    end
+    return '\32' .. varint(r)
+  elseif dtype == 'j' then
+    local r = round(x)
+    if r > 2147483647 then
+      r = 2147483647
+    elseif r < -2147483648 then
+      r = -2147483648
+    end
+    return '\24' .. varint(r)
+  elseif dtype == 'f' then
+    return '\53' .. spack('<f', x)
+  elseif dtype == 'b' then
+    if x ~= 0 then
+      return '\56\1'
+    end
+    return '\56\0'
+  end
+  return '\41' .. spack('<d', x)
+end
+
+-- google.protobuf.Timestamp of a time in microseconds, zero fields left out.
+local function timestamp_bytes(us)
+  local secs = math.floor(us / 1000000)
+  local nanos = (us - secs * 1000000) * 1000
+  local s = ''
+  if secs ~= 0 then
+    s = '\8' .. varint(secs)
+  end
+  if nanos ~= 0 then
+    s = s .. '\16' .. varint(nanos)
+  end
+  return s
+end
+
+-- The Feast layouts, read once per call.
+local layouts = {}
+local i = 3
+for l = 1, tonumber(argv[2]) do
+  local layout = { ts = argv[i], outputs = {} }
+  local n = tonumber(argv[i + 1])
+  i = i + 2
+  for o = 1, n do
+    layout.outputs[o] = {
+      field = argv[i],
+      prefix = argv[i + 1],
+      hop = tonumber(argv[i + 2]),
+      tiles = tonumber(argv[i + 3]),
+      sliding = argv[i + 4] == '1',
+      f = argv[i + 5],
+      dtype = argv[i + 6],
+    }
+    i = i + 7
+  end
+  layouts[l] = layout
+end
+
 local out = {}
-local i = 1
 -- Now (us), read once per call when a key is first kept alive.
 local now_us
-for k = 1, #KEYS do
+for k = 1, tonumber(argv[1]) do
   local key = KEYS[k]
   local lateness, keep, cap, nruns = tonumber(argv[i]), tonumber(argv[i + 1]), tonumber(argv[i + 2]), tonumber(argv[i + 3])
   i = i + 4
   local starts = {}
   -- The newest event time and each lane's mark, read in one call.
-  local wanted, lane_at = { '\0max' }, {}
+  -- (and the times of the plain row and of `_ts` written last).
+  local wanted, lane_at = { '\0max', '\0pt', '\0ts' }, {}
   for r = 1, nruns do
     starts[r] = i
     local lane = argv[i]
@@ -70,6 +224,15 @@ for k = 1, #KEYS do
       lane_at[lane] = #wanted
     end
     i = i + 6 + 2 * tonumber(argv[i + 5])
+  end
+  -- The Feast part: its layout, entity hash, TTL, plain row time and the row's first value.
+  local layout, fkey, fttl, plain_t, plain_at, nplain = layouts[tonumber(argv[i])], nil, 0, nil, 0, 0
+  if layout then
+    fkey, fttl, plain_t, nplain = KEYS[tonumber(argv[i + 1])], tonumber(argv[i + 2]), tonumber(argv[i + 3]), tonumber(argv[i + 4])
+    plain_at = i + 5
+    i = plain_at + 2 * nplain
+  else
+    i = i + 1
   end
   local got = call('HMGET', key, unpack(wanted))
 
@@ -118,10 +281,11 @@ for k = 1, #KEYS do
     out[k] = 'R'
   else
     local hset, pos = {}, 1
+    local tiles = {}
     if applied then
       -- The stored state of every tile the applied runs touch, read in one call, then the
       -- runs' states (`deltas`: argument positions, in run order) merged into them.
-      local tiles, order, deltas = {}, {}, {}
+      local order, deltas = {}, {}
       for r = 1, nruns do
         if status[r] == 'a' then
           local a = starts[r]
@@ -158,11 +322,87 @@ for k = 1, #KEYS do
       hset[pos], hset[pos + 1] = '\0w|' .. lane, marks[lane]
       pos = pos + 2
     end
+    -- The plain row: newest event wins (strictly later than the one written).
+    local plain = layout and plain_t and (not got[2] or plain_t > tonumber(got[2]))
+    if plain then
+      hset[pos], hset[pos + 1] = '\0pt', string.format('%d', plain_t)
+      pos = pos + 2
+    end
+    local written = false
+    if plain or (layout and applied and #layout.outputs > 0) then
+      local fset, fpos = {}, 1
+      local wend = -math.huge
+      if plain then
+        for a = plain_at, plain_at + 2 * nplain - 1 do
+          fset[fpos] = argv[a]
+          fpos = fpos + 1
+        end
+        wend = plain_t
+      end
+      if max and #layout.outputs > 0 then
+        -- Each output's window as of the newest event; tiles this call merged are in `tiles`,
+        -- the others read in one call.
+        local spans, need, needed = {}, {}, {}
+        for o, out in ipairs(layout.outputs) do
+          local first, last, e
+          if out.sliding then
+            last = math.floor(max / out.hop)
+            first = last - out.tiles + 1
+            e = (last + 1) * out.hop
+          else
+            first = math.floor(max / (out.hop * out.tiles)) * out.tiles
+            last = first + out.tiles - 1
+            e = (first + out.tiles) * out.hop
+          end
+          if e > wend then
+            wend = e
+          end
+          spans[o] = { first, last }
+          for t = first, last do
+            local field = out.prefix .. string.format('%d', t)
+            if tiles[field] == nil and not needed[field] then
+              needed[field] = true
+              need[#need + 1] = field
+            end
+          end
+        end
+        if #need > 0 then
+          local stored = call('HMGET', key, unpack(need))
+          for j, field in ipairs(need) do
+            tiles[field] = decode(stored[j]) or false
+          end
+        end
+        for o, out in ipairs(layout.outputs) do
+          local total
+          for t = spans[o][1], spans[o][2] do
+            local state = tiles[out.prefix .. string.format('%d', t)]
+            if state then
+              total = merge(total, state)
+            end
+          end
+          fset[fpos], fset[fpos + 1] = out.field, value_bytes(finish(total, out.f), out.dtype)
+          fpos = fpos + 2
+        end
+      end
+      -- Strictly later than the `_ts` written before: a reader comparing times never drops it.
+      local prev = tonumber(got[3] or nil)
+      if prev and wend <= prev then
+        wend = prev + 1
+      end
+      hset[pos], hset[pos + 1] = '\0ts', string.format('%d', wend)
+      pos = pos + 2
+      fset[fpos], fset[fpos + 1] = layout.ts, timestamp_bytes(wend)
+      call('HSET', fkey, unpack(fset, 1, fpos + 1))
+      if fttl > 0 then
+        call('EXPIRE', fkey, fttl)
+      end
+      written = true
+    end
     if pos > 1 then
       call('HSET', key, unpack(hset, 1, pos - 1))
     end
-    if applied then
-      if call('HLEN', key) > cap then
+    if applied or plain then
+      if applied and call('HLEN', key) > cap then
         local cutoff = max - keep
         local old = {}
         for _, field in ipairs(call('HKEYS', key)) do
@@ -184,7 +424,7 @@ for k = 1, #KEYS do
         now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
       end
       local newest = now_us
-      if max > newest then
+      if max and max > newest then
         newest = max
       end
       local expire = math.floor((newest + keep) / 1000) + 1
@@ -193,6 +433,9 @@ for k = 1, #KEYS do
       end
     end
     out[k] = table.concat(status)
+    if written and plain then
+      out[k] = out[k] .. '+'
+    end
   end
 end
 return out

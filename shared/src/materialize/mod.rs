@@ -19,9 +19,13 @@
 //! only the current winner per entity ([`select`]). Row groups whose timestamp statistics fall
 //! outside every window are never fetched. Views reading the same file share the reading.
 //!
+//! A view with window aggregations is backfilled instead ([`backfill`]): every row of its
+//! window is an event for its tiles.
+//!
 //! Three entry points: [`materialize`] does everything in this process; [`plan`],
 //! [`run_item`] and [`commit`] split a run across invocations (see [`plan`](mod@plan)).
 
+pub mod backfill;
 pub mod plan;
 mod progress;
 mod scan;
@@ -210,7 +214,11 @@ pub async fn materialize(
     let run = async {
         let registry = registry::load(cfg, storage).await?;
         let (windows, up_to_date) = windows(&registry, req, EventTime::now())?;
-        let groups = scan::build_groups(cfg, storage, &registry, &windows)?;
+        // Views with window aggregations are backfilled (every row an event), the rest scanned
+        // for their newest rows.
+        let (backfills, newest): (Vec<ViewWindow>, Vec<ViewWindow>) =
+            windows.iter().cloned().partition(|w| registry.view(&w.view).is_ok_and(|v| backfill::aggregates(v)));
+        let groups = scan::build_groups(cfg, storage, &registry, &newest)?;
         let mut prepared = Vec::with_capacity(groups.len());
         for g in groups {
             let files = scan::open_group(&g).await?;
@@ -218,6 +226,12 @@ pub async fn materialize(
             prepared.push((g, files, tasks));
         }
         let mut report = execute(cfg, store, prepared, opts, started).await?;
+        for w in &backfills {
+            let done = backfill::backfill(cfg, storage, store, registry.view(&w.view)?, w).await?;
+            report.files += done.files;
+            report.rows_read += done.rows_read;
+            report.views.extend(done.report);
+        }
         report.up_to_date = up_to_date;
         if report.complete && !windows.is_empty() {
             record(cfg, storage, &windows).await?;
@@ -240,6 +254,7 @@ pub async fn materialize(
 pub async fn plan(cfg: &RepoConfig, storage: &Storage, req: &Request, opts: &Options) -> Result<Plan> {
     let registry = registry::load(cfg, storage).await?;
     let (windows, up_to_date) = windows(&registry, req, EventTime::now())?;
+    refuse_backfills(&registry, &windows)?;
     let groups = scan::build_groups(cfg, storage, &registry, &windows)?;
     let mut plan =
         Plan { views: windows, items: Vec::new(), files: 0, row_groups: 0, row_groups_skipped: 0, rows: 0, up_to_date };
@@ -292,6 +307,7 @@ pub async fn run_item(
 ) -> Result<Report> {
     let started = Instant::now();
     let registry = registry::load(cfg, storage).await?;
+    refuse_backfills(&registry, &item.views)?;
     let mut groups = scan::build_groups(cfg, storage, &registry, &item.views)?;
     if groups.len() != 1 {
         return Err(Error::BadRequest(format!(
@@ -322,6 +338,35 @@ pub async fn run_item(
     log_report(&report);
     observe(&report, "item", started);
     Ok(report)
+}
+
+/// A view's batch source and the path of its parquet files; refused for a view without one or
+/// with a source of another kind.
+fn parquet_source(view: &FeatureView) -> Result<(&registry::DataSource, &str)> {
+    let source = view.offline_source().ok_or_else(|| {
+        Error::Unsupported(format!("feature view '{}' has no batch source to materialize from", view.name))
+    })?;
+    match &source.kind {
+        registry::SourceKind::File { path, .. } => Ok((source, path)),
+        _ => Err(Error::Unsupported(format!(
+            "feature view '{}' reads from a {} source ('{}'); Larder materializes from parquet files (type: file)",
+            view.name,
+            source.kind_name(),
+            source.name
+        ))),
+    }
+}
+
+/// A backfill of window aggregations sorts its whole window, so it cannot be split into work
+/// items (yet): a plan naming such a view is refused.
+fn refuse_backfills(registry: &Registry, windows: &[ViewWindow]) -> Result<()> {
+    match windows.iter().find(|w| registry.view(&w.view).is_ok_and(|v| backfill::aggregates(v))) {
+        Some(w) => Err(Error::Unsupported(format!(
+            "feature view '{}' has window aggregations: its backfill applies every row of the window in time              order, in one run, so it cannot be split into work items; materialize it in one run (larder              materialize, or the materialize function without plan/item/commit)",
+            w.view
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A run's or item's metrics: what it read and wrote, how long it took, how it ended.

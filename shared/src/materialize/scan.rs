@@ -32,7 +32,7 @@ use crate::offline::columns::{self, ColumnFrom, ColumnUse, FileColumns, Needed};
 use crate::offline::reader::ObjectReader;
 use crate::offline::{self, Location, ParquetFile};
 use crate::online::WriteRow;
-use crate::registry::{FeatureView, Registry, SourceKind};
+use crate::registry::{FeatureView, Registry};
 use crate::storage::{FileTree, Storage};
 use crate::time::EventTime;
 use crate::value::ValueType;
@@ -133,17 +133,7 @@ pub fn build_groups(
     let mut groups: Vec<Group> = Vec::new();
     for w in windows {
         let view = registry.view(&w.view)?.clone();
-        let source = view.offline_source().ok_or_else(|| {
-            Error::Unsupported(format!("feature view '{}' has no batch source to materialize from", view.name))
-        })?;
-        let SourceKind::File { path, .. } = &source.kind else {
-            return Err(Error::Unsupported(format!(
-                "feature view '{}' reads from a {} source ('{}'); Larder materializes from parquet files (type: file)",
-                view.name,
-                source.kind_name(),
-                source.name
-            )));
-        };
+        let (source, path) = super::parquet_source(&view)?;
         if view.has_transformation {
             return Err(Error::Unsupported(format!(
                 "feature view '{}' has a Python transformation, which Larder cannot run",

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use larder::config::RepoConfig;
 use larder::registry;
 use larder_tests::feast::copy_dir;
-use larder_tests::http::{LarderServe, post_json, request};
+use larder_tests::http::{LarderServe, post_json, post_json_with, request};
 use larder_tests::{RedisServer, repo_root};
 use serde_json::json;
 
@@ -168,10 +168,9 @@ fn materialize_routes_record_and_serve_without_a_restart() {
     }
 }
 
-/// The sensors example as its README runs it: `larder serve` on a Redis, then the generator
-/// pushes readings over HTTP and checks the window aggregations against its own arithmetic.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_sensors_example_generator_reads_back_its_own_windows() {
+/// The sensors example applied on a fresh Redis and served by `larder serve`, as its README
+/// runs it.
+async fn sensors_served() -> (RedisServer, tempfile::TempDir, LarderServe) {
     let redis = RedisServer::start();
     let repo = tempfile::tempdir().unwrap();
     copy_dir(&repo_root().join("examples/sensors"), repo.path());
@@ -180,6 +179,14 @@ async fn the_sensors_example_generator_reads_back_its_own_windows() {
     let cfg = RepoConfig::load_with(Some(repo.path()), &lookup).unwrap();
     registry::apply(&cfg, &larder::storage::Storage::default(), false).await.unwrap();
     let serve = LarderServe::start(repo.path(), &env, &[]);
+    (redis, repo, serve)
+}
+
+/// The sensors example as its README runs it: `larder serve` on a Redis, then the generator
+/// pushes readings over HTTP and checks the window aggregations against its own arithmetic.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sensors_example_generator_reads_back_its_own_windows() {
+    let (_redis, repo, serve) = sensors_served().await;
     let out = std::process::Command::new("python3")
         .arg(repo.path().join("generate.py"))
         .args(["--url", &format!("http://127.0.0.1:{}", serve.port), "--sensors", "3", "--minutes", "2"])
@@ -189,4 +196,50 @@ async fn the_sensors_example_generator_reads_back_its_own_windows() {
     assert!(out.status.success(), "generate.py failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("pushed 360 readings of 3 sensors"), "{stdout}");
     assert!(stdout.contains("match the readings' own"), "{stdout}");
+}
+
+/// An HTTP push retried with its `Idempotency-Key` counts once in window aggregations; without
+/// one a retry counts again (at least once). A malformed key is a 400; with mode=async, a 422.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idempotency_key_makes_a_retried_push_count_once() {
+    let (_redis, _repo, serve) = sensors_served().await;
+    // Three readings of sensor 7, one to three minutes ago: inside the sliding hour.
+    let now = larder::time::EventTime::now().as_micros();
+    let times: Vec<String> =
+        (1..=3).map(|m| larder::time::EventTime::from_micros(now - m * 60_000_000).to_rfc3339()).collect();
+    let body = serde_json::json!({"push_source_name": "readings",
+        "df": {"sensor_id": [7, 7, 7], "event_timestamp": times, "reading": [1.0, 2.0, 4.0]}});
+    let push = |key: Option<&str>| {
+        let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
+        post_json_with(serve.port, "/push", &headers, &body)
+    };
+    let count = || {
+        let read = serde_json::json!({"features": ["sensor_hour:readings_1h", "sensor_hour:avg_reading_3600s"],
+                                      "entities": {"sensor_id": [7]}});
+        let (status, answer) = post_json(serve.port, "/get-online-features", &read);
+        assert_eq!(status, 200, "{answer}");
+        let avg = answer["results"][2]["values"][0].as_f64().unwrap();
+        (answer["results"][1]["values"][0].as_i64().unwrap(), (avg * 1e9).round() / 1e9)
+    };
+    assert_eq!(push(Some("batch-1")).0, 200);
+    assert_eq!(count(), (3, 2.333333333));
+    // The client did not see the answer and sends it again: nothing counts twice.
+    assert_eq!(push(Some("batch-1")).0, 200);
+    assert_eq!(count(), (3, 2.333333333));
+    // A new key (another push of the same rows) counts, and so does a push without a key.
+    assert_eq!(push(Some("batch-2")).0, 200);
+    assert_eq!(count().0, 6);
+    assert_eq!(push(None).0, 200);
+    assert_eq!(count().0, 9);
+    let (status, err) = push(Some("has space"));
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("Idempotency-Key must be 1 to 128 visible ASCII"),
+        "{err}"
+    );
+    let headers = [("Idempotency-Key", "batch-3")];
+    let (status, err) = post_json_with(serve.port, "/push?mode=async", &headers, &body);
+    assert_eq!(status, 422, "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("synchronous pushes only"), "{err}");
+    assert_eq!(count().0, 9, "nothing was written by the refused pushes");
 }

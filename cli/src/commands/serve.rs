@@ -146,7 +146,8 @@ async fn route(State(router): State<Arc<Router>>, req: Request<Body>) -> Respons
         None => Caller::Anonymous,
     };
     let req = ApiRequest::new(parts.method.as_str(), parts.uri.path(), parts.uri.query().unwrap_or(""), &bytes)
-        .from_caller(&caller);
+        .from_caller(&caller)
+        .with_idempotency_key(parts.headers.get("idempotency-key").map(|v| v.as_bytes()));
     to_http(router.handle(req).await)
 }
 

@@ -75,6 +75,9 @@ impl HttpEvent {
     }
 }
 
+/// The header that makes an HTTP push's aggregation events count once (docs/aggregations.md).
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 /// Answers an event with `router`. Never fails: a malformed event is a 400 answer.
 pub async fn answer(router: &Router, event: HttpEvent) -> HttpResponse {
     match event {
@@ -85,7 +88,14 @@ pub async fn answer(router: &Router, event: HttpEvent) -> HttpResponse {
             let query = req.raw_query_string.as_deref().unwrap_or("");
             let caller = req.request_context.authorizer.as_ref().map(caller).unwrap_or_default();
             let r = match body_bytes(req.body.as_deref(), req.is_base64_encoded) {
-                Ok(body) => router.handle(ApiRequest::new(method, path, query, &body).from_caller(&caller)).await,
+                Ok(body) => {
+                    let key = req.headers.get(IDEMPOTENCY_KEY).map(|v| v.as_bytes());
+                    router
+                        .handle(
+                            ApiRequest::new(method, path, query, &body).from_caller(&caller).with_idempotency_key(key),
+                        )
+                        .await
+                }
                 Err(r) => r,
             };
             HttpResponse::V2(Box::new(v2_response(r)))
@@ -110,7 +120,14 @@ pub async fn answer(router: &Router, event: HttpEvent) -> HttpResponse {
                 known => known,
             };
             let r = match body_bytes(req.body.as_deref(), req.is_base64_encoded) {
-                Ok(body) => router.handle(ApiRequest::new(method, path, &query, &body).from_caller(&caller)).await,
+                Ok(body) => {
+                    let key = req.headers.get(IDEMPOTENCY_KEY).map(|v| v.as_bytes());
+                    router
+                        .handle(
+                            ApiRequest::new(method, path, &query, &body).from_caller(&caller).with_idempotency_key(key),
+                        )
+                        .await
+                }
                 Err(r) => r,
             };
             HttpResponse::V1(Box::new(v1_response(r)))

@@ -35,6 +35,7 @@ impl Routes for Echo {
         let body = json!({
             "method": req.method, "path": req.path, "query": req.query,
             "body": String::from_utf8_lossy(req.body), "caller": format!("{:?}", req.caller),
+            "idempotency_key": req.idempotency_key.map(String::from_utf8_lossy),
         });
         Ok(ApiResponse::json(200, body.to_string().into_bytes()))
     }
@@ -115,6 +116,22 @@ async fn queries_reach_the_router() {
     e["queryStringParameters"] = json!({"mode": "sync"});
     let (_, body) = answer_json(&e.to_string()).await;
     assert_eq!(body["query"], "mode=sync");
+}
+
+#[tokio::test]
+async fn the_idempotency_key_header_reaches_the_router() {
+    // Header names are case-insensitive: an HTTP API lowercases them, a REST API keeps the
+    // client's spelling.
+    for (event, name) in
+        [(event!("push-apigw-http.json"), "idempotency-key"), (event!("push-apigw-rest.json"), "Idempotency-Key")]
+    {
+        let mut e: Value = serde_json::from_str(event).unwrap();
+        let (_, body) = answer_json(&e.to_string()).await;
+        assert_eq!(body["idempotency_key"], Value::Null);
+        e["headers"][name] = json!("order-42");
+        let (_, body) = answer_json(&e.to_string()).await;
+        assert_eq!(body["idempotency_key"], "order-42", "{name}");
+    }
 }
 
 #[test]

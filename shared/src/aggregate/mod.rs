@@ -32,6 +32,10 @@ pub use state::TileState;
 /// seconds (default: the view's smallest hop).
 pub const LATENESS_TAG: &str = "larder:allowed_lateness";
 
+/// Idempotency keys a tile key remembers: an HTTP push retried with its `Idempotency-Key` is
+/// recognized unless this many other keyed pushes reached the same entity and view since.
+pub const IDEM_CAP: usize = 64;
+
 /// One (column, hop) pair of a view: the tiles its aggregations merge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Series {
@@ -89,6 +93,8 @@ pub struct ViewWindows {
     pub keep_us: i64,
     /// Fields a tile key holds at most in steady state, over which a write prunes old tiles.
     pub field_cap: usize,
+    /// Idempotency keys (HTTP pushes) a tile key remembers at most ([`IDEM_CAP`]).
+    pub idem_cap: usize,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -109,6 +115,7 @@ impl ViewWindows {
             lateness_us: 0,
             keep_us: 0,
             field_cap: 8,
+            idem_cap: IDEM_CAP,
         };
         let mut smallest_hop = i64::MAX;
         for agg in &view.aggregations {

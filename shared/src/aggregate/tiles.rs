@@ -74,6 +74,9 @@ pub struct KeyWrite {
     pub lateness_us: i64,
     pub keep_us: i64,
     pub field_cap: usize,
+    /// Marks of `idem:` lanes (HTTP pushes with an `Idempotency-Key`) kept at most: past it
+    /// the oldest is forgotten.
+    pub idem_cap: usize,
     pub runs: Vec<Run>,
     /// What to write into the entity's Feast hash in the same step (`None`: tiles only).
     pub feast: Option<FeastWrite>,
@@ -239,6 +242,7 @@ pub fn build_with(
             lateness_us: windows.lateness_us,
             keep_us: windows.keep_us,
             field_cap: windows.field_cap,
+            idem_cap: windows.idem_cap,
             runs: runs_of(windows, &evs, single),
             feast: feast.map(|f| FeastWrite {
                 key: evs[0].key.clone(),
@@ -345,6 +349,12 @@ pub fn lane_field(lane: &str) -> Vec<u8> {
     f
 }
 
+/// The lane prefix of HTTP pushes with an `Idempotency-Key` (`idem:<key>`).
+pub const IDEM_PREFIX: &str = "idem:";
+
+/// Store field of the `idem:` lanes marked, oldest first, one per line.
+pub const IDEM_QUEUE_FIELD: &[u8] = b"\0iq";
+
 /// Store field of the newest event time applied.
 pub const MAX_FIELD: &[u8] = b"\0max";
 
@@ -366,6 +376,8 @@ pub fn apply(
     let redo = Applied { outcome: KeyOutcome::Redo, expire_at_ms: None, feast_written: false };
     let mut max: Option<i64> = number(hash, MAX_FIELD);
     let mut marks: HashMap<Arc<str>, Option<String>> = HashMap::new();
+    // `idem:` lanes this write marks for the first time, in run order.
+    let mut new_idem: Vec<Arc<str>> = Vec::new();
     let mut statuses = Vec::with_capacity(write.runs.len());
     for run in &write.runs {
         let mark = if run.lane.is_empty() {
@@ -396,6 +408,12 @@ pub fn apply(
             }
         };
         if !run.lane.is_empty() && status != RunStatus::Duplicate {
+            if run.lane.starts_with(IDEM_PREFIX)
+                && !hash.contains_key(&lane_field(&run.lane))
+                && !new_idem.contains(&run.lane)
+            {
+                new_idem.push(Arc::clone(&run.lane));
+            }
             marks.insert(Arc::clone(&run.lane), Some(run.last.clone()));
         }
         statuses.push(status);
@@ -416,6 +434,17 @@ pub fn apply(
         if let Some(mark) = mark {
             hash.insert(lane_field(&lane), Bytes::from(mark.into_bytes()));
         }
+    }
+    // The idempotency keys remembered, oldest first: past the cap, the oldest are forgotten.
+    if !new_idem.is_empty() {
+        let stored = hash.get(IDEM_QUEUE_FIELD).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        let mut queue: Vec<String> = stored.split('\n').filter(|l| !l.is_empty()).map(str::to_string).collect();
+        queue.extend(new_idem.iter().map(|l| l.to_string()));
+        let forget = queue.len().saturating_sub(write.idem_cap);
+        for lane in queue.drain(..forget) {
+            hash.remove(&lane_field(&lane));
+        }
+        hash.insert(IDEM_QUEUE_FIELD.to_vec(), Bytes::from(queue.join("\n").into_bytes()));
     }
     if applied && let Some(m) = max {
         hash.insert(MAX_FIELD.to_vec(), Bytes::from(m.to_string().into_bytes()));

@@ -125,17 +125,24 @@ pub struct ApiRequest<'a> {
     pub query: &'a str,
     pub body: &'a [u8],
     pub caller: &'a Caller,
+    /// The `Idempotency-Key` header, as sent.
+    pub idempotency_key: Option<&'a [u8]>,
 }
 
 impl<'a> ApiRequest<'a> {
     /// A request from an anonymous caller.
     pub fn new(method: &'a str, path: &'a str, query: &'a str, body: &'a [u8]) -> Self {
-        ApiRequest { method, path, query, body, caller: &ANONYMOUS }
+        ApiRequest { method, path, query, body, caller: &ANONYMOUS, idempotency_key: None }
     }
 
     /// The same request, from `caller`.
     pub fn from_caller(self, caller: &'a Caller) -> Self {
         ApiRequest { caller, ..self }
+    }
+
+    /// The same request, with the `Idempotency-Key` header's value if it had one.
+    pub fn with_idempotency_key(self, idempotency_key: Option<&'a [u8]>) -> Self {
+        ApiRequest { idempotency_key, ..self }
     }
     /// The value of a query parameter (no percent-decoding is needed for Larder's options).
     pub fn query_param(&self, name: &str) -> Option<&str> {

@@ -80,18 +80,43 @@ impl Routes for PushRoutes {
     async fn answer(&self, call: &Call<'_>) -> Result<ApiResponse> {
         let (services, req) = (call.services, call.req);
         let mode = mode(req)?;
-        let (push, ok) = if call.path == "/push" {
+        let (mut push, ok) = if call.path == "/push" {
             let ok = ApiResponse { status: 200, content_type: "text/plain; charset=utf-8", body: Vec::new() };
             (PushRequest::parse(req.body)?.into_push()?, ok)
         } else {
             (WriteRequest::parse(req.body)?.into_push()?, ApiResponse::json(200, b"null".to_vec()))
         };
+        push.idempotency_key = idempotency_key(req.idempotency_key)?;
+        if push.idempotency_key.is_some() && matches!(mode, Mode::Async) {
+            return Err(Error::Unsupported(
+                "Idempotency-Key is honoured by synchronous pushes only: mode=async puts the rows on Kinesis, where \
+                 each record counts once but a repeated request is enqueued again; send it without mode=async"
+                    .into(),
+            ));
+        }
         if call.user.is_some() {
             let registry = services.registry.get();
             call.authorize(&registry, &written(&registry, &push.destination)?, &[AuthzAction::WriteOnline])?;
         }
         self.push(services, push, mode, ok).await
     }
+}
+
+/// Longest `Idempotency-Key` taken: it becomes a hash field name in every tile key it reaches.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+/// The `Idempotency-Key` header, checked: 1 to [`MAX_IDEMPOTENCY_KEY`] visible ASCII
+/// characters.
+fn idempotency_key(header: Option<&[u8]>) -> Result<Option<String>> {
+    let Some(bytes) = header else { return Ok(None) };
+    if bytes.is_empty() || bytes.len() > MAX_IDEMPOTENCY_KEY || !bytes.iter().all(u8::is_ascii_graphic) {
+        return Err(Error::BadRequest(format!(
+            "header Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters (no spaces); got {} \
+             bytes",
+            bytes.len()
+        )));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 /// What a push writes, as Feast checks it: every view the push source feeds, or the one view.

@@ -294,12 +294,27 @@ pub async fn apply(
     if push.fresh_registry {
         refresh_registry(registry).await;
     }
-    let prepared = prepare(&registry.get(), push)?;
+    let mut prepared = prepare(&registry.get(), push)?;
+    if let Some(key) = &push.idempotency_key {
+        keyed(&mut prepared, key);
+    }
     let (stats, late) = write_and_aggregate(store, prepared, options).await?;
     if let Some(first) = late.first() {
         tracing::warn!(late = late.len(), reason = %first.error(), "events were not aggregated");
     }
     Ok(stats)
+}
+
+/// Puts a keyed push's events on a lane of their own, `idem:<key>`, each at its row: a retry
+/// with the same key finds every event it applied before at or before the lane's mark in each
+/// tile key, and counts it once (a key's events are applied in one script call, all or none).
+fn keyed(prepared: &mut Prepared, key: &str) {
+    let lane: Arc<str> = Arc::from(format!("{}{key}", tiles::IDEM_PREFIX));
+    for v in &mut prepared.events {
+        for e in &mut v.events {
+            e.origin = crate::aggregate::position("1", e.row).map(|p| (Arc::clone(&lane), p));
+        }
+    }
 }
 
 /// Reloads the registry if it changed. A cache built over a registry in memory (tests,

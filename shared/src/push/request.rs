@@ -76,6 +76,9 @@ pub struct Push {
     pub frame: Frame,
     /// `allow_registry_cache: false` asks for the newest registry.
     pub fresh_registry: bool,
+    /// An HTTP push's `Idempotency-Key`: a retry with the same key counts its events once in
+    /// window aggregations (docs/aggregations.md).
+    pub idempotency_key: Option<String>,
 }
 
 fn yes() -> bool {
@@ -167,6 +170,7 @@ impl PushRequest {
             destination: Destination::Source(self.push_source_name),
             frame: Frame::from_columns(self.df)?,
             fresh_registry: !self.allow_registry_cache,
+            idempotency_key: None,
         })
     }
 }
@@ -181,6 +185,7 @@ impl WriteRequest {
             destination: Destination::View(self.feature_view_name),
             frame: Frame::from_columns(self.df)?,
             fresh_registry: !self.allow_registry_cache,
+            idempotency_key: None,
         })
     }
 }
@@ -261,7 +266,7 @@ pub fn parse_record(data: &[u8], default_source: Option<&str>, origin: &str) -> 
             (None, Some(v)) => Destination::View(v),
             _ => return Err(both_named()),
         };
-        return Ok(Push { destination, frame: Frame::from_columns(df)?, fresh_registry });
+        return Ok(Push { destination, frame: Frame::from_columns(df)?, fresh_registry, idempotency_key: None });
     }
     let source = named(&mut object, PUSH_SOURCE_FIELD)?;
     let view = named(&mut object, VIEW_FIELD)?;
@@ -279,7 +284,7 @@ pub fn parse_record(data: &[u8], default_source: Option<&str>, origin: &str) -> 
         },
         (Some(_), Some(_)) => return Err(both_named()),
     };
-    Ok(Push { destination, frame: Frame::from_row(object), fresh_registry: false })
+    Ok(Push { destination, frame: Frame::from_row(object), fresh_registry: false, idempotency_key: None })
 }
 
 fn both_named() -> Error {

@@ -136,7 +136,9 @@ async fn apply_both(
 pub async fn aggregation_tiles_follow_the_rule(s: &Subject) {
     let project = "tiles";
     let view = windowed_view(project);
-    let w = ViewWindows::of(&view).unwrap();
+    let mut w = ViewWindows::of(&view).unwrap();
+    // Few idempotency keys remembered, so some are forgotten along the way.
+    w.idem_cap = 3;
     let target = feast_target(&view, &w);
     let entities: Vec<Vec<u8>> = (1..=3).map(|id| key(&view, project, id)).collect();
     let lanes: [Option<&str>; 3] = [Some("kinesis:s:shard-0"), Some("kafka:t-1"), None];
@@ -197,6 +199,13 @@ pub async fn aggregation_tiles_follow_the_rule(s: &Subject) {
                         plain,
                     });
                 }
+                // Every other batch without a lane is an HTTP push with an Idempotency-Key.
+                if lane.is_none() && step % 2 == 0 {
+                    let idem: Arc<str> = Arc::from(format!("idem:k{step}"));
+                    for (i, e) in events.iter_mut().enumerate() {
+                        e.origin = Some((Arc::clone(&idem), larder::aggregate::position("1", i).unwrap()));
+                    }
+                }
                 events
             }
         };
@@ -215,6 +224,13 @@ pub async fn aggregation_tiles_follow_the_rule(s: &Subject) {
             assert_eq!(stored, want, "step {step}: entity hash {e:?}");
         }
         sent.push(batch);
+    }
+    // Keyed pushes were remembered up to the cap, the oldest forgotten.
+    for e in &entities {
+        let h = &model[&tile_key(&view.name, e)];
+        let marks = h.keys().filter(|f| f.starts_with(b"\0w|idem:")).count();
+        let queue = String::from_utf8_lossy(&h[tiles::IDEM_QUEUE_FIELD]).lines().count();
+        assert_eq!((marks, queue), (3, 3), "entity {e:?}: one mark per key remembered, three at most");
     }
     // Every kind of decision came up, and old tiles were pruned.
     assert!(seen.0.iter().all(|n| *n > 0), "applied, duplicate, late, redo: {seen:?}");

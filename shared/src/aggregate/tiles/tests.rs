@@ -329,3 +329,33 @@ fn a_row_alone_or_a_late_event_writes_what_changed() {
     assert!(!a.feast_written);
     assert_eq!(ts(&feast), 200 * S);
 }
+
+#[test]
+fn idempotency_keys_are_remembered_up_to_the_cap() {
+    let mut w = windows();
+    w.idem_cap = 2;
+    let mut hash = HashMap::new();
+    let keyed = |key: &str, t: i64| {
+        let mut e = event("a", t, Some(1.0), None, 0);
+        e.origin = Some((Arc::from(format!("{IDEM_PREFIX}{key}")), crate::aggregate::position("1", 0).unwrap()));
+        e
+    };
+    let push = |hash: &mut HashMap<Vec<u8>, Bytes>, key: &str, t: i64| {
+        let e = keyed(key, t);
+        match ap(hash, &build("v", &w, &[&e], false)[0], 0).0 {
+            KeyOutcome::Done { runs, .. } => runs[0],
+            KeyOutcome::Redo => panic!("redo"),
+        }
+    };
+    assert_eq!(push(&mut hash, "k1", 10 * S), RunStatus::Applied);
+    assert_eq!(push(&mut hash, "k1", 10 * S), RunStatus::Duplicate, "a retry with the same key");
+    assert_eq!(push(&mut hash, "k2", 11 * S), RunStatus::Applied);
+    assert_eq!(&hash[IDEM_QUEUE_FIELD][..], b"idem:k1\nidem:k2");
+    // A third key forgets the first: its retry counts again.
+    assert_eq!(push(&mut hash, "k3", 12 * S), RunStatus::Applied);
+    assert_eq!(&hash[IDEM_QUEUE_FIELD][..], b"idem:k2\nidem:k3");
+    assert!(!hash.contains_key(&lane_field("idem:k1")));
+    assert_eq!(push(&mut hash, "k2", 11 * S), RunStatus::Duplicate);
+    assert_eq!(push(&mut hash, "k1", 10 * S), RunStatus::Applied);
+    assert_eq!(sum_of(&hash, b"reading|60000000|0"), 4.0);
+}

@@ -12,7 +12,7 @@
 --           b Bool, d Float64).
 --           Then per tile key, in the order of KEYS: allowed lateness (us), how long tiles are
 --           kept behind the newest event (us), the field count over which old tiles are
---           pruned, the number of runs R; then per run: lane ('' for none), first and last
+--           pruned, the number of `idem:` lane marks kept, the number of runs R; then per run: lane ('' for none), first and last
 --           position, oldest and newest event time (us), the number of tiles T, then T pairs of
 --           tile field and partial state (eight little-endian doubles). Then its layout number
 --           (0: tiles only); with one: the KEYS index of its entity hash, EXPIRE seconds for it
@@ -210,12 +210,13 @@ local out = {}
 local now_us
 for k = 1, tonumber(argv[1]) do
   local key = KEYS[k]
-  local lateness, keep, cap, nruns = tonumber(argv[i]), tonumber(argv[i + 1]), tonumber(argv[i + 2]), tonumber(argv[i + 3])
-  i = i + 4
+  local lateness, keep, cap, idem_cap, nruns =
+    tonumber(argv[i]), tonumber(argv[i + 1]), tonumber(argv[i + 2]), tonumber(argv[i + 3]), tonumber(argv[i + 4])
+  i = i + 5
   local starts = {}
   -- The newest event time and each lane's mark, read in one call.
-  -- (and the times of the plain row and of `_ts` written last).
-  local wanted, lane_at = { '\0max', '\0pt', '\0ts' }, {}
+  -- (and the times of the plain row and of `_ts` written last, and the idempotency keys).
+  local wanted, lane_at = { '\0max', '\0pt', '\0ts', '\0iq' }, {}
   for r = 1, nruns do
     starts[r] = i
     local lane = argv[i]
@@ -242,6 +243,7 @@ for k = 1, tonumber(argv[1]) do
     marks[lane] = got[at]
   end
   local status, redo, applied = {}, false, false
+  local new_idem, new_idem_at = {}, {}
   for r = 1, nruns do
     local a = starts[r]
     local lane, first, last = argv[a], argv[a + 1], argv[a + 2]
@@ -271,6 +273,11 @@ for k = 1, tonumber(argv[1]) do
       end
     end
     if lane ~= '' and s ~= 'd' then
+      -- An `idem:` lane marked for the first time joins the remembered keys.
+      if string.sub(lane, 1, 5) == 'idem:' and not got[lane_at[lane]] and not new_idem_at[lane] then
+        new_idem[#new_idem + 1] = lane
+        new_idem_at[lane] = true
+      end
       marks[lane] = last
       changed_marks[lane] = true
     end
@@ -320,6 +327,30 @@ for k = 1, tonumber(argv[1]) do
     end
     for lane in pairs(changed_marks) do
       hset[pos], hset[pos + 1] = '\0w|' .. lane, marks[lane]
+      pos = pos + 2
+    end
+    -- The idempotency keys remembered, oldest first: past the cap, the oldest are forgotten.
+    local forget = {}
+    if #new_idem > 0 then
+      local queue = {}
+      for lane in string.gmatch(got[4] or '', '[^\n]+') do
+        queue[#queue + 1] = lane
+      end
+      for _, lane in ipairs(new_idem) do
+        queue[#queue + 1] = lane
+      end
+      local drop = #queue - idem_cap
+      if drop > 0 then
+        for d = 1, drop do
+          forget[d] = '\0w|' .. queue[d]
+        end
+        local kept = {}
+        for q = drop + 1, #queue do
+          kept[#kept + 1] = queue[q]
+        end
+        queue = kept
+      end
+      hset[pos], hset[pos + 1] = '\0iq', table.concat(queue, '\n')
       pos = pos + 2
     end
     -- The plain row: newest event wins (strictly later than the one written).
@@ -400,6 +431,9 @@ for k = 1, tonumber(argv[1]) do
     end
     if pos > 1 then
       call('HSET', key, unpack(hset, 1, pos - 1))
+    end
+    if #forget > 0 then
+      call('HDEL', key, unpack(forget))
     end
     if applied or plain then
       if applied and call('HLEN', key) > cap then

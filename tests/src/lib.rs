@@ -8,6 +8,7 @@
 pub mod aws;
 pub mod cli;
 pub mod conformance;
+pub mod example;
 pub mod feast;
 pub mod http;
 pub mod lambda;

@@ -11,18 +11,16 @@ use std::process::Command;
 use std::sync::Arc;
 
 use larder::aws::Aws;
-use larder::config::RepoConfig;
 use larder::materialize::{self, Request};
 use larder::online::OnlineStore;
 use larder::online::redis::RedisStore;
 use larder::push::PushSettings;
 use larder::push::dead_letter::MemorySink;
-use larder::registry::{self, Registry, RegistryCache};
+use larder::registry::{Registry, RegistryCache};
 use larder::retrieval::{Request as Read, Response, get_online_features};
 use larder::time::EventTime;
-use larder_tests::feast::copy_dir;
 use larder_tests::peers::venv_bin;
-use larder_tests::{RedisServer, Rng, repo_root, run};
+use larder_tests::{RedisServer, Rng, run};
 use push_function::{App, event};
 use push_support::kinesis_event;
 use serde_json::json;
@@ -77,12 +75,8 @@ fn assert_agree(stream: &Response, batch: &Response) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kinesis_and_materialize_compute_the_same_windows() {
     let (stream_redis, batch_redis) = (RedisServer::start(), RedisServer::start());
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo_root().join("examples/sensors"), dir.path());
-    let cfg = RepoConfig::load_with(Some(dir.path()), &|k| (k == "REDIS_ADDR").then(|| batch_redis.addr())).unwrap();
+    let (dir, cfg, reg) = larder_tests::example::applied("sensors", &batch_redis.addr()).await;
     let storage = larder::storage::Storage::default();
-    registry::apply(&cfg, &storage, false).await.unwrap();
-    let reg = registry::load(&cfg, &storage).await.unwrap();
 
     // Ninety minutes of readings, some null, one sensor without any; pushed a little out of
     // order (within the allowed lateness), written to parquet in no order (the backfill sorts).

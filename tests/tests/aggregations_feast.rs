@@ -8,14 +8,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use larder::config::RepoConfig;
 use larder::online::WriteOptions;
 use larder::push::PushRequest;
-use larder::registry::{self, RegistryCache};
+use larder::registry::RegistryCache;
 use larder::retrieval::{Request, get_online_features};
 use larder::time::EventTime;
-use larder_tests::feast::{FeastRepo, copy_dir};
-use larder_tests::{RedisServer, Rng, repo_root};
+use larder_tests::feast::FeastRepo;
+use larder_tests::{RedisServer, Rng};
 use serde_json::{Value as Json, json};
 
 const SENSORS: i64 = 6;
@@ -29,12 +28,7 @@ fn close(a: f64, b: f64) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feast_serves_the_final_values_larder_computes() {
     let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo_root().join("examples/sensors"), dir.path());
-    let cfg = RepoConfig::load_with(Some(dir.path()), &|k| (k == "REDIS_ADDR").then(|| redis.addr())).unwrap();
-    let storage = larder::storage::Storage::default();
-    registry::apply(&cfg, &storage, false).await.unwrap();
-    let reg = registry::load(&cfg, &storage).await.unwrap();
+    let (dir, _, reg) = larder_tests::example::applied("sensors", &redis.addr()).await;
     let store = larder::online::redis::RedisStore::open(
         &redis.connection_string(),
         larder::config::RedisType::Redis,

@@ -172,13 +172,8 @@ fn materialize_routes_record_and_serve_without_a_restart() {
 /// runs it.
 async fn sensors_served() -> (RedisServer, tempfile::TempDir, LarderServe) {
     let redis = RedisServer::start();
-    let repo = tempfile::tempdir().unwrap();
-    copy_dir(&repo_root().join("examples/sensors"), repo.path());
-    let env: Vec<(String, String)> = vec![("REDIS_ADDR".into(), redis.addr())];
-    let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let cfg = RepoConfig::load_with(Some(repo.path()), &lookup).unwrap();
-    registry::apply(&cfg, &larder::storage::Storage::default(), false).await.unwrap();
-    let serve = LarderServe::start(repo.path(), &env, &[]);
+    let (repo, _, _) = larder_tests::example::applied("sensors", &redis.addr()).await;
+    let serve = LarderServe::start(repo.path(), &[("REDIS_ADDR".into(), redis.addr())], &[]);
     (redis, repo, serve)
 }
 

@@ -506,7 +506,7 @@ pub fn apply(
     let changed = applied || plain.is_some();
     let newest = max.unwrap_or(i64::MIN).max(now_us);
     Applied {
-        outcome: KeyOutcome::Done { runs: statuses, row_written: plain.is_some() && feast_written },
+        outcome: KeyOutcome::Done { runs: statuses, row_written: plain.is_some() },
         expire_at_ms: changed.then(|| (newest + write.keep_us).div_euclid(1000) + 1),
         feast_written,
     }

@@ -47,9 +47,9 @@ pub fn aggregates(view: &FeatureView) -> bool {
 }
 
 /// What a backfill did, beyond a view report's counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backfilled {
-    pub report: Option<ViewReport>,
+    pub report: ViewReport,
     pub rows_read: u64,
     pub files: usize,
 }
@@ -75,7 +75,7 @@ pub async fn backfill(
     let root = Location::parse(path, &cfg.repo_dir)?;
     let tree = storage.files(&root);
     let files = offline::list_files(tree.as_ref(), &root).await?;
-    let mut out = Backfilled { files: files.len(), ..Default::default() };
+    let mut rows_read = 0;
     let mut report = ViewReport {
         view: view.name.clone(),
         start: w.start,
@@ -101,7 +101,7 @@ pub async fn backfill(
             .map_err(storage_error)?;
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(storage_error)?;
-            out.rows_read += batch.num_rows() as u64;
+            rows_read += batch.num_rows() as u64;
             read.events(view, &windows, &cfg.project, w, &batch, &file.location, &mut events, &mut report)?;
         }
     }
@@ -140,8 +140,7 @@ pub async fn backfill(
              counted (backfill a view before its stream writes to it)"
         );
     }
-    out.report = Some(report);
-    Ok(out)
+    Ok(Backfilled { report, rows_read, files: files.len() })
 }
 
 /// The columns of one file a view's events are made of: indexes into the file's Arrow schema.

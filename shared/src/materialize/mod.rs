@@ -230,7 +230,7 @@ pub async fn materialize(
             let done = backfill::backfill(cfg, storage, store, registry.view(&w.view)?, w).await?;
             report.files += done.files;
             report.rows_read += done.rows_read;
-            report.views.extend(done.report);
+            report.views.push(done.report);
         }
         report.up_to_date = up_to_date;
         if report.complete && !windows.is_empty() {

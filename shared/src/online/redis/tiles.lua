@@ -68,6 +68,16 @@ local function merge(a, b)
   return { n, a[2] + b[2], mean, m2, lo, hi, last, last_us }
 end
 
+-- Reads the stored state of `fields` of `key` into `tiles` (false for none), in one call.
+local function read_tiles(key, fields, tiles)
+  if #fields > 0 then
+    local stored = call('HMGET', key, unpack(fields))
+    for j, field in ipairs(fields) do
+      tiles[field] = decode(stored[j]) or false
+    end
+  end
+end
+
 -- TileState::finish: nil for a null.
 local function finish(t, f)
   local n = t and t[1] or 0
@@ -307,12 +317,7 @@ for k = 1, tonumber(argv[1]) do
           end
         end
       end
-      if #order > 0 then
-        local stored = call('HMGET', key, unpack(order))
-        for j, field in ipairs(order) do
-          tiles[field] = decode(stored[j]) or false
-        end
-      end
+      read_tiles(key, order, tiles)
       for _, f in ipairs(deltas) do
         tiles[argv[f]] = merge(tiles[argv[f]], decode(argv[f + 1]))
       end
@@ -359,7 +364,6 @@ for k = 1, tonumber(argv[1]) do
       hset[pos], hset[pos + 1] = '\0pt', string.format('%d', plain_t)
       pos = pos + 2
     end
-    local written = false
     if plain or (layout and applied and #layout.outputs > 0) then
       local fset, fpos = {}, 1
       local wend = -math.huge
@@ -373,7 +377,7 @@ for k = 1, tonumber(argv[1]) do
       if max and #layout.outputs > 0 then
         -- Each output's window as of the newest event; tiles this call merged are in `tiles`,
         -- the others read in one call.
-        local spans, need, needed = {}, {}, {}
+        local spans, need = {}, {}
         for o, out in ipairs(layout.outputs) do
           local first, last, e
           if out.sliding then
@@ -391,18 +395,13 @@ for k = 1, tonumber(argv[1]) do
           spans[o] = { first, last }
           for t = first, last do
             local field = out.prefix .. string.format('%d', t)
-            if tiles[field] == nil and not needed[field] then
-              needed[field] = true
+            if tiles[field] == nil then
+              tiles[field] = false
               need[#need + 1] = field
             end
           end
         end
-        if #need > 0 then
-          local stored = call('HMGET', key, unpack(need))
-          for j, field in ipairs(need) do
-            tiles[field] = decode(stored[j]) or false
-          end
-        end
+        read_tiles(key, need, tiles)
         for o, out in ipairs(layout.outputs) do
           local total
           for t = spans[o][1], spans[o][2] do
@@ -427,7 +426,6 @@ for k = 1, tonumber(argv[1]) do
       if fttl > 0 then
         call('EXPIRE', fkey, fttl)
       end
-      written = true
     end
     if pos > 1 then
       call('HSET', key, unpack(hset, 1, pos - 1))
@@ -467,7 +465,7 @@ for k = 1, tonumber(argv[1]) do
       end
     end
     out[k] = table.concat(status)
-    if written and plain then
+    if plain then
       out[k] = out[k] .. '+'
     end
   end

@@ -28,7 +28,9 @@ use larder::value;
 use crate::peers::{RedisCluster, RedisServer};
 
 pub mod windows;
-pub use windows::{aggregation_tiles_follow_the_rule, aggregations_are_read_with_the_features};
+pub use windows::{
+    aggregation_tiles_follow_the_rule, aggregations_are_read_with_the_features, distinct_sketches_follow_the_rule,
+};
 
 /// The stored hashes, seen without the store.
 pub trait Raw: Send + Sync {
@@ -144,6 +146,7 @@ macro_rules! conformance_tests {
             sample_keys_of_one_project,
             aggregation_tiles_follow_the_rule,
             aggregations_are_read_with_the_features,
+            distinct_sketches_follow_the_rule,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {

@@ -3,6 +3,8 @@
 //!
 //! - [`state`]: one tile's mergeable partial state (count, sum, Welford mean and M2, min, max,
 //!   last) and how each function is answered from it;
+//! - [`distinct`]: `count_distinct`'s state (the values' hashes, exact up to a bound, a
+//!   HyperLogLog sketch beyond), kept in series of its own;
 //! - [`tiles`]: the write side: events of a batch grouped into runs per tile key, and the rules
 //!   a store applies them by (exactly once per stream position, lateness), implemented in Rust
 //!   for the in-memory store and in `tiles.lua` for Redis;
@@ -11,10 +13,12 @@
 //! Layout: the tiles of one entity and one view live in their own Redis hash, the *tile key*,
 //! whose hash tag puts it in the same cluster slot as the entity's Feast hash (so a read of both
 //! is one round trip per node, and one script call may touch both). Its fields:
-//! `<column>|<hop us>|<tile index>` a tile's state, `w|<lane>` the stream position applied last
+//! `<column>|<hop us>|<tile index>` a tile's state (`<column>|d|<hop us>|<tile index>` of
+//! `count_distinct`), `w|<lane>` the stream position applied last
 //! from a Kinesis shard or Kafka partition, `max` the newest event time applied. docs/aggregations.md
 //! has the semantics.
 
+pub mod distinct;
 pub mod read;
 pub mod state;
 pub mod tiles;
@@ -22,11 +26,12 @@ pub mod tiles;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use crate::proto::types::value::Val;
 use crate::registry::FeatureView;
 pub use crate::registry::aggregation::Function;
 use crate::registry::aggregation::{AggregationError, AggregationPlan};
-use crate::value::ValueType;
-pub use state::TileState;
+use crate::value::{Value, ValueType};
+pub use state::{Partial, TileState};
 
 /// The tag `larder:allowed_lateness` on a stream view sets how late an event may arrive, in
 /// seconds (default: the view's smallest hop).
@@ -36,16 +41,34 @@ pub const LATENESS_TAG: &str = "larder:allowed_lateness";
 /// recognized unless this many other keyed pushes reached the same entity and view since.
 pub const IDEM_CAP: usize = 64;
 
-/// One (column, hop) pair of a view: the tiles its aggregations merge.
+/// One (column, hop, kind) of a view: the tiles its aggregations merge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Series {
     pub column: String,
     pub hop_us: i64,
-    /// `<column>|<hop us>|`: a tile's field is this and its index.
+    /// Whether its tiles keep the distinct values (`count_distinct`) rather than moments.
+    pub distinct: bool,
+    /// `<column>|<hop us>|` (`<column>|d|<hop us>|` when distinct): a tile's field is this and
+    /// its index.
     field_prefix: String,
 }
 
 impl Series {
+    fn new(column: &str, hop_us: i64, distinct: bool) -> Series {
+        let kind = if distinct { "d|" } else { "" };
+        Series { column: column.to_string(), hop_us, distinct, field_prefix: format!("{column}|{kind}{hop_us}|") }
+    }
+
+    /// A tile of this series with no values.
+    pub fn empty(&self) -> Partial {
+        Partial::empty(self.distinct)
+    }
+
+    /// A stored tile of this series; `None` when the bytes are not one.
+    pub fn decode(&self, bytes: &[u8]) -> Option<Partial> {
+        Partial::decode(self.distinct, bytes)
+    }
+
     /// The hash field of tile `index` (the tile of `[index * hop, (index + 1) * hop)`).
     pub fn field(&self, index: i64) -> Vec<u8> {
         format!("{}{index}", self.field_prefix).into_bytes()
@@ -84,6 +107,10 @@ pub struct ViewWindows {
     pub columns: Vec<String>,
     /// For each series, its index into `columns`.
     pub series_column: Vec<usize>,
+    /// Per column: whether a series needs it as a number (moments), and as a value's hash
+    /// (`count_distinct`).
+    pub needs_number: Vec<bool>,
+    pub needs_id: Vec<bool>,
     /// Parallel to the view's `aggregations`: how each is computed, or why it cannot be.
     pub aggregations: Vec<Result<Computed, AggregationError>>,
     /// How late an event may be, behind the newest applied for its entity, and still count.
@@ -111,6 +138,8 @@ impl ViewWindows {
             series: Vec::new(),
             columns: Vec::new(),
             series_column: Vec::new(),
+            needs_number: Vec::new(),
+            needs_id: Vec::new(),
             aggregations: Vec::with_capacity(view.aggregations.len()),
             lateness_us: 0,
             keep_us: 0,
@@ -121,12 +150,7 @@ impl ViewWindows {
         for agg in &view.aggregations {
             let computed = agg.plan(&view.name, view.tiling_hop).and_then(|plan| {
                 let here = || format!("stream feature view '{}', aggregation '{}'", view.name, agg.output());
-                if plan.function == Function::CountDistinct {
-                    return Err(AggregationError(format!(
-                        "{}: count_distinct is not computed yet (count, sum, mean, min, max, std, var and last are)",
-                        here()
-                    )));
-                }
+                let distinct = plan.function == Function::CountDistinct;
                 if !plan.hop.as_nanos().is_multiple_of(1000) {
                     return Err(AggregationError(format!(
                         "{}: the tile hop ({:?}) is not a whole number of microseconds",
@@ -136,11 +160,23 @@ impl ViewWindows {
                 }
                 let column_type = view.feature(&agg.column).map(|(_, f)| f.dtype);
                 if let Some(t) = column_type
+                    && !distinct
                     && !is_numeric(t)
                 {
                     return Err(AggregationError(format!(
                         "{}: column '{}' is {t}; aggregations are computed over numeric columns (Int32, Int64, \
-                         Float32, Float64, Bool)",
+                         Float32, Float64, Bool); count_distinct over any single value",
+                        here(),
+                        agg.column
+                    )));
+                }
+                if let Some(t) = column_type
+                    && distinct
+                    && !is_single(t)
+                {
+                    return Err(AggregationError(format!(
+                        "{}: column '{}' is {t}; count_distinct counts single values (not lists, sets, maps or \
+                         structs)",
                         here(),
                         agg.column
                     )));
@@ -148,26 +184,30 @@ impl ViewWindows {
                 let output = agg.output();
                 let dtype = match view.output(&output).or_else(|| view.feature(&output).map(|(_, f)| f)) {
                     Some(f) => f.dtype,
-                    None if plan.function == Function::Count => ValueType::Int64,
+                    None if matches!(plan.function, Function::Count | Function::CountDistinct) => ValueType::Int64,
                     None => ValueType::Double,
                 };
                 let hop_us = micros(plan.hop);
-                let series = match w.series.iter().position(|s| s.column == agg.column && s.hop_us == hop_us) {
+                let same = |s: &&Series| s.column == agg.column && s.hop_us == hop_us && s.distinct == distinct;
+                let series = match w.series.iter().position(|s| same(&s)) {
                     Some(i) => i,
                     None => {
                         let column = match w.columns.iter().position(|c| *c == agg.column) {
                             Some(c) => c,
                             None => {
                                 w.columns.push(agg.column.clone());
+                                w.needs_number.push(false);
+                                w.needs_id.push(false);
                                 w.columns.len() - 1
                             }
                         };
+                        if distinct {
+                            w.needs_id[column] = true;
+                        } else {
+                            w.needs_number[column] = true;
+                        }
                         w.series_column.push(column);
-                        w.series.push(Series {
-                            column: agg.column.clone(),
-                            hop_us,
-                            field_prefix: format!("{}|{hop_us}|", agg.column),
-                        });
+                        w.series.push(Series::new(&agg.column, hop_us, distinct));
                         w.series.len() - 1
                     }
                 };
@@ -198,8 +238,49 @@ impl ViewWindows {
     }
 }
 
+/// A column's value as an event carries it ([`tiles::Event`]): as a number where a series
+/// needs one (an error naming the value when it is not one), and its hash where a
+/// `count_distinct` series needs one. Nulls and NaN are `None` in both.
+pub fn cell(windows: &ViewWindows, column: usize, v: &Value) -> Result<(Option<f64>, Option<u64>), String> {
+    let x = if windows.needs_number[column] { number(v)? } else { None };
+    let h = if windows.needs_id[column] { distinct::id(v) } else { None };
+    Ok((x, h))
+}
+
+/// A value as a number to aggregate: booleans count as 0 and 1; null, NaN (and the text "nan"
+/// of a column whose type is not declared) are `None`.
+fn number(v: &Value) -> Result<Option<f64>, String> {
+    let x = match &v.val {
+        None | Some(Val::NullVal(_)) => None,
+        Some(Val::Int32Val(i)) => Some(f64::from(*i)),
+        Some(Val::Int64Val(i)) => Some(*i as f64),
+        Some(Val::FloatVal(f)) => Some(f64::from(*f)),
+        Some(Val::DoubleVal(f)) => Some(*f),
+        Some(Val::BoolVal(b)) => Some(f64::from(u8::from(*b))),
+        Some(Val::StringVal(s)) if s.eq_ignore_ascii_case("nan") => None,
+        Some(_) => return Err(format!("expected a number to aggregate, got {}", crate::value::to_json(v))),
+    };
+    Ok(x.filter(|x| !x.is_nan()))
+}
+
 fn is_numeric(t: ValueType) -> bool {
     matches!(t, ValueType::Int32 | ValueType::Int64 | ValueType::Float | ValueType::Double | ValueType::Bool)
+}
+
+/// A type whose values are one value each (what `count_distinct` counts).
+fn is_single(t: ValueType) -> bool {
+    is_numeric(t)
+        || matches!(
+            t,
+            ValueType::String
+                | ValueType::Bytes
+                | ValueType::UnixTimestamp
+                | ValueType::Uuid
+                | ValueType::TimeUuid
+                | ValueType::Json
+                | ValueType::PdfBytes
+                | ValueType::ImageBytes
+        )
 }
 
 /// For each cluster slot, a short string that hashes to it: a hash tag that puts a key in that

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use super::{TileState, ViewWindows};
+use super::ViewWindows;
 use crate::proto::types::value::Val;
 use crate::registry::aggregation::AggregationPlan;
 use crate::value::{Value, ValueType};
@@ -91,10 +91,11 @@ impl WindowReads {
             .zip(&self.spans)
             .map(|(&a, &(offset, len, first, hop))| {
                 let c = windows.aggregations[a].as_ref().expect("only computable aggregations are read");
-                let mut total = TileState::EMPTY;
+                let series = &windows.series[c.series];
+                let mut total = series.empty();
                 let mut newest = None;
                 for (i, v) in values[offset..offset + len].iter().enumerate() {
-                    if let Some(state) = v.as_deref().and_then(TileState::decode).filter(|s| !s.is_empty()) {
+                    if let Some(state) = v.as_deref().and_then(|b| series.decode(b)).filter(|s| !s.is_empty()) {
                         total.merge(&state);
                         newest = Some((first + i as i64 + 1) * hop);
                     }

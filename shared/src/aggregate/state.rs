@@ -7,6 +7,7 @@
 //! formulas in the same order, so Redis and the in-memory store store the same bits.
 
 use super::Function;
+use super::distinct::Distinct;
 
 /// Bytes of an encoded state: eight little-endian doubles.
 pub const ENCODED_LEN: usize = 64;
@@ -125,6 +126,62 @@ impl TileState {
         }
         let d = |i: usize| f64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
         Some(TileState { n: d(0), sum: d(1), mean: d(2), m2: d(3), min: d(4), max: d(5), last: d(6), last_us: d(7) })
+    }
+}
+
+/// A tile's partial state of one series: moments for every function but `count_distinct`,
+/// whose series keep the distinct values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Partial {
+    Moments(TileState),
+    Distinct(Distinct),
+}
+
+impl Partial {
+    /// No values, of a series that keeps distinct values or moments.
+    pub fn empty(distinct: bool) -> Partial {
+        if distinct { Partial::Distinct(Distinct::default()) } else { Partial::Moments(TileState::EMPTY) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Partial::Moments(s) => s.is_empty(),
+            Partial::Distinct(d) => d.is_empty(),
+        }
+    }
+
+    /// Merges `b` into `self`; states of different kinds (never of one series) leave `self`.
+    pub fn merge(&mut self, b: &Partial) {
+        match (self, b) {
+            (Partial::Moments(a), Partial::Moments(b)) => a.merge(b),
+            (Partial::Distinct(a), Partial::Distinct(b)) => a.merge(b),
+            _ => {}
+        }
+    }
+
+    /// The function's value, as [`TileState::finish`]; `count_distinct` of no values is 0.
+    pub fn finish(&self, f: Function) -> Option<f64> {
+        match (self, f) {
+            (Partial::Moments(s), _) => s.finish(f),
+            (Partial::Distinct(d), Function::CountDistinct) => Some(d.count()),
+            (Partial::Distinct(_), _) => None,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Partial::Moments(s) => s.encode().to_vec(),
+            Partial::Distinct(d) => d.encode(),
+        }
+    }
+
+    /// A stored state of a series of that kind; `None` when the bytes are not one.
+    pub fn decode(distinct: bool, bytes: &[u8]) -> Option<Partial> {
+        if distinct {
+            Distinct::decode(bytes).map(Partial::Distinct)
+        } else {
+            TileState::decode(bytes).map(Partial::Moments)
+        }
     }
 }
 

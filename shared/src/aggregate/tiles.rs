@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{TileState, ViewWindows};
+use super::{Partial, ViewWindows};
 use crate::registry::FeatureView;
 use crate::time::EventTime;
 use crate::value::ValueType;
@@ -38,8 +38,13 @@ pub struct Event {
     /// The entity's Feast key (the tile key is derived from it).
     pub key: Vec<u8>,
     pub time_us: i64,
-    /// Parallel to [`ViewWindows::columns`]; `None` for a null (not counted).
+    /// Parallel to [`ViewWindows::columns`]: each column's value as a number, where a series
+    /// needs one (`None` for a null, which is not counted, and where none is needed).
     pub values: Vec<Option<f64>>,
+    /// Parallel to [`ViewWindows::columns`]: each column's value's hash
+    /// ([`super::distinct::id`]) where a `count_distinct` series needs one; may be empty when
+    /// none does.
+    pub ids: Vec<Option<u64>>,
     /// The lane (Kinesis shard, Kafka partition) and position ([`super::position`]) the event
     /// came from; `None` for an HTTP push, which is applied at least once.
     pub origin: Option<(Arc<str>, String)>,
@@ -62,7 +67,7 @@ pub struct Run {
     pub min_us: i64,
     pub max_us: i64,
     /// The run's partial state of each tile it touches: (field, state).
-    pub tiles: Vec<(Vec<u8>, TileState)>,
+    pub tiles: Vec<(Vec<u8>, Partial)>,
     /// The record of each event.
     pub records: Vec<usize>,
 }
@@ -106,6 +111,7 @@ impl FeastLayout {
                 OutputSpec {
                     field: crate::keys::feature_field(&view.name, &c.output),
                     prefix: series.prefix().to_string(),
+                    distinct: series.distinct,
                     hop_us: series.hop_us,
                     tiles: (c.plan.window.as_micros() / c.plan.hop.as_micros().max(1)) as i64,
                     sliding: c.plan.sliding,
@@ -127,8 +133,10 @@ impl FeastLayout {
 pub struct OutputSpec {
     /// The murmur3 field of `<view>:<output>`.
     pub field: [u8; 4],
-    /// The series' tile field prefix (`<column>|<hop us>|`).
+    /// The series' tile field prefix (`<column>|<hop us>|`, `<column>|d|<hop us>|`).
     pub prefix: String,
+    /// Whether the series keeps distinct values (`count_distinct`).
+    pub distinct: bool,
     pub hop_us: i64,
     /// Tiles per window.
     pub tiles: i64,
@@ -270,12 +278,12 @@ fn runs_of(windows: &ViewWindows, events: &[&Event], single: bool) -> Vec<Run> {
     let empty: Arc<str> = Arc::from("");
     let mut runs: Vec<Run> = Vec::new();
     // The open run's tile per series and partial state per series.
-    let mut open: Option<(Vec<i64>, Vec<TileState>)> = None;
-    let close = |runs: &mut Vec<Run>, open: &mut Option<(Vec<i64>, Vec<TileState>)>| {
+    let mut open: Option<(Vec<i64>, Vec<Partial>)> = None;
+    let close = |runs: &mut Vec<Run>, open: &mut Option<(Vec<i64>, Vec<Partial>)>| {
         if let (Some((tiles, states)), Some(run)) = (open.take(), runs.last_mut()) {
-            for (s, (state, tile)) in states.iter().zip(tiles).enumerate() {
+            for (s, (state, tile)) in states.into_iter().zip(tiles).enumerate() {
                 if !state.is_empty() {
-                    run.tiles.push((windows.series[s].field(tile), *state));
+                    run.tiles.push((windows.series[s].field(tile), state));
                 }
             }
         }
@@ -301,7 +309,7 @@ fn runs_of(windows: &ViewWindows, events: &[&Event], single: bool) -> Vec<Run> {
                 tiles: Vec::new(),
                 records: Vec::new(),
             });
-            open = Some((tiles, vec![TileState::EMPTY; windows.series.len()]));
+            open = Some((tiles, windows.series.iter().map(super::Series::empty).collect()));
         }
         let run = runs.last_mut().expect("a run is open");
         run.last = pos.to_string();
@@ -310,8 +318,18 @@ fn runs_of(windows: &ViewWindows, events: &[&Event], single: bool) -> Vec<Run> {
         run.records.push(e.record);
         let (_, states) = open.as_mut().expect("a run is open");
         for (s, state) in states.iter_mut().enumerate() {
-            if let Some(x) = e.values[windows.series_column[s]] {
-                state.push(x, e.time_us);
+            let c = windows.series_column[s];
+            match state {
+                Partial::Moments(m) => {
+                    if let Some(x) = e.values[c] {
+                        m.push(x, e.time_us);
+                    }
+                }
+                Partial::Distinct(d) => {
+                    if let Some(h) = e.ids.get(c).copied().flatten() {
+                        d.push(h);
+                    }
+                }
             }
         }
         if late {
@@ -425,9 +443,11 @@ pub fn apply(
         }
         applied = true;
         for (field, delta) in &run.tiles {
-            let mut state = hash.get(field).and_then(|b| TileState::decode(b)).unwrap_or(TileState::EMPTY);
+            let distinct = matches!(delta, Partial::Distinct(_));
+            let mut state =
+                hash.get(field).and_then(|b| Partial::decode(distinct, b)).unwrap_or_else(|| Partial::empty(distinct));
             state.merge(delta);
-            hash.insert(field.clone(), Bytes::copy_from_slice(&state.encode()));
+            hash.insert(field.clone(), Bytes::from(state.encode()));
         }
     }
     for (lane, mark) in marks {
@@ -473,10 +493,10 @@ pub fn apply(
             for o in &f.layout.outputs {
                 let (first, last, window_end) = final_window(o, m);
                 end = end.max(window_end);
-                let mut total = TileState::EMPTY;
+                let mut total = Partial::empty(o.distinct);
                 for i in first..=last {
                     if let Some(state) =
-                        hash.get(format!("{}{i}", o.prefix).as_bytes()).and_then(|b| TileState::decode(b))
+                        hash.get(format!("{}{i}", o.prefix).as_bytes()).and_then(|b| Partial::decode(o.distinct, b))
                     {
                         total.merge(&state);
                     }

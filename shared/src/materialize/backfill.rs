@@ -251,25 +251,15 @@ impl FileColumns {
                 continue;
             }
             let mut values = Vec::with_capacity(aggregated.len());
-            for (name, array, dtype) in &aggregated {
+            let mut ids = Vec::with_capacity(aggregated.len());
+            for (c, (name, array, dtype)) in aggregated.iter().enumerate() {
                 let v = crate::value::from_arrow(*array, row, *dtype).map_err(|e| bad(name, row, e))?;
-                values.push(number(&v));
+                let (x, h) = crate::aggregate::cell(windows, c, &v).map_err(|e| bad(name, row, e))?;
+                values.push(x);
+                ids.push(h);
             }
-            out.push(Event { key, time_us: t.as_micros(), values, origin: None, record: 0, row, plain });
+            out.push(Event { key, time_us: t.as_micros(), values, ids, origin: None, record: 0, row, plain });
         }
         Ok(())
     }
-}
-
-/// A value as a number for aggregation: `None` for a null or NaN; booleans count as 0 and 1.
-fn number(v: &Value) -> Option<f64> {
-    let x = match v.val.as_ref()? {
-        Val::DoubleVal(x) => *x,
-        Val::FloatVal(x) => f64::from(*x),
-        Val::Int64Val(x) => *x as f64,
-        Val::Int32Val(x) => f64::from(*x),
-        Val::BoolVal(b) => f64::from(u8::from(*b)),
-        _ => return None,
-    };
-    (!x.is_nan()).then_some(x)
 }

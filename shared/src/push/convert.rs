@@ -187,17 +187,21 @@ pub fn events_for_view(
     let mut events = Vec::with_capacity(rows.len());
     for (row, written) in rows.iter().enumerate() {
         let mut values = Vec::with_capacity(columns.len());
-        for &(col, dtype) in &columns {
-            let j = frame.value(col, row);
-            let x = number(j, dtype).map_err(|e| {
-                Error::InvalidValue(format!("{target}: column '{}', row {row}: {e}", frame.column_names()[col]))
-            })?;
+        let mut ids = Vec::with_capacity(columns.len());
+        for (c, &(col, dtype)) in columns.iter().enumerate() {
+            let (x, h) = value_of(frame.value(col, row), dtype)
+                .and_then(|v| crate::aggregate::cell(windows, c, &v))
+                .map_err(|e| {
+                    Error::InvalidValue(format!("{target}: column '{}', row {row}: {e}", frame.column_names()[col]))
+                })?;
             values.push(x);
+            ids.push(h);
         }
         events.push(Event {
             key: written.key.clone(),
             time_us: written.event_time.as_micros(),
             values,
+            ids,
             origin: None,
             record: 0,
             row,
@@ -207,28 +211,21 @@ pub fn events_for_view(
     Ok(events)
 }
 
-/// A cell as a number for aggregation: `None` for null and NaN; booleans count as 0 and 1.
-fn number(j: &Json, dtype: Option<crate::value::ValueType>) -> std::result::Result<Option<f64>, String> {
+/// A cell of an aggregated column as a value: of the feature's type when the view declares
+/// the column, else as JSON has it (numbers as doubles).
+fn value_of(j: &Json, dtype: Option<crate::value::ValueType>) -> std::result::Result<value::Value, String> {
     use crate::proto::types::value::Val;
-    let x = match dtype {
-        Some(t) => match value::from_json(j, t)?.val {
-            None => None,
-            Some(Val::Int32Val(i)) => Some(f64::from(i)),
-            Some(Val::Int64Val(i)) => Some(i as f64),
-            Some(Val::FloatVal(f)) => Some(f64::from(f)),
-            Some(Val::DoubleVal(f)) => Some(f),
-            Some(Val::BoolVal(b)) => Some(f64::from(u8::from(b))),
-            Some(other) => return Err(format!("{other:?} is not a number to aggregate")),
-        },
+    let val = match dtype {
+        Some(t) => return value::from_json(j, t),
         None => match j {
             Json::Null => None,
-            Json::Bool(b) => Some(f64::from(u8::from(*b))),
-            Json::Number(n) => n.as_f64(),
-            Json::String(s) if s.eq_ignore_ascii_case("nan") => None,
-            other => return Err(format!("expected a number to aggregate, got {other}")),
+            Json::Bool(b) => Some(Val::BoolVal(*b)),
+            Json::Number(n) => n.as_f64().map(Val::DoubleVal),
+            Json::String(s) => Some(Val::StringVal(s.clone())),
+            other => return Err(format!("expected a single value to aggregate, got {other}")),
         },
     };
-    Ok(x.filter(|x| !x.is_nan()))
+    Ok(value::Value { val })
 }
 
 /// The event time of a row: required.

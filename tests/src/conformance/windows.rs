@@ -35,7 +35,7 @@ pub fn windowed_view(project: &str) -> FeatureView {
         name: format!("{function}_{}", if slide.is_some() { "sliding" } else { "tumbling" }),
     };
     for slide in [None, Some(20)] {
-        for f in ["count", "sum", "mean", "min", "max", "std", "var", "last"] {
+        for f in ["count", "sum", "mean", "min", "max", "std", "var", "last", "count_distinct"] {
             view.aggregations.push(agg(f, slide));
         }
     }
@@ -47,7 +47,7 @@ pub fn windowed_view(project: &str) -> FeatureView {
         .iter()
         .map(|a| {
             let dtype = match (a.function.as_str(), a.slide.is_some()) {
-                ("count", _) => ValueType::Int64,
+                ("count", _) | ("count_distinct", false) => ValueType::Int64,
                 ("sum", false) => ValueType::Int32,
                 ("sum", true) => ValueType::Int64,
                 ("mean", _) => ValueType::Float,
@@ -58,6 +58,11 @@ pub fn windowed_view(project: &str) -> FeatureView {
         })
         .collect();
     view
+}
+
+/// The hash `count_distinct` counts a reading of `x` by.
+fn id(x: Option<f64>) -> Option<u64> {
+    x.and_then(|x| larder::aggregate::distinct::id(&Value { val: Some(Val::DoubleVal(x)) }))
 }
 
 /// Where the final values and plain rows go in these tests: entity hashes kept an hour.
@@ -193,6 +198,7 @@ pub async fn aggregation_tiles_follow_the_rule(s: &Subject) {
                         key: entities[rng.below(3) as usize].clone(),
                         time_us: clock - behind,
                         values: vec![x],
+                        ids: vec![id(x)],
                         origin: l,
                         record: step,
                         row: 0,
@@ -263,6 +269,7 @@ pub async fn aggregations_are_read_with_the_features(s: &Subject) {
             key: keys[i % 4].clone(),
             time_us: last_closed + (i as i64) * 2_000_000,
             values: vec![Some(i as f64)],
+            ids: vec![id(Some((i % 3) as f64))],
             origin: None,
             record: i,
             row: 0,
@@ -291,8 +298,78 @@ pub async fn aggregations_are_read_with_the_features(s: &Subject) {
     // Entity 5 had no events: count 0, every other answer null.
     assert_eq!(answers[0][4][0].value, Some(0.0));
     assert!(answers[0][4][1..8].iter().all(|a| a.value.is_none() && a.newest_us.is_none()));
+    assert_eq!(answers[0][4][8].value, Some(0.0), "count_distinct of nothing is 0");
     // Entity 1 had events 0, 4, 8, ... of the last closed minute (those before its end).
     let want: Vec<f64> = (0..40).filter(|i| i % 4 == 0 && (*i as i64) * 2 < 60).map(|i| i as f64).collect();
     assert_eq!(answers[0][0][0].value, Some(want.len() as f64));
     assert_eq!(answers[0][0][1].value, Some(want.iter().sum()));
+    // Its distinct values: i % 3 of those events.
+    let distinct: std::collections::BTreeSet<usize> = want.iter().map(|i| *i as usize % 3).collect();
+    assert_eq!(answers[0][0][8].value, Some(distinct.len() as f64));
+}
+
+/// `count_distinct` past its exact bound: tiles become HyperLogLog sketches, merged into other
+/// sketches and exact sets in the store as in the Rust rule, byte for byte; a redelivery
+/// changes nothing and the final value estimates the true count.
+pub async fn distinct_sketches_follow_the_rule(s: &Subject) {
+    let project = "sketches";
+    let view = windowed_view(project);
+    let w = ViewWindows::of(&view).unwrap();
+    let target = feast_target(&view, &w);
+    let entity = key(&view, project, 1);
+    let start = EventTime::now().as_micros().div_euclid(60_000_000) * 60_000_000 - 60_000_000;
+    let mut model = Model::new();
+    let mut seen = Seen::default();
+    let lane: Arc<str> = Arc::from("kinesis:s:shard-0");
+    // Batches of 300 readings, 2,100 distinct values overall, within one minute: the first
+    // 20 s tile stays exact, later ones pass 512 and then merge sketches with exact sets.
+    let mut seq = 0u64;
+    let mut batches: Vec<Vec<Event>> = Vec::new();
+    for b in 0..10i64 {
+        let batch = (0..300i64)
+            .map(|i| {
+                seq += 1;
+                let n = b * 300 + i;
+                let x = match b {
+                    0 => (n % 40) as f64,
+                    _ => (n % 2100) as f64 + 0.5,
+                };
+                Event {
+                    key: entity.clone(),
+                    time_us: start + n * 19_000,
+                    values: vec![Some(x)],
+                    ids: vec![id(Some(x))],
+                    origin: Some((Arc::clone(&lane), larder::aggregate::position(&seq.to_string(), 0).unwrap())),
+                    record: n as usize,
+                    row: 0,
+                    plain: Vec::new(),
+                }
+            })
+            .collect();
+        batches.push(batch);
+    }
+    let mut kinds = std::collections::BTreeSet::new();
+    for (b, batch) in batches.iter().enumerate() {
+        let refs: Vec<&Event> = batch.iter().collect();
+        apply_both(s, &mut model, (&view, &w, Some(&target)), &refs, &mut seen).await;
+        if b == 4 {
+            // Delivered again: every run a duplicate.
+            apply_both(s, &mut model, (&view, &w, Some(&target)), &refs, &mut seen).await;
+        }
+        let k = tile_key(&view.name, &entity);
+        let stored = s.raw.hash(&k).unwrap_or_default();
+        let want: BTreeMap<Vec<u8>, Vec<u8>> = model[&k].iter().map(|(f, v)| (f.clone(), v.to_vec())).collect();
+        assert_eq!(stored, want, "batch {b}: tile key");
+        kinds.extend(model[&k].iter().filter(|(f, _)| f.starts_with(b"x|d|")).map(|(_, v)| v[0]));
+        let stored = s.raw.hash(&entity).unwrap_or_default();
+        let want: BTreeMap<Vec<u8>, Vec<u8>> = model[&entity].iter().map(|(f, v)| (f.clone(), v.to_vec())).collect();
+        assert_eq!(stored, want, "batch {b}: entity hash");
+    }
+    assert!(seen.0[1] > 0, "the redelivery was recognized");
+    assert_eq!(kinds, [b'E', b'H'].into(), "exact tiles and sketches both stored");
+    // The final value of the tumbling minute: the 2,140 distinct readings, estimated.
+    let field = larder::keys::feature_field(&view.name, "count_distinct_tumbling");
+    let got = value::decode(&model[&entity][&field[..]]).unwrap();
+    let Some(Val::Int64Val(n)) = got.val else { panic!("{got:?}") };
+    assert!((n - 2140).abs() < 2140 / 20, "estimated {n} of 2140 distinct");
 }

@@ -42,6 +42,7 @@ fn event(key: &str, t: i64, x: Option<f64>, lane: Option<(&str, u64)>, record: u
         key: key.as_bytes().to_vec(),
         time_us: t,
         values: vec![x],
+        ids: Vec::new(),
         origin: lane.map(|(l, seq)| (Arc::from(l), crate::aggregate::position(&seq.to_string(), 0).unwrap())),
         record,
         row: 0,
@@ -82,10 +83,10 @@ fn runs_follow_entity_lane_and_tile() {
     assert_eq!(runs[0].last, crate::aggregate::position("3", 0).unwrap());
     let fields: Vec<&[u8]> = runs[0].tiles.iter().map(|(f, _)| f.as_slice()).collect();
     assert_eq!(fields, [&b"reading|60000000|0"[..], b"reading|20000000|0"]);
-    assert_eq!(runs[0].tiles[0].1.sum, 3.0);
+    assert_eq!(moments(&runs[0].tiles[0].1).sum, 3.0);
     // The null counts nowhere, but its record is the run's.
     assert_eq!(runs[1].records, [3, 4]);
-    assert_eq!(runs[1].tiles[1].1.n, 1.0);
+    assert_eq!(moments(&runs[1].tiles[1].1).n, 1.0);
     assert_eq!(runs[1].tiles[1].0, b"reading|20000000|1");
 
     let single = build("v", &w, &refs, true);
@@ -109,8 +110,15 @@ fn an_event_late_within_the_batch_stands_alone() {
     assert_eq!(outcome, done(vec![RunStatus::Applied, RunStatus::Late, RunStatus::Applied]));
 }
 
+fn moments(p: &Partial) -> crate::aggregate::TileState {
+    match p {
+        Partial::Moments(m) => *m,
+        other => panic!("not moments: {other:?}"),
+    }
+}
+
 fn sum_of(hash: &HashMap<Vec<u8>, Bytes>, field: &[u8]) -> f64 {
-    TileState::decode(&hash[field]).unwrap().sum
+    crate::aggregate::TileState::decode(&hash[field]).unwrap().sum
 }
 
 #[test]
@@ -358,4 +366,68 @@ fn idempotency_keys_are_remembered_up_to_the_cap() {
     assert_eq!(push(&mut hash, "k2", 11 * S), RunStatus::Duplicate);
     assert_eq!(push(&mut hash, "k1", 10 * S), RunStatus::Applied);
     assert_eq!(sum_of(&hash, b"reading|60000000|0"), 4.0);
+}
+
+#[test]
+fn count_distinct_keeps_a_series_of_its_own() {
+    let yaml = "entities: {card: {join_key: card_id, type: Int64}}\n\
+                sources: {s: {type: file, path: x.parquet, timestamp_field: ts}}\n\
+                feature_views: {v: {entities: [card], source: s, features: {merchant: String, amount: Float64}}}\n";
+    let reg = crate::registry::yaml::parse(yaml, "features.yaml", "p", 3).unwrap();
+    let mut view = (*reg.feature_views["v"]).clone();
+    let agg = |function: &str, column: &str| Aggregation {
+        column: column.into(),
+        function: function.into(),
+        window: Duration::from_secs(60),
+        slide: None,
+        name: String::new(),
+    };
+    view.aggregations = vec![agg("count_distinct", "merchant"), agg("count_distinct", "amount"), agg("sum", "amount")];
+    let w = ViewWindows::of(&view).unwrap();
+    assert!(w.aggregations.iter().all(Result::is_ok), "{:?}", w.aggregations);
+    assert_eq!(w.columns, ["merchant", "amount"]);
+    assert_eq!((w.needs_number.clone(), w.needs_id.clone()), (vec![false, true], vec![true, true]));
+    let prefixes: Vec<&str> = w.series.iter().map(|s| s.prefix()).collect();
+    assert_eq!(prefixes, ["merchant|d|60000000|", "amount|d|60000000|", "amount|60000000|"]);
+    assert_eq!(w.aggregations[0].as_ref().unwrap().dtype, crate::value::ValueType::Int64);
+    // A sum over the string column is refused, naming it.
+    view.aggregations.push(agg("sum", "merchant"));
+    let w2 = ViewWindows::of(&view).unwrap();
+    assert!(w2.aggregations[3].as_ref().unwrap_err().0.contains("column 'merchant' is String"));
+
+    // Three events of two merchants, one a null: two distinct, in one run.
+    let str_id = |s: &str| {
+        crate::aggregate::distinct::id(&crate::value::Value {
+            val: Some(crate::proto::types::value::Val::StringVal(s.into())),
+        })
+    };
+    let evs: Vec<Event> = [Some("m1"), Some("m2"), Some("m1"), None]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Event {
+            key: b"a".to_vec(),
+            time_us: i as i64 * S,
+            values: vec![None, Some(2.0)],
+            ids: vec![m.and_then(str_id), Some(7)],
+            origin: None,
+            record: i,
+            row: 0,
+            plain: Vec::new(),
+        })
+        .collect();
+    let refs: Vec<&Event> = evs.iter().collect();
+    let writes = build("v", &w, &refs, false);
+    assert_eq!(writes[0].runs.len(), 1);
+    let mut hash = HashMap::new();
+    ap(&mut hash, &writes[0], 0);
+    let read = |hash: &HashMap<Vec<u8>, Bytes>, field: &[u8], function| {
+        Partial::decode(function == Function::CountDistinct, &hash[field]).unwrap().finish(function)
+    };
+    assert_eq!(read(&hash, b"merchant|d|60000000|0", Function::CountDistinct), Some(2.0));
+    assert_eq!(read(&hash, b"amount|d|60000000|0", Function::CountDistinct), Some(1.0));
+    assert_eq!(read(&hash, b"amount|60000000|0", Function::Sum), Some(8.0));
+    // Applied again from elsewhere (no lane): the distinct counts stay, the sum doubles.
+    ap(&mut hash, &writes[0], 0);
+    assert_eq!(read(&hash, b"merchant|d|60000000|0", Function::CountDistinct), Some(2.0));
+    assert_eq!(read(&hash, b"amount|60000000|0", Function::Sum), Some(16.0));
 }

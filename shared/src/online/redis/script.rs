@@ -73,8 +73,7 @@ fn function_letter(f: Function) -> &'static str {
         Function::Last => "l",
         Function::Var => "v",
         Function::Std => "d",
-        // Never in a layout: count_distinct is not computed (ViewWindows::of).
-        Function::CountDistinct => "?",
+        Function::CountDistinct => "u",
     }
 }
 
@@ -133,7 +132,7 @@ pub fn tiles(keys: &[&KeyWrite]) -> Cmd {
         for r in &k.runs {
             c.arg(r.lane.as_bytes()).arg(&r.first).arg(&r.last).arg(r.min_us).arg(r.max_us).arg(r.tiles.len());
             for (field, state) in &r.tiles {
-                c.arg(field).arg(&state.encode()[..]);
+                c.arg(field).arg(state.encode());
             }
         }
         c.arg(number);

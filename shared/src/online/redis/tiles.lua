@@ -8,13 +8,15 @@
 --           layout: its `_ts:<view>` field, its number of outputs O, then per output: its
 --           feature field, its series' tile field prefix, the hop (us), tiles per window, '1'
 --           sliding or '0' tumbling, the function's letter (c count, s sum, m mean, n min,
---           x max, l last, v var, d std) and the type's letter (i Int64, j Int32, f Float32,
+--           x max, l last, v var, d std, u count_distinct) and the type's letter (i Int64, j Int32, f Float32,
 --           b Bool, d Float64).
 --           Then per tile key, in the order of KEYS: allowed lateness (us), how long tiles are
 --           kept behind the newest event (us), the field count over which old tiles are
 --           pruned, the number of `idem:` lane marks kept, the number of runs R; then per run: lane ('' for none), first and last
 --           position, oldest and newest event time (us), the number of tiles T, then T pairs of
---           tile field and partial state (eight little-endian doubles). Then its layout number
+--           tile field and partial state (eight little-endian doubles; for count_distinct 'E'
+--           and 8-byte big-endian hashes, ascending, or 'H' and 4096 register bytes: see
+--           shared/src/aggregate/distinct.rs). Then its layout number
 --           (0: tiles only); with one: the KEYS index of its entity hash, EXPIRE seconds for it
 --           (0 none), the time (us) of the newest plain row ('' none), its number of values P
 --           and P pairs of feature field and value.
@@ -34,16 +36,169 @@ local call, argv = redis.call, ARGV
 local spack, sunpack = struct.pack, struct.unpack
 local FORMAT = '<dddddddd'
 
-local function decode(s)
-  if not s or #s ~= 64 then
-    return nil
-  end
-  local n, sum, mean, m2, lo, hi, last, last_us = sunpack(FORMAT, s)
-  return { n, sum, mean, m2, lo, hi, last, last_us }
+-- count_distinct (distinct.rs): at most CAP hashes exactly, else M registers.
+local CAP, M = 512, 4096
+local ALPHA = 0.7213 / (1 + 1.079 / M)
+-- POW[r] = 2^-r, exact.
+local POW = { [0] = 1 }
+for r = 1, 64 do
+  POW[r] = POW[r - 1] / 2
 end
 
--- TileState::merge: b into a (b the later for ties of `last`).
+-- A stored state: moments { n, sum, mean, m2, min, max, last, last_us }; distinct values
+-- { d = 'E', hi = {...}, lo = {...} } (each hash as two 32-bit halves, ascending) or
+-- { d = 'H', r = {...} } (registers); nil when the bytes are none of these.
+local function decode(s)
+  if not s then
+    return nil
+  end
+  if #s == 64 then
+    local n, sum, mean, m2, lo, hi, last, last_us = sunpack(FORMAT, s)
+    return { n, sum, mean, m2, lo, hi, last, last_us }
+  end
+  local tag = string.sub(s, 1, 1)
+  if tag == 'E' and (#s - 1) % 8 == 0 then
+    local his, los = {}, {}
+    for p = 2, #s, 8 do
+      his[#his + 1], los[#los + 1] = sunpack('>I4I4', s, p)
+    end
+    return { d = 'E', hi = his, lo = los }
+  elseif tag == 'H' and #s == M + 1 then
+    return { d = 'H', r = { string.byte(s, 2, M + 1) } }
+  end
+  return nil
+end
+
+local function encode(t)
+  if t.d == 'E' then
+    local parts = { 'E' }
+    for j = 1, #t.hi do
+      parts[j + 1] = spack('>I4I4', t.hi[j], t.lo[j])
+    end
+    return table.concat(parts)
+  elseif t.d == 'H' then
+    return 'H' .. string.char(unpack(t.r))
+  end
+  return spack(FORMAT, t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8])
+end
+
+-- distinct.rs `add`: the register of a hash (its top 12 bits) keeps the largest rank (one more
+-- than the leading zeros of the other 52 bits; 53 when they are all zero).
+local function add(r, hi, lo)
+  local j = math.floor(hi / 1048576) + 1
+  local rest_hi = hi % 1048576
+  local bits, x = 0, lo
+  if rest_hi > 0 then
+    bits, x = 32, rest_hi
+  end
+  while x >= 1 do
+    x = math.floor(x / 2)
+    bits = bits + 1
+  end
+  local rank = 53 - bits
+  if rank > r[j] then
+    r[j] = rank
+  end
+end
+
+-- Distinct::merge, into new tables (the inputs may be other windows' tiles too).
+local function merge_distinct(a, b)
+  if not a then
+    return b
+  end
+  if b.d == 'E' and #b.hi == 0 then
+    return a
+  end
+  if a.d == 'E' and b.d == 'E' then
+    local his, los = {}, {}
+    local i, j, na, nb = 1, 1, #a.hi, #b.hi
+    while i <= na or j <= nb do
+      local take
+      if i > na then
+        take = 'b'
+      elseif j > nb then
+        take = 'a'
+      elseif a.hi[i] < b.hi[j] or (a.hi[i] == b.hi[j] and a.lo[i] < b.lo[j]) then
+        take = 'a'
+      elseif a.hi[i] == b.hi[j] and a.lo[i] == b.lo[j] then
+        take = '='
+      else
+        take = 'b'
+      end
+      if take == 'b' then
+        his[#his + 1], los[#los + 1] = b.hi[j], b.lo[j]
+        j = j + 1
+      else
+        his[#his + 1], los[#los + 1] = a.hi[i], a.lo[i]
+        i = i + 1
+        if take == '=' then
+          j = j + 1
+        end
+      end
+    end
+    if #his <= CAP then
+      return { d = 'E', hi = his, lo = los }
+    end
+    local r = {}
+    for k = 1, M do
+      r[k] = 0
+    end
+    for k = 1, #his do
+      add(r, his[k], los[k])
+    end
+    return { d = 'H', r = r }
+  end
+  -- At least one sketch: the registers of both.
+  local sk, other = a, b
+  if a.d ~= 'H' then
+    sk, other = b, a
+  end
+  local r = {}
+  for k = 1, M do
+    r[k] = sk.r[k]
+  end
+  if other.d == 'H' then
+    for k = 1, M do
+      if other.r[k] > r[k] then
+        r[k] = other.r[k]
+      end
+    end
+  else
+    for k = 1, #other.hi do
+      add(r, other.hi[k], other.lo[k])
+    end
+  end
+  return { d = 'H', r = r }
+end
+
+-- Distinct::count: exact, or the sketch's estimate.
+local function count_distinct(t)
+  if not t then
+    return 0
+  elseif t.d == 'E' then
+    return #t.hi
+  end
+  local z, zeros = 0, 0
+  for k = 1, M do
+    local rank = t.r[k]
+    z = z + POW[rank]
+    if rank == 0 then
+      zeros = zeros + 1
+    end
+  end
+  local e = ALPHA * M * M / z
+  if e <= 2.5 * M and zeros > 0 then
+    return M * math.log(M / zeros)
+  end
+  return e
+end
+
+-- TileState::merge: b into a (b the later for ties of `last`); Partial::merge for distinct
+-- values.
 local function merge(a, b)
+  if b.d then
+    return merge_distinct(a, b)
+  end
   if b[1] == 0 then
     return a
   end
@@ -78,8 +233,11 @@ local function read_tiles(key, fields, tiles)
   end
 end
 
--- TileState::finish: nil for a null.
+-- Partial::finish: nil for a null.
 local function finish(t, f)
+  if f == 'u' then
+    return count_distinct(t)
+  end
   local n = t and t[1] or 0
   if f == 'c' then
     return n
@@ -322,8 +480,7 @@ for k = 1, tonumber(argv[1]) do
         tiles[argv[f]] = merge(tiles[argv[f]], decode(argv[f + 1]))
       end
       for _, field in ipairs(order) do
-        local t = tiles[field]
-        hset[pos], hset[pos + 1] = field, spack(FORMAT, t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8])
+        hset[pos], hset[pos + 1] = field, encode(tiles[field])
         pos = pos + 2
       end
       -- Integer text, as Rust's i64 prints it (tostring would write 1.7e+15).

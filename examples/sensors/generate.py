@@ -8,8 +8,9 @@ Each sensor reports once a second for the last --minutes minutes (ending now), a
 wanders around 20 + the sensor's number. They go to the `readings` push source in time order,
 one POST /push per ten seconds of readings. Then one POST /get-online-features asks for every
 aggregated feature of both views; the one-minute aggregations are compared with the readings'
-own mean, min, max, sample std and count over the last whole minute. Exit status 1 on any
-difference. Only the standard library is used.
+own mean, min, max, sample std and count over the last whole minute, and the hour's count and
+distinct count with the readings in the hour up to the current five minutes. Exit status 1 on
+any difference. Only the standard library is used.
 """
 
 import argparse
@@ -22,7 +23,7 @@ import urllib.error
 import urllib.request
 
 MINUTE_FEATURES = ["avg_reading_60s", "min_reading_60s", "max_reading_60s", "std_reading_60s", "count_reading_60s"]
-HOUR_FEATURES = ["avg_reading_3600s", "max_reading_3600s", "readings_1h"]
+HOUR_FEATURES = ["avg_reading_3600s", "max_reading_3600s", "readings_1h", "distinct_readings_1h"]
 
 
 def post(url, path, body):
@@ -69,6 +70,14 @@ def expected_minute(rows, sensor, now):
     }
 
 
+def expected_hour(rows, sensor, now):
+    """The hour's count and distinct count as of `now`: the readings from an hour before the
+    end of the current five minutes."""
+    end = (int(now) // 300 + 1) * 300
+    xs = [x for (t, s, x) in rows if s == sensor and end - 3600 <= t < end]
+    return {"readings_1h": len(xs), "distinct_readings_1h": len(set(xs))}
+
+
 def close(a, b):
     if a is None or b is None:
         return a is None and b is None
@@ -112,12 +121,14 @@ def main():
         got = {f: results[f]["values"][row] for f in MINUTE_FEATURES}
         if not any(want and all(close(got[f], want[f]) for f in MINUTE_FEATURES) for want in options):
             bad.append(f"sensor {sensor}: got {got}, expected {options[0]}")
-        if results["readings_1h"]["values"][row] is None or results["readings_1h"]["values"][row] <= 0:
-            bad.append(f"sensor {sensor}: no readings counted in the hour window")
+        hours = [expected_hour(rows, sensor, m) for m in (before, after)]
+        got = {f: results[f]["values"][row] for f in ("readings_1h", "distinct_readings_1h")}
+        if got not in hours:
+            bad.append(f"sensor {sensor}: got {got} in the hour, expected {hours[0]}")
     if bad:
         print("\n".join(bad), file=sys.stderr)
         sys.exit(1)
-    print("the one-minute aggregations match the readings' own mean, min, max, std and count")
+    print("the aggregations match the readings' own mean, min, max, std, count and distinct count")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ The rules, as docs/aggregations.md states them:
 - a window is whole tiles of the hop (the slide, else the window): a sliding window is the
   window/hop tiles ending with the tile holding the request time; a tumbling window is the last
   window that closed at or before the request time;
-- count counts non-null values; std and var are pandas' (ddof=1); last is the value of the
-  newest event (a tie: the later in the stream); a window without values answers count 0 and
-  null for everything else.
+- count counts non-null values; count_distinct the distinct ones (Larder is exact up to 512
+  distinct values in a window, which these tests stay below); std and var are pandas' (ddof=1); last is the value of the
+  newest event (a tie: the later in the stream); a window without values answers count and
+  count_distinct 0 and null for everything else.
 
 Output (stdout, one JSON line): {"views": {view: {sensor: {output: value, "__newest_us": end of
 the newest tile with a value}}}, "late": [indexes of events late for any view]}.
@@ -87,7 +88,9 @@ def per_sensor(events, aggs, now):
         if len(with_values):
             newest_us = (with_values.t_us.max() // hop + 1) * hop
         f = agg["function"]
-        if f == "count":
+        if f == "count_distinct" and len(values) == 0:
+            v = 0
+        elif f == "count":
             v = int(values.count())
         elif len(values) == 0:
             v = None
@@ -102,6 +105,8 @@ def per_sensor(events, aggs, now):
         elif f in ("std", "var"):
             v = values.std(ddof=1) if f == "std" else values.var(ddof=1)
             v = None if v != v else v
+        elif f == "count_distinct":
+            v = int(values.nunique())
         elif f == "last":
             ordered = with_values.sort_values(["t_us", "order"], kind="mergesort")
             v = ordered.value.iloc[-1]

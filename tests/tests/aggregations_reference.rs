@@ -41,9 +41,10 @@ const BATCH: usize = 600;
 fn sensors_registry() -> Registry {
     let text = std::fs::read_to_string(repo_root().join("examples/sensors/features.yaml")).unwrap();
     let mut reg = yaml::parse(&text, "features.yaml", PROJECT, 3).unwrap();
-    for (view, functions) in
-        [("sensor_minute", &["sum", "var", "last"][..]), ("sensor_hour", &["min", "std", "sum", "var", "last", "mean"])]
-    {
+    for (view, functions) in [
+        ("sensor_minute", &["sum", "var", "last", "count_distinct"][..]),
+        ("sensor_hour", &["min", "std", "sum", "var", "last", "mean", "count_distinct"]),
+    ] {
         let mut v = (*reg.feature_views[view]).clone();
         let model = v.aggregations[0].clone();
         for f in functions {
@@ -84,7 +85,8 @@ fn readings(now_us: i64) -> Vec<Reading> {
                 1 => Some(1e150 * (1.0 + r)),
                 2 => Some(1e-150 * (1.0 + r)),
                 3 => Some(1e12 + r * 1e9),
-                _ => Some((r * 9000.0).round() / 100.0),
+                // Quarters from 0 to 90: readings repeat, so count_distinct is not count.
+                _ => Some((r * 360.0).round() / 4.0),
             };
             all.push(Reading { sensor, t_us: t, value });
             t += 3_000_000 + (rng.unit() * 20e6) as i64;

@@ -329,7 +329,8 @@ print(json.dumps(views))
         serde_json::json!([
             ["reading", "avg", 3600.0, 300.0, ""],
             ["reading", "max", 3600.0, 300.0, ""],
-            ["reading", "count", 3600.0, 300.0, "readings_1h"]
+            ["reading", "count", 3600.0, 300.0, "readings_1h"],
+            ["reading", "count_distinct", 3600.0, 300.0, "distinct_readings_1h"]
         ])
     );
 }

@@ -779,12 +779,16 @@ fn stream_view(name: String, mut v: ViewDef, here: &str, reg: &Registry, key_ver
         view.aggregations.push(agg);
     }
     // Every output is declared in the schema (Feast serves only declared features): a field
-    // of the same name gives its type, else count is Int64 and the rest Float64.
+    // of the same name gives its type, else count and count_distinct are Int64 and the rest Float64.
     let (features, mut outputs) = FeatureView::split_outputs(std::mem::take(&mut view.features), &view.aggregations);
     let names: Vec<String> = view.aggregations.iter().map(|a| a.output()).collect();
     for (a, output) in view.aggregations.iter().zip(&names) {
         if !outputs.iter().any(|f| f.name == *output) {
-            let dtype = if a.function == "count" { ValueType::Int64 } else { ValueType::Double };
+            let dtype = if matches!(a.function.as_str(), "count" | "count_distinct") {
+                ValueType::Int64
+            } else {
+                ValueType::Double
+            };
             outputs.push(Field::new(output.clone(), dtype));
         }
     }

@@ -8,7 +8,8 @@
 #
 # agg-bench (built with --profile bench-fast) prints:
 #   push    a Kinesis batch of RECORDS records (SENSORS sensors) through the push function's
-#           handler into the three stream views, and the same into the three plain views,
+#           handler into the three stream views, the same into the three plain views, and into
+#           one view of three count_distinct aggregations,
 #           alternating: medians, records/s, Redis CPU per record;
 #   read    get-online-features in process, 1 and 100 entities: 7 plain features against 6
 #           aggregated + the same 7 plain, alternating: p50, p99 and the p50 ratio;

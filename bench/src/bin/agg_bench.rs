@@ -5,7 +5,8 @@
 //! - `push`: Kinesis batches of `--records` single-row records through the push function's
 //!   handler, in process, from the raw event bytes to Redis: into three stream views of six
 //!   aggregations each (source `readings`), and into three plain views of the same columns
-//!   (source `plain`), alternating. Every run uses new positions and event times, so every
+//!   (source `plain`), and into one view of three `count_distinct` aggregations (source
+//!   `distinct`), alternating. Every run uses new positions and event times, so every
 //!   event is applied. Redis's own CPU per record (INFO cpu) is measured around each run.
 //! - `read`: get-online-features through the function's router, in process: 1 entity x 7 plain
 //!   features, against the same request with 6 aggregated features added; and the same for 100
@@ -122,14 +123,14 @@ async fn run(args: Args) -> larder::Result<()> {
     };
 
     if only.contains(&"push") {
-        let (aggregated, plain) = (app("readings"), app("plain"));
-        // [aggregated, plain]: seconds per batch and Redis CPU seconds per batch.
-        let mut times = [Vec::new(), Vec::new()];
-        let mut cpu = [Vec::new(), Vec::new()];
+        let (aggregated, plain, distinct) = (app("readings"), app("plain"), app("distinct"));
+        // [aggregated, plain, distinct]: seconds per batch and Redis CPU seconds per batch.
+        let mut times = [Vec::new(), Vec::new(), Vec::new()];
+        let mut cpu = [Vec::new(), Vec::new(), Vec::new()];
         let start = EventTime::now();
         for run in 0..=args.runs {
-            for (k, app) in [&aggregated, &plain].into_iter().enumerate() {
-                let seq = (run * 2 + k) * args.records;
+            for (k, app) in [&aggregated, &plain, &distinct].into_iter().enumerate() {
+                let seq = (run * 3 + k) * args.records;
                 let bytes = kinesis_event(args.records, args.sensors, seq, start.add_secs(10 * run as i64));
                 let before = redis_cpu(&mut redis);
                 let t = run_kinesis(app, &bytes).await;
@@ -141,9 +142,10 @@ async fn run(args: Args) -> larder::Result<()> {
             }
         }
         let n = args.records as f64;
-        let labels = ["3 stream views x 6 aggregations", "3 plain views (no aggregations)"];
-        let mut rates = [0.0; 2];
-        for k in 0..2 {
+        let labels =
+            ["3 stream views x 6 aggregations", "3 plain views (no aggregations)", "1 view x 3 count_distinct"];
+        let mut rates = [0.0; 3];
+        for k in 0..3 {
             let t = median(&mut times[k]);
             let c = median(&mut cpu[k]);
             rates[k] = n / t;
@@ -159,6 +161,7 @@ async fn run(args: Args) -> larder::Result<()> {
             );
         }
         println!("push aggregated / plain throughput: {:.2}", rates[0] / rates[1]);
+        println!("push count_distinct / plain throughput: {:.2}", rates[2] / rates[1]);
     }
 
     if only.contains(&"read") {
@@ -214,7 +217,7 @@ async fn run(args: Args) -> larder::Result<()> {
     if only.contains(&"memory") {
         // Two hours of readings every 30 s for 200 sensors (sensors 100000..), pushed in order
         // through the handler in batches of 2,400 records: the tiles of a steady state.
-        let aggregated = app("readings");
+        let (aggregated, distinct) = (app("readings"), app("distinct"));
         let sensors = 200usize;
         let now = EventTime::now().as_micros();
         let steps = 240usize;
@@ -238,10 +241,12 @@ async fn run(args: Args) -> larder::Result<()> {
                     }));
                 }
             }
-            run_kinesis(&aggregated, &serde_json::to_vec(&json!({ "Records": records })).unwrap()).await;
+            let batch = serde_json::to_vec(&json!({ "Records": records })).unwrap();
+            run_kinesis(&aggregated, &batch).await;
+            run_kinesis(&distinct, &batch).await;
         }
         let reg = registry.get();
-        for view in ["agg_minute", "agg_hour", "agg_tiled"] {
+        for view in ["agg_minute", "agg_hour", "agg_tiled", "agg_distinct"] {
             let v = &reg.feature_views[view];
             let mut bytes = Vec::new();
             let mut fields = Vec::new();

@@ -158,28 +158,10 @@ impl ViewWindows {
                         plan.hop
                     )));
                 }
-                let column_type = view.feature(&agg.column).map(|(_, f)| f.dtype);
-                if let Some(t) = column_type
-                    && !distinct
-                    && !is_numeric(t)
-                {
-                    return Err(AggregationError(format!(
-                        "{}: column '{}' is {t}; aggregations are computed over numeric columns (Int32, Int64, \
-                         Float32, Float64, Bool); count_distinct over any single value",
-                        here(),
-                        agg.column
-                    )));
-                }
-                if let Some(t) = column_type
-                    && distinct
-                    && !is_single(t)
-                {
-                    return Err(AggregationError(format!(
-                        "{}: column '{}' is {t}; count_distinct counts single values (not lists, sets, maps or \
-                         structs)",
-                        here(),
-                        agg.column
-                    )));
+                if let Some((_, f)) = view.feature(&agg.column) {
+                    plan.function
+                        .check_column(&agg.column, f.dtype)
+                        .map_err(|e| AggregationError(format!("{}: {e}", here())))?;
                 }
                 let output = agg.output();
                 let dtype = match view.output(&output).or_else(|| view.feature(&output).map(|(_, f)| f)) {
@@ -261,26 +243,6 @@ fn number(v: &Value) -> Result<Option<f64>, String> {
         Some(_) => return Err(format!("expected a number to aggregate, got {}", crate::value::to_json(v))),
     };
     Ok(x.filter(|x| !x.is_nan()))
-}
-
-fn is_numeric(t: ValueType) -> bool {
-    matches!(t, ValueType::Int32 | ValueType::Int64 | ValueType::Float | ValueType::Double | ValueType::Bool)
-}
-
-/// A type whose values are one value each (what `count_distinct` counts).
-fn is_single(t: ValueType) -> bool {
-    is_numeric(t)
-        || matches!(
-            t,
-            ValueType::String
-                | ValueType::Bytes
-                | ValueType::UnixTimestamp
-                | ValueType::Uuid
-                | ValueType::TimeUuid
-                | ValueType::Json
-                | ValueType::PdfBytes
-                | ValueType::ImageBytes
-        )
 }
 
 /// For each cluster slot, a short string that hashes to it: a hash tag that puts a key in that

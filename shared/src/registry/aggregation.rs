@@ -9,6 +9,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::value::ValueType;
+
 /// What an aggregation computes. Sample statistics for `Std` and `Var` (divisor n - 1), as
 /// pandas computes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +43,36 @@ impl Function {
 
     pub fn parse(name: &str) -> Option<Function> {
         Function::NAMES.iter().find(|(n, _)| *n == name).map(|&(_, f)| f)
+    }
+
+    /// Whether the function computes over `column` of type `t`, or why not: `count_distinct`
+    /// counts any single value, the others compute over numbers (booleans as 0 and 1).
+    pub fn check_column(self, column: &str, t: ValueType) -> Result<(), String> {
+        let numeric =
+            matches!(t, ValueType::Int32 | ValueType::Int64 | ValueType::Float | ValueType::Double | ValueType::Bool);
+        let single = numeric
+            || matches!(
+                t,
+                ValueType::String
+                    | ValueType::Bytes
+                    | ValueType::UnixTimestamp
+                    | ValueType::Uuid
+                    | ValueType::TimeUuid
+                    | ValueType::Json
+                    | ValueType::PdfBytes
+                    | ValueType::ImageBytes
+            );
+        match self {
+            Function::CountDistinct if !single => Err(format!(
+                "column '{column}' is {t}; count_distinct counts single values (not lists, sets, maps or structs)"
+            )),
+            Function::CountDistinct => Ok(()),
+            _ if !numeric => Err(format!(
+                "column '{column}' is {t}; aggregations are computed over numeric columns (Int32, Int64, Float32, \
+                 Float64, Bool); count_distinct over any single value"
+            )),
+            _ => Ok(()),
+        }
     }
 }
 

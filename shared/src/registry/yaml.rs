@@ -750,14 +750,17 @@ fn stream_view(name: String, mut v: ViewDef, here: &str, reg: &Registry, key_ver
             name: a.name,
         };
         let output = agg.output();
-        agg.plan(&name, view.tiling_hop).map_err(|e| Error::Config(format!("{here}: {e}")))?;
-        if view.feature(&agg.column).is_none() {
+        let plan = agg.plan(&name, view.tiling_hop).map_err(|e| Error::Config(format!("{here}: {e}")))?;
+        let Some((_, column)) = view.feature(&agg.column) else {
             return Err(Error::Config(format!(
                 "{here}: stream feature view '{name}', aggregation '{output}': column '{}' is not a feature of the \
                  view (features: {})",
                 agg.column,
                 view.features.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
             )));
+        };
+        if let Err(e) = plan.function.check_column(&agg.column, column.dtype) {
+            return Err(Error::Config(format!("{here}: stream feature view '{name}', aggregation '{output}': {e}")));
         }
         if let Some(hop) = view.tiling_hop
             && hop >= agg.window
@@ -1039,6 +1042,21 @@ feature_services:
         assert!(e.contains("stream feature view 's', aggregation 'median_x_60s': unknown function 'median'"), "{e}");
         let e = err(&stream("      - {column: y, function: sum, time_window: 1m}\n", ""));
         assert!(e.contains("aggregation 'sum_y_60s': column 'y' is not a feature of the view (features: x)"), "{e}");
+        // A string column: counted distinct, not summed.
+        let strings = |f: &str| {
+            format!(
+                "{base}stream_feature_views:\n  s:\n    entities: [sensor]\n    source: p\n    features: {{x: Float64, m: \
+                 String, l: Array(Int64)}}\n    aggregations:\n      - {{column: {f}, time_window: 1m}}\n"
+            )
+        };
+        assert!(parse(&strings("m, function: count_distinct"), "features.yaml", "p", 3).is_ok());
+        let e = err(&strings("m, function: sum"));
+        assert!(
+            e.contains("aggregation 'sum_m_60s': column 'm' is String; aggregations are computed over numeric"),
+            "{e}"
+        );
+        let e = err(&strings("l, function: count_distinct"));
+        assert!(e.contains("column 'l' is Array(Int64); count_distinct counts single values"), "{e}");
         let e = err(&stream("      - {column: x, function: sum, time_window: 1m, slide_interval: 7s}\n", ""));
         assert!(e.contains("the slide interval (7s) does not divide the time window (60s)"), "{e}");
         let e = err(&stream("      - {column: x, function: sum, time_window: 1m}\n", "    tiling_hop_size: 1m\n"));

@@ -225,6 +225,26 @@ feature_services:
     }
     s.put("value_decode", "timestamp", &EventTime::new(1_767_261_600, 123_000_000).to_proto_bytes());
 
+    // Tile states: moments, an exact set of distinct values, a sketch.
+    {
+        use larder::aggregate::distinct::Distinct;
+        use larder::aggregate::{Partial, TileState};
+        let mut m = TileState::EMPTY;
+        m.push(2.5, 1_767_261_600_000_000);
+        m.push(-1.0, 1_767_261_601_000_000);
+        s.put("tile_state", "moments", &Partial::Moments(m).encode());
+        let (mut exact, mut sketch) = (Distinct::default(), Distinct::default());
+        for i in 0..600u64 {
+            let h = larder::aggregate::distinct::id(&value(Val::Int64Val(i as i64))).expect("a value's hash");
+            if i < 5 {
+                exact.push(h);
+            }
+            sketch.push(h);
+        }
+        s.put("tile_state", "distinct-exact", &exact.encode());
+        s.put("tile_state", "distinct-sketch", &sketch.encode());
+    }
+
     // Entity keys.
     let keys = [
         EntityKey { join_keys: vec!["driver_id".into()], entity_values: vec![value(Val::Int64Val(1001))] },

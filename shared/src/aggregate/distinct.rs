@@ -19,6 +19,9 @@ pub const EXACT_CAP: usize = 512;
 /// Bits of a hash that choose a register.
 const INDEX_BITS: u32 = 12;
 
+/// The largest rank: a hash whose bits after the index are all zero.
+const MAX_RANK: u8 = (64 - INDEX_BITS + 1) as u8;
+
 /// HyperLogLog registers: a standard error of 1.04 / sqrt(4096), about 1.6%.
 pub const REGISTERS: usize = 1 << INDEX_BITS;
 
@@ -129,7 +132,9 @@ impl Distinct {
                     rest.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes"))).collect();
                 v.windows(2).all(|w| w[0] < w[1]).then_some(Distinct::Exact(v))
             }
-            (b'H', rest) if rest.len() == REGISTERS => Some(Distinct::Sketch(rest.into())),
+            (b'H', rest) if rest.len() == REGISTERS && rest.iter().all(|&r| r <= MAX_RANK) => {
+                Some(Distinct::Sketch(rest.into()))
+            }
             _ => None,
         }
     }
@@ -139,8 +144,8 @@ impl Distinct {
 /// zeros of the rest, 53 when the rest is all zeros.
 fn register(h: u64) -> (usize, u8) {
     let rest = h << INDEX_BITS;
-    let rank = if rest == 0 { 64 - INDEX_BITS + 1 } else { rest.leading_zeros() + 1 };
-    ((h >> (64 - INDEX_BITS)) as usize, rank as u8)
+    let rank = if rest == 0 { MAX_RANK } else { rest.leading_zeros() as u8 + 1 };
+    ((h >> (64 - INDEX_BITS)) as usize, rank)
 }
 
 fn add(registers: &mut [u8], h: u64) {
@@ -271,6 +276,9 @@ mod tests {
         unsorted[1..9].copy_from_slice(&u64::MAX.to_be_bytes());
         assert_eq!(Distinct::decode(&unsorted), None);
         assert_eq!(Distinct::decode(&[b'H'; 100]), None);
+        let mut sketch = of(0..2000).encode();
+        sketch[7] = 54;
+        assert_eq!(Distinct::decode(&sketch), None, "no rank is above 53");
         assert_eq!(Distinct::decode(b""), None);
     }
 

@@ -56,15 +56,27 @@ local function decode(s)
     local n, sum, mean, m2, lo, hi, last, last_us = sunpack(FORMAT, s)
     return { n, sum, mean, m2, lo, hi, last, last_us }
   end
+  -- Checked as Distinct::decode checks (ascending, at most CAP; ranks at most 53).
   local tag = string.sub(s, 1, 1)
-  if tag == 'E' and (#s - 1) % 8 == 0 then
+  if tag == 'E' and (#s - 1) % 8 == 0 and #s - 1 <= 8 * CAP then
     local his, los = {}, {}
     for p = 2, #s, 8 do
-      his[#his + 1], los[#los + 1] = sunpack('>I4I4', s, p)
+      local hi, lo = sunpack('>I4I4', s, p)
+      local k = #his
+      if k > 0 and (hi < his[k] or (hi == his[k] and lo <= los[k])) then
+        return nil
+      end
+      his[k + 1], los[k + 1] = hi, lo
     end
     return { d = 'E', hi = his, lo = los }
   elseif tag == 'H' and #s == M + 1 then
-    return { d = 'H', r = { string.byte(s, 2, M + 1) } }
+    local r = { string.byte(s, 2, M + 1) }
+    for k = 1, M do
+      if r[k] > 53 then
+        return nil
+      end
+    end
+    return { d = 'H', r = r }
   end
   return nil
 end

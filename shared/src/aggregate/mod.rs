@@ -23,7 +23,7 @@ pub mod read;
 pub mod state;
 pub mod tiles;
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use crate::proto::types::value::Val;
@@ -115,9 +115,13 @@ pub struct ViewWindows {
     pub aggregations: Vec<Result<Computed, AggregationError>>,
     /// How late an event may be, behind the newest applied for its entity, and still count.
     pub lateness_us: i64,
-    /// How long tiles are kept behind the newest event: twice the longest window, so both the
-    /// sliding window ending now and the last closed tumbling window are always covered.
+    /// How long the tile key is kept behind the newest event: twice the longest window.
     pub keep_us: i64,
+    /// Per hop (us), ascending: how long its tiles are kept behind the newest event, twice the
+    /// longest window merged from tiles of that hop, so both the sliding window ending now and
+    /// the last closed tumbling window are always covered. A view of one-minute and one-hour
+    /// windows keeps its one-minute tiles two minutes, not two hours.
+    pub hop_keep: Arc<[(i64, i64)]>,
     /// Fields a tile key holds at most in steady state, over which a write prunes old tiles.
     pub field_cap: usize,
     /// Idempotency keys (HTTP pushes) a tile key remembers at most ([`IDEM_CAP`]).
@@ -143,10 +147,12 @@ impl ViewWindows {
             aggregations: Vec::with_capacity(view.aggregations.len()),
             lateness_us: 0,
             keep_us: 0,
+            hop_keep: Arc::from([]),
             field_cap: 8,
             idem_cap: IDEM_CAP,
         };
         let mut smallest_hop = i64::MAX;
+        let mut hop_keep: Vec<(i64, i64)> = Vec::new();
         for agg in &view.aggregations {
             let computed = agg.plan(&view.name, view.tiling_hop).and_then(|plan| {
                 let here = || format!("stream feature view '{}', aggregation '{}'", view.name, agg.output());
@@ -197,15 +203,24 @@ impl ViewWindows {
             });
             if let Ok(c) = &computed {
                 smallest_hop = smallest_hop.min(micros(c.plan.hop));
-                w.keep_us = w.keep_us.max(micros(c.plan.window).saturating_mul(2));
+                let keep = micros(c.plan.window).saturating_mul(2);
+                w.keep_us = w.keep_us.max(keep);
+                let hop = micros(c.plan.hop);
+                match hop_keep.iter_mut().find(|(h, _)| *h == hop) {
+                    Some((_, k)) => *k = (*k).max(keep),
+                    None => hop_keep.push((hop, keep)),
+                }
             }
             w.aggregations.push(computed);
         }
+        hop_keep.sort_unstable();
         // Per series, the tiles of the time kept, one being filled, one more at the edge.
         for s in &w.series {
-            let tiles = usize::try_from(w.keep_us / s.hop_us).unwrap_or(usize::MAX);
+            let keep = hop_keep.iter().find(|(h, _)| *h == s.hop_us).map_or(w.keep_us, |(_, k)| *k);
+            let tiles = usize::try_from(keep / s.hop_us).unwrap_or(usize::MAX);
             w.field_cap = w.field_cap.saturating_add(tiles.saturating_add(2));
         }
+        w.hop_keep = Arc::from(hop_keep);
         w.lateness_us = match view.tags.get(LATENESS_TAG).and_then(|t| t.trim().parse::<f64>().ok()) {
             Some(secs) if secs.is_finite() && secs >= 0.0 => (secs * 1e6) as i64,
             _ if smallest_hop == i64::MAX => 0,

@@ -77,7 +77,11 @@ pub struct Run {
 pub struct KeyWrite {
     pub key: Vec<u8>,
     pub lateness_us: i64,
+    /// How long the tile key is kept behind the newest event.
     pub keep_us: i64,
+    /// Per hop (us): how long its tiles are kept ([`ViewWindows::hop_keep`]); a tile of a hop
+    /// not listed is kept `keep_us`.
+    pub hop_keep: Arc<[(i64, i64)]>,
     pub field_cap: usize,
     /// Marks of `idem:` lanes (HTTP pushes with an `Idempotency-Key`) kept at most: past it
     /// the oldest is forgotten.
@@ -249,6 +253,7 @@ pub fn build_with(
             key: super::tile_key(view, &evs[0].key),
             lateness_us: windows.lateness_us,
             keep_us: windows.keep_us,
+            hop_keep: Arc::clone(&windows.hop_keep),
             field_cap: windows.field_cap,
             idem_cap: windows.idem_cap,
             runs: runs_of(windows, &evs, single),
@@ -520,8 +525,12 @@ pub fn apply(
         && let Some(m) = max
         && hash.len() > write.field_cap
     {
-        let cutoff = m - write.keep_us;
-        hash.retain(|field, _| tile_end(field).is_none_or(|end| end > cutoff));
+        hash.retain(|field, _| {
+            tile_end(field).is_none_or(|(hop, end)| {
+                let keep = write.hop_keep.iter().find(|(h, _)| *h == hop).map_or(write.keep_us, |(_, k)| *k);
+                end > m - keep
+            })
+        });
     }
     let changed = applied || plain.is_some();
     let newest = max.unwrap_or(i64::MIN).max(now_us);
@@ -560,9 +569,9 @@ pub const PLAIN_FIELD: &[u8] = b"\0pt";
 /// Tile key field of the `_ts:<view>` written last (us).
 pub const TS_FIELD: &[u8] = b"\0ts";
 
-/// The end (us) of the tile a field holds, parsed from `<column>|<hop>|<index>`; `None` for any
-/// other field.
-fn tile_end(field: &[u8]) -> Option<i64> {
+/// The hop and the end (us) of the tile a field holds, parsed from `<column>|<hop>|<index>`;
+/// `None` for any other field.
+fn tile_end(field: &[u8]) -> Option<(i64, i64)> {
     let text = std::str::from_utf8(field).ok()?;
     if text.starts_with('\0') {
         return None;
@@ -571,7 +580,7 @@ fn tile_end(field: &[u8]) -> Option<i64> {
     let index: i64 = parts.next()?.parse().ok()?;
     let hop: i64 = parts.next()?.parse().ok()?;
     parts.next()?;
-    Some((index + 1).saturating_mul(hop))
+    Some((hop, (index + 1).saturating_mul(hop)))
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use super::{Subject, key, registry};
 use crate::Rng;
 
 /// A view of `x` with every function over a 60 s tumbling window and a 60 s window sliding by
-/// 20 s; lateness 30 s (`larder:allowed_lateness`).
+/// 20 s, and a sum over 300 s sliding by 30 s; lateness 30 s (`larder:allowed_lateness`).
 pub fn windowed_view(project: &str) -> FeatureView {
     let reg = registry(project, &[("w", &[("id", "Int64")], &[("x", "Float64")])]);
     let mut view = (**reg.view("w").unwrap()).clone();
@@ -39,6 +39,14 @@ pub fn windowed_view(project: &str) -> FeatureView {
             view.aggregations.push(agg(f, slide));
         }
     }
+    // A longer window of its own hop: its tiles are kept longer than the others'.
+    view.aggregations.push(Aggregation {
+        column: "x".into(),
+        function: "sum".into(),
+        window: Duration::from_secs(300),
+        slide: Some(Duration::from_secs(30)),
+        name: "sum_long".into(),
+    });
     view.tags.insert(larder::aggregate::LATENESS_TAG.into(), "30".into());
     // Every output declared, in every type a final value can be stored as (sums rounded to
     // Int32 saturate on the 1e12 readings; a mean as Float32; a max as Bool).
@@ -242,6 +250,15 @@ pub async fn aggregation_tiles_follow_the_rule(s: &Subject) {
     assert!(seen.0.iter().all(|n| *n > 0), "applied, duplicate, late, redo: {seen:?}");
     let first_tile = format!("x|60000000|{}", start.div_euclid(60_000_000)).into_bytes();
     assert!(model.values().all(|h| !h.contains_key(&first_tile)), "the first minute's tiles were pruned");
+    // The 30 s tiles are kept 600 s, the others 120 s: some are older than 120 s and stayed.
+    let kept_longer = model.values().any(|h| {
+        let newest: Option<i64> = h.get(tiles::MAX_FIELD).map(|m| std::str::from_utf8(m).unwrap().parse().unwrap());
+        h.keys().filter_map(|f| f.strip_prefix(b"x|30000000|")).any(|i| {
+            let end = (std::str::from_utf8(i).unwrap().parse::<i64>().unwrap() + 1) * 30_000_000;
+            newest.is_some_and(|n| end <= n - 120_000_000)
+        })
+    });
+    assert!(kept_longer, "30 s tiles older than the 60 s windows' keep stayed");
     assert!(model.values().all(|h| h.len() <= w.field_cap + 5));
     for e in &entities {
         let k = tile_key(&view.name, e);

@@ -203,7 +203,44 @@ fn old_tiles_are_pruned_once_the_key_holds_too_many() {
     assert!(!hash.contains_key(&b"reading|20000000|0"[..]));
     assert!(hash.contains_key(&b"reading|60000000|59"[..]));
     assert_eq!(tile_end(b"\0max"), None);
-    assert_eq!(tile_end(b"x|10|-2"), Some(-10));
+    assert_eq!(tile_end(b"x|10|-2"), Some((10, -10)));
+}
+
+#[test]
+fn each_hop_keeps_its_tiles_for_twice_its_longest_window() {
+    let mut view = {
+        let yaml = "entities: {sensor: {join_key: sensor_id, type: Int64}}\n\
+                    sources: {s: {type: file, path: x.parquet, timestamp_field: ts}}\n\
+                    feature_views: {v: {entities: [sensor], source: s, features: {reading: Float64}}}\n";
+        (*crate::registry::yaml::parse(yaml, "features.yaml", "p", 3).unwrap().feature_views["v"]).clone()
+    };
+    let agg = |function: &str, window: u64, slide: Option<u64>| Aggregation {
+        column: "reading".into(),
+        function: function.into(),
+        window: Duration::from_secs(window),
+        slide: slide.map(Duration::from_secs),
+        name: String::new(),
+    };
+    // One-minute tiles for a minute's sum and count; five-minute tiles for an hour's max.
+    view.aggregations = vec![agg("sum", 60, None), agg("count_distinct", 60, None), agg("max", 3600, Some(300))];
+    let w = ViewWindows::of(&view).unwrap();
+    assert_eq!(&w.hop_keep[..], [(60 * S, 120 * S), (300 * S, 7200 * S)]);
+    assert_eq!(w.keep_us, 7200 * S, "the key lives as long as its longest window needs");
+    // 8 + (2 + 2) + (2 + 2) + (24 + 2): far fewer than two hours of one-minute tiles.
+    assert_eq!(w.field_cap, 42);
+    let mut hash = HashMap::new();
+    for m in 0..120 {
+        let mut e = event("a", m * 60 * S, Some(1.0), None, 0);
+        e.ids = vec![Some(7)];
+        ap(&mut hash, &build("v", &w, &[&e], false)[0], 0);
+        assert!(hash.len() <= w.field_cap + 3, "minute {m}: {} fields", hash.len());
+    }
+    // Newest event at 119 min: one-minute tiles ending more than 2 min before it went, every
+    // five-minute tile of the two hours stayed.
+    assert!(!hash.contains_key(&b"reading|60000000|100"[..]));
+    assert!(!hash.contains_key(&b"reading|d|60000000|100"[..]));
+    assert!(hash.contains_key(&b"reading|60000000|119"[..]));
+    assert!(hash.contains_key(&b"reading|300000000|0"[..]), "the first five minutes are still in the hours kept");
 }
 
 /// The test view with both outputs declared (the sum as Int64), and its layout.

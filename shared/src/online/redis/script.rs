@@ -54,7 +54,7 @@ pub fn load_tiles() -> Cmd {
 /// The arguments a tile key adds to a `tiles.lua` call, besides its keys and the layouts.
 pub fn tile_args(k: &KeyWrite) -> usize {
     let feast = k.feast.as_ref().map_or(0, |f| 4 + 2 * f.plain.as_ref().map_or(0, |(_, v)| v.len()));
-    6 + feast + k.runs.iter().map(|r| 6 + 2 * r.tiles.len()).sum::<usize>()
+    7 + 2 * k.hop_keep.len() + feast + k.runs.iter().map(|r| 6 + 2 * r.tiles.len()).sum::<usize>()
 }
 
 /// The arguments a Feast layout adds to a `tiles.lua` call.
@@ -128,7 +128,11 @@ pub fn tiles(keys: &[&KeyWrite]) -> Cmd {
     }
     let mut hash_index = keys.len();
     for (k, number) in keys.iter().zip(numbers) {
-        c.arg(k.lateness_us).arg(k.keep_us).arg(k.field_cap).arg(k.idem_cap).arg(k.runs.len());
+        c.arg(k.lateness_us).arg(k.keep_us).arg(k.hop_keep.len());
+        for (hop, keep) in k.hop_keep.iter() {
+            c.arg(*hop).arg(*keep);
+        }
+        c.arg(k.field_cap).arg(k.idem_cap).arg(k.runs.len());
         for r in &k.runs {
             c.arg(r.lane.as_bytes()).arg(&r.first).arg(&r.last).arg(r.min_us).arg(r.max_us).arg(r.tiles.len());
             for (field, state) in &r.tiles {

@@ -10,9 +10,11 @@
 --           sliding or '0' tumbling, the function's letter (c count, s sum, m mean, n min,
 --           x max, l last, v var, d std, u count_distinct) and the type's letter (i Int64, j Int32, f Float32,
 --           b Bool, d Float64).
---           Then per tile key, in the order of KEYS: allowed lateness (us), how long tiles are
---           kept behind the newest event (us), the field count over which old tiles are
---           pruned, the number of `idem:` lane marks kept, the number of runs R; then per run: lane ('' for none), first and last
+--           Then per tile key, in the order of KEYS: allowed lateness (us), how long the key is
+--           kept behind the newest event (us), the number of hops H and H pairs of hop (us) and
+--           how long its tiles are kept behind the newest event (us; a hop not listed: as the
+--           key), the field count over which old tiles are pruned, the number of `idem:` lane
+--           marks kept, the number of runs R; then per run: lane ('' for none), first and last
 --           position, oldest and newest event time (us), the number of tiles T, then T pairs of
 --           tile field and partial state (eight little-endian doubles; for count_distinct 'E'
 --           and 8-byte big-endian hashes, ascending, or 'H' and 4096 register bytes: see
@@ -390,9 +392,14 @@ local out = {}
 local now_us
 for k = 1, tonumber(argv[1]) do
   local key = KEYS[k]
-  local lateness, keep, cap, idem_cap, nruns =
-    tonumber(argv[i]), tonumber(argv[i + 1]), tonumber(argv[i + 2]), tonumber(argv[i + 3]), tonumber(argv[i + 4])
-  i = i + 5
+  local lateness, keep = tonumber(argv[i]), tonumber(argv[i + 1])
+  local hop_keep = {}
+  for h = 1, tonumber(argv[i + 2]) do
+    hop_keep[argv[i + 1 + 2 * h]] = tonumber(argv[i + 2 + 2 * h])
+  end
+  i = i + 3 + 2 * tonumber(argv[i + 2])
+  local cap, idem_cap, nruns = tonumber(argv[i]), tonumber(argv[i + 1]), tonumber(argv[i + 2])
+  i = i + 3
   local starts = {}
   -- The newest event time and each lane's mark, read in one call.
   -- (and the times of the plain row and of `_ts` written last, and the idempotency keys).
@@ -604,12 +611,12 @@ for k = 1, tonumber(argv[1]) do
     end
     if applied or plain then
       if applied and call('HLEN', key) > cap then
-        local cutoff = max - keep
+        -- Each tile kept as long as its hop's windows need (`hop_keep`).
         local old = {}
         for _, field in ipairs(call('HKEYS', key)) do
           if string.byte(field, 1) ~= 0 then
             local hop, index = string.match(field, '|(%-?%d+)|(%-?%d+)$')
-            if hop and (tonumber(index) + 1) * tonumber(hop) <= cutoff then
+            if hop and (tonumber(index) + 1) * tonumber(hop) <= max - (hop_keep[hop] or keep) then
               old[#old + 1] = field
             end
           end

@@ -66,7 +66,6 @@ impl Distinct {
     /// The union of `self` and `b`.
     pub fn merge(&mut self, b: &Distinct) {
         match (&mut *self, b) {
-            (_, Distinct::Exact(hs)) if hs.is_empty() => {}
             (Distinct::Exact(a), Distinct::Exact(hs)) => {
                 let union = sorted_union(a, hs);
                 *self =
@@ -262,6 +261,20 @@ mod tests {
             e.merge(&whole);
             assert_eq!(e, whole);
         }
+    }
+
+    #[test]
+    fn two_exact_sets_merge_exactly_up_to_the_cap() {
+        let cap = EXACT_CAP as u64;
+        // Halves overlapping by 100: a union of exactly the cap stays exact, one more is a sketch.
+        let mut a = of(0..cap / 2 + 100);
+        a.merge(&of(cap / 2..cap));
+        assert!(matches!(a, Distinct::Exact(_)), "{} values", a.count());
+        assert_eq!(a, of(0..cap));
+        let mut b = of(0..cap / 2 + 100);
+        b.merge(&of(cap / 2..cap + 1));
+        assert!(matches!(b, Distinct::Sketch(_)));
+        assert_eq!(b, of(0..cap + 1));
     }
 
     #[test]

@@ -172,8 +172,7 @@ impl ViewWindows {
                 let output = agg.output();
                 let dtype = match view.output(&output).or_else(|| view.feature(&output).map(|(_, f)| f)) {
                     Some(f) => f.dtype,
-                    None if matches!(plan.function, Function::Count | Function::CountDistinct) => ValueType::Int64,
-                    None => ValueType::Double,
+                    None => plan.function.default_type(),
                 };
                 let hop_us = micros(plan.hop);
                 let same = |s: &&Series| s.column == agg.column && s.hop_us == hop_us && s.distinct == distinct;
@@ -216,7 +215,7 @@ impl ViewWindows {
         hop_keep.sort_unstable();
         // Per series, the tiles of the time kept, one being filled, one more at the edge.
         for s in &w.series {
-            let keep = hop_keep.iter().find(|(h, _)| *h == s.hop_us).map_or(w.keep_us, |(_, k)| *k);
+            let keep = tile_keep(&hop_keep, s.hop_us, w.keep_us);
             let tiles = usize::try_from(keep / s.hop_us).unwrap_or(usize::MAX);
             w.field_cap = w.field_cap.saturating_add(tiles.saturating_add(2));
         }
@@ -233,6 +232,12 @@ impl ViewWindows {
     pub fn any(&self) -> bool {
         self.aggregations.iter().any(Result::is_ok)
     }
+}
+
+/// How long tiles of `hop` are kept behind the newest event, from a view's
+/// [`ViewWindows::hop_keep`]; `default` (the key's keep) for a hop it does not list.
+pub fn tile_keep(hop_keep: &[(i64, i64)], hop: i64, default: i64) -> i64 {
+    hop_keep.iter().find(|(h, _)| *h == hop).map_or(default, |(_, k)| *k)
 }
 
 /// A column's value as an event carries it ([`tiles::Event`]): as a number where a series

@@ -526,10 +526,7 @@ pub fn apply(
         && hash.len() > write.field_cap
     {
         hash.retain(|field, _| {
-            tile_end(field).is_none_or(|(hop, end)| {
-                let keep = write.hop_keep.iter().find(|(h, _)| *h == hop).map_or(write.keep_us, |(_, k)| *k);
-                end > m - keep
-            })
+            tile_end(field).is_none_or(|(hop, end)| end > m - super::tile_keep(&write.hop_keep, hop, write.keep_us))
         });
     }
     let changed = applied || plain.is_some();

@@ -218,6 +218,8 @@ impl FileColumns {
         }
         let dummy = Value { val: Some(Val::StringVal(String::new())) };
         let mut key_values: Vec<Value> = Vec::with_capacity(keys.len().max(1));
+        // Hashes only for a view with count_distinct: no second vector per event otherwise.
+        let hashed = windows.needs_id.contains(&true);
         for (row, t) in times.iter().enumerate() {
             if *t < w.start || *t > w.end {
                 continue;
@@ -251,12 +253,14 @@ impl FileColumns {
                 continue;
             }
             let mut values = Vec::with_capacity(aggregated.len());
-            let mut ids = Vec::with_capacity(aggregated.len());
+            let mut ids = Vec::with_capacity(if hashed { aggregated.len() } else { 0 });
             for (c, (name, array, dtype)) in aggregated.iter().enumerate() {
                 let v = crate::value::from_arrow(*array, row, *dtype).map_err(|e| bad(name, row, e))?;
                 let (x, h) = crate::aggregate::cell(windows, c, &v).map_err(|e| bad(name, row, e))?;
                 values.push(x);
-                ids.push(h);
+                if hashed {
+                    ids.push(h);
+                }
             }
             out.push(Event { key, time_us: t.as_micros(), values, ids, origin: None, record: 0, row, plain });
         }

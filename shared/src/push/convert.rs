@@ -184,10 +184,12 @@ pub fn events_for_view(
         })?;
         columns.push((col, view.feature(name).map(|(_, f)| f.dtype)));
     }
+    // Hashes only for a view with count_distinct: no second vector per event otherwise.
+    let hashed = windows.needs_id.contains(&true);
     let mut events = Vec::with_capacity(rows.len());
     for (row, written) in rows.iter().enumerate() {
         let mut values = Vec::with_capacity(columns.len());
-        let mut ids = Vec::with_capacity(columns.len());
+        let mut ids = Vec::with_capacity(if hashed { columns.len() } else { 0 });
         for (c, &(col, dtype)) in columns.iter().enumerate() {
             let (x, h) = value_of(frame.value(col, row), dtype)
                 .and_then(|v| crate::aggregate::cell(windows, c, &v))
@@ -195,7 +197,9 @@ pub fn events_for_view(
                     Error::InvalidValue(format!("{target}: column '{}', row {row}: {e}", frame.column_names()[col]))
                 })?;
             values.push(x);
-            ids.push(h);
+            if hashed {
+                ids.push(h);
+            }
         }
         events.push(Event {
             key: written.key.clone(),

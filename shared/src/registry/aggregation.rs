@@ -45,6 +45,15 @@ impl Function {
         Function::NAMES.iter().find(|(n, _)| *n == name).map(|&(_, f)| f)
     }
 
+    /// The type an output of this function answers in when the view declares none: Int64 for
+    /// the counts, Float64 for the rest.
+    pub fn default_type(self) -> ValueType {
+        match self {
+            Function::Count | Function::CountDistinct => ValueType::Int64,
+            _ => ValueType::Double,
+        }
+    }
+
     /// Whether the function computes over `column` of type `t`, or why not: `count_distinct`
     /// counts any single value, the others compute over numbers (booleans as 0 and 1).
     pub fn check_column(self, column: &str, t: ValueType) -> Result<(), String> {

@@ -787,11 +787,9 @@ fn stream_view(name: String, mut v: ViewDef, here: &str, reg: &Registry, key_ver
     let names: Vec<String> = view.aggregations.iter().map(|a| a.output()).collect();
     for (a, output) in view.aggregations.iter().zip(&names) {
         if !outputs.iter().any(|f| f.name == *output) {
-            let dtype = if matches!(a.function.as_str(), "count" | "count_distinct") {
-                ValueType::Int64
-            } else {
-                ValueType::Double
-            };
+            // Every function parsed above (`plan`).
+            let dtype = super::aggregation::Function::parse(&a.function)
+                .map_or(ValueType::Double, super::aggregation::Function::default_type);
             outputs.push(Field::new(output.clone(), dtype));
         }
     }
